@@ -1,0 +1,129 @@
+//! The Component resource: a source repository that gets a Quay image repository.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A Component: one image repository on Quay with a push and a pull robot,
+/// delivered to every Environment of its namespace (the workspace).
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "quayside.dev",
+    version = "v1alpha1",
+    kind = "Component",
+    namespaced,
+    status = "ComponentStatus",
+    shortname = "comp",
+    category = "quayside",
+    printcolumn = r#"{"name":"Image","type":"string","jsonPath":".status.image"}"#,
+    printcolumn = r#"{"name":"Visibility","type":"string","jsonPath":".status.visibility"}"#,
+    printcolumn = r#"{"name":"Generation","type":"integer","jsonPath":".status.credentialsGeneration"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentSpec {
+    /// Where the Component's source lives.
+    pub source: SourceSpec,
+    /// `auto` (default): private when the source repository is private, public otherwise.
+    #[serde(default)]
+    pub visibility: Visibility,
+    /// Repository name inside the Quay organization; default `<namespace>/<component>`,
+    /// sanitised to Quay's naming rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+
+/// The source of a Component.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceSpec {
+    pub git: GitSource,
+}
+
+/// A git source repository.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GitSource {
+    /// Clone URL of the source repository; asked anonymously when visibility is `auto`.
+    pub url: String,
+}
+
+/// Requested visibility of the image repository.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Private when the source repository is private, public otherwise.
+    #[default]
+    Auto,
+    Private,
+    Public,
+}
+
+/// Visibility as applied on Quay.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ResolvedVisibility {
+    Private,
+    Public,
+}
+
+impl ResolvedVisibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResolvedVisibility::Private => "private",
+            ResolvedVisibility::Public => "public",
+        }
+    }
+}
+
+/// What quayside has done for a Component.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentStatus {
+    /// Full pull spec, `quay.io/<org>/<repo>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<ResolvedVisibility>,
+    /// Name of the workspace Secret holding the push credentials for builds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_secret: Option<String>,
+    /// Full name (`org+short`) of the robot with `write` on the repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_robot: Option<String>,
+    /// Full name (`org+short`) of the robot with `read` on the repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_robot: Option<String>,
+    /// Increments on each rotation of the robot tokens.
+    #[serde(default)]
+    pub credentials_generation: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_at: Option<Time>,
+    /// One entry per Environment of the workspace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environments: Vec<EnvironmentDelivery>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// Delivery of a Component's pull credentials to one Environment.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentDelivery {
+    /// Environment name.
+    pub name: String,
+    /// Credentials generation delivered to the target namespace.
+    pub generation: i64,
+    /// Side-repo commit that holds this generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// ServiceAccount the pull Secret is linked to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat: Option<Time>,
+}

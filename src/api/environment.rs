@@ -1,0 +1,85 @@
+//! The Environment resource: a target namespace that receives pull credentials.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// An Environment: a namespace (here or in another cluster) that every
+/// Component of the workspace is deployed to.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "quayside.dev",
+    version = "v1alpha1",
+    kind = "Environment",
+    namespaced,
+    status = "EnvironmentStatus",
+    shortname = "env",
+    category = "quayside",
+    printcolumn = r#"{"name":"Target","type":"string","jsonPath":".spec.target.namespace"}"#,
+    printcolumn = r#"{"name":"ServiceAccount","type":"string","jsonPath":".status.linkedServiceAccount"}"#,
+    printcolumn = r#"{"name":"Commit","type":"string","jsonPath":".status.commit"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentSpec {
+    pub target: TargetSpec,
+    /// Link the pull Secrets to this ServiceAccount instead of `deployer`, else `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+    /// age public keys (`age1…`) that may decrypt this Environment's sealed Secrets.
+    /// The controller's own recipient is always added.
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub side_repo: Option<SideRepoSpec>,
+}
+
+/// Where workloads of this Environment run.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetSpec {
+    /// Namespace workloads are deployed to.
+    pub namespace: String,
+    /// Name of a Secret in the workspace holding a kubeconfig (key `kubeconfig`)
+    /// for another cluster; absent means this cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_credentials_secret: Option<String>,
+}
+
+/// Placement of this Environment in the side repository.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SideRepoSpec {
+    /// Folder in the side repository; default `environments/<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// What quayside has done for an Environment.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked_service_account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync: Option<Time>,
+    /// Side-repo commit of the last pass that changed this Environment's folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+impl EnvironmentSpec {
+    /// The side-repo folder of an Environment named `name`.
+    pub fn side_repo_path(&self, name: &str) -> String {
+        self.side_repo
+            .as_ref()
+            .and_then(|s| s.path.clone())
+            .unwrap_or_else(|| format!("environments/{name}"))
+    }
+}

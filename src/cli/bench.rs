@@ -1,0 +1,9 @@
+//! quayside bench: benchmarks that print their numbers.
+
+/// Arguments (to be filled in).
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+pub async fn run(_args: Args) -> anyhow::Result<()> {
+    anyhow::bail!("not implemented yet")
+}

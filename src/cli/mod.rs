@@ -1,0 +1,6 @@
+//! Subcommands of the `quayside` binary, one module each.
+
+pub mod bench;
+pub mod emulator;
+pub mod render;
+pub mod verify;

@@ -1,0 +1,1 @@
+//! The side-repository writer (git2): one commit per pass, prune, push with retries, pull requests.

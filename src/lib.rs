@@ -1,0 +1,19 @@
+//! quayside: private-by-default Quay image repositories for Components, with
+//! pull credentials delivered to every Environment as sealed GitOps manifests
+//! and as Secrets linked in the target namespace.
+//!
+//! Pure core, thin adapters (see `docs/architecture.md`):
+//! - [`api`]: the custom resources; [`credentials`]: robot logins.
+//! - pure: [`names`], [`render`], and the sealed format in [`seal`].
+//! - adapters: [`quay`] (reqwest), [`source`] and [`gitops`] (git2).
+//! - [`emulator`]: a Quay emulator for tests, the demo and benchmarks.
+
+pub mod api;
+pub mod credentials;
+pub mod emulator;
+pub mod gitops;
+pub mod names;
+pub mod quay;
+pub mod render;
+pub mod seal;
+pub mod source;

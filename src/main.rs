@@ -1,0 +1,47 @@
+//! The `quayside` command: the controller and its tools.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "quayside",
+    version,
+    about = "Quay image repositories and pull credentials for every Environment, delivered through GitOps"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the CustomResourceDefinitions as YAML.
+    Crd,
+    /// Run the Quay API emulator (for tests, the demo and benchmarks).
+    QuayEmulator(cli::emulator::Args),
+    /// Render and seal Environment folders offline (previews in pull requests).
+    Render(cli::render::Args),
+    /// Check a side-repo folder or repository: every Secret sealed and decryptable.
+    Verify(cli::verify::Args),
+    /// Run the benchmarks and print their numbers.
+    Bench(cli::bench::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Crd => {
+            print!("{}", quayside::api::crds_yaml());
+            Ok(())
+        }
+        Command::QuayEmulator(args) => rt.block_on(cli::emulator::run(args)),
+        Command::Render(args) => cli::render::run(args),
+        Command::Verify(args) => cli::verify::run(args),
+        Command::Bench(args) => rt.block_on(cli::bench::run(args)),
+    }
+}

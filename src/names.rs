@@ -1,0 +1,1 @@
+//! Quay naming rules: sanitised, stable, collision-resistant repository and robot names.

@@ -1,0 +1,1 @@
+//! Quay API client (reqwest): repositories, robots, permissions, with retries.

@@ -1,0 +1,1 @@
+//! Rendering (pure): an Environment's side-repo folder from its Components and credentials.
