@@ -1,0 +1,719 @@
+//! The Quay API client: each call of design §5, idempotent, retried on
+//! transient failures, with the OAuth token re-read from its file every time.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::QuayError;
+use super::metrics::QuayMetrics;
+use super::retry::{RetryPolicy, parse_retry_after};
+use crate::api::ResolvedVisibility;
+use crate::credentials::RobotCredentials;
+
+/// Where Quay is and how to talk to it. Holds the token's path, never the token.
+#[derive(Clone, Debug)]
+pub struct QuayConfig {
+    /// Base of the API, e.g. `https://quay.io/api/v1`.
+    pub api_url: String,
+    pub organization: String,
+    /// File holding the OAuth token; read again on every call so a rotated
+    /// Secret takes effect without a restart.
+    pub token_file: PathBuf,
+    /// PEM file of extra CA certificates to trust (a private Quay).
+    pub extra_ca: Option<PathBuf>,
+    /// Timeout of each HTTP request.
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+impl QuayConfig {
+    /// Quay.io defaults: 30 s timeout, the default retry policy.
+    pub fn new(api_url: &str, organization: &str, token_file: impl Into<PathBuf>) -> Self {
+        QuayConfig {
+            api_url: api_url.to_string(),
+            organization: organization.to_string(),
+            token_file: token_file.into(),
+            extra_ca: None,
+            timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// A repository as Quay reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Repository {
+    pub namespace: String,
+    pub name: String,
+    pub is_public: bool,
+}
+
+impl Repository {
+    pub fn visibility(&self) -> ResolvedVisibility {
+        if self.is_public {
+            ResolvedVisibility::Public
+        } else {
+            ResolvedVisibility::Private
+        }
+    }
+}
+
+/// A robot account and its current token. `Debug` never shows the token.
+#[derive(Clone)]
+pub struct Robot {
+    /// Full name, `org+short`.
+    pub name: String,
+    pub token: SecretString,
+}
+
+impl std::fmt::Debug for Robot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Robot")
+            .field("name", &self.name)
+            .field("token", &"[REDACTED]")
+            .finish()
+    }
+}
+
+impl Robot {
+    /// This robot's login to `registry` (e.g. `quay.io`).
+    pub fn credentials(&self, registry: &str) -> RobotCredentials {
+        RobotCredentials {
+            registry: registry.to_string(),
+            username: self.name.clone(),
+            token: self.token.clone(),
+        }
+    }
+}
+
+/// A robot's role on a repository.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Read,
+    Write,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Write => "write",
+        }
+    }
+}
+
+/// The Quay API client. Cheap to clone: clones share the connection pool and metrics.
+#[derive(Clone)]
+pub struct QuayClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: QuayConfig,
+    base: url::Url,
+    http: reqwest::Client,
+    metrics: QuayMetrics,
+}
+
+impl std::fmt::Debug for QuayClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuayClient")
+            .field("api_url", &self.inner.cfg.api_url)
+            .field("organization", &self.inner.cfg.organization)
+            .field("token_file", &self.inner.cfg.token_file)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The last answer of a call that was not retried away.
+struct Answer {
+    status: StatusCode,
+    body: Value,
+    /// The error text of the body (`error_message`, `message`, `error`), token-scrubbed.
+    message: String,
+}
+
+#[derive(Deserialize)]
+struct RobotBody {
+    name: String,
+    token: String,
+}
+
+#[derive(Deserialize)]
+struct RepositoryBody {
+    namespace: String,
+    name: String,
+    is_public: bool,
+}
+
+impl QuayClient {
+    /// Check the configuration (URL, CA file) and build the HTTP client. The
+    /// token file is not read here: it is read on every call.
+    pub fn new(cfg: QuayConfig) -> Result<Self, QuayError> {
+        let base =
+            url::Url::parse(cfg.api_url.trim_end_matches('/')).map_err(|e| QuayError::Config {
+                message: format!(
+                    "the Quay API URL {:?} is not a URL ({e}); use e.g. https://quay.io/api/v1",
+                    cfg.api_url
+                ),
+            })?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(QuayError::Config {
+                message: format!(
+                    "the Quay API URL {:?} must be http(s); use e.g. https://quay.io/api/v1",
+                    cfg.api_url
+                ),
+            });
+        }
+        if cfg.organization.is_empty() {
+            return Err(QuayError::Config {
+                message: "no Quay organization configured; set the organization flag".into(),
+            });
+        }
+        if cfg.retry.max_attempts == 0 {
+            return Err(QuayError::Config {
+                message: "the retry policy needs at least one attempt".into(),
+            });
+        }
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("quayside/", env!("CARGO_PKG_VERSION")))
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout.min(Duration::from_secs(10)));
+        if let Some(ca) = &cfg.extra_ca {
+            let pem = std::fs::read(ca).map_err(|e| QuayError::Config {
+                message: format!("cannot read the extra CA file {ca:?}: {e}"),
+            })?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| QuayError::Config {
+                    message: format!("the extra CA file {ca:?} is not PEM certificates: {e}"),
+                })?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().map_err(|e| QuayError::Config {
+            message: format!("cannot build the HTTP client: {e}"),
+        })?;
+        Ok(QuayClient {
+            inner: Arc::new(Inner {
+                cfg,
+                base,
+                http,
+                metrics: QuayMetrics::default(),
+            }),
+        })
+    }
+
+    pub fn organization(&self) -> &str {
+        &self.inner.cfg.organization
+    }
+
+    pub fn config(&self) -> &QuayConfig {
+        &self.inner.cfg
+    }
+
+    pub fn metrics(&self) -> &QuayMetrics {
+        &self.inner.metrics
+    }
+
+    /// Full robot name, `org+short`.
+    pub fn robot_name(&self, short: &str) -> String {
+        crate::names::robot_full_name(self.organization(), short)
+    }
+
+    /// Create `repo` in the organization. An existing repository is success
+    /// (whatever its visibility: compare with [`Self::get_repository`]).
+    pub async fn create_repository(
+        &self,
+        repo: &str,
+        visibility: ResolvedVisibility,
+        description: &str,
+    ) -> Result<(), QuayError> {
+        let org = self.organization();
+        let body = json!({
+            "namespace": org,
+            "repository": repo,
+            "visibility": visibility.as_str(),
+            "description": description,
+            "repo_kind": "image",
+        });
+        let a = self
+            .call(
+                "create_repository",
+                Method::POST,
+                &["repository"],
+                Some(body),
+            )
+            .await?;
+        match a.status.as_u16() {
+            200 | 201 => Ok(()),
+            400 if a.message.to_ascii_lowercase().contains("already exists") => Ok(()),
+            404 => Err(self.org_not_found()),
+            _ => Err(self.error("create_repository", repo, a)),
+        }
+    }
+
+    /// The repository, or `None` when Quay does not have it.
+    pub async fn get_repository(&self, repo: &str) -> Result<Option<Repository>, QuayError> {
+        let a = self
+            .call(
+                "get_repository",
+                Method::GET,
+                &self.repo_path(repo, &[]),
+                None,
+            )
+            .await?;
+        match a.status.as_u16() {
+            200 => {
+                let r: RepositoryBody = decode("get_repository", a.body)?;
+                Ok(Some(Repository {
+                    namespace: r.namespace,
+                    name: r.name,
+                    is_public: r.is_public,
+                }))
+            }
+            404 => Ok(None),
+            _ => Err(self.error("get_repository", repo, a)),
+        }
+    }
+
+    pub async fn change_visibility(
+        &self,
+        repo: &str,
+        visibility: ResolvedVisibility,
+    ) -> Result<(), QuayError> {
+        let a = self
+            .call(
+                "change_visibility",
+                Method::POST,
+                &self.repo_path(repo, &["changevisibility"]),
+                Some(json!({ "visibility": visibility.as_str() })),
+            )
+            .await?;
+        match a.status.as_u16() {
+            200 | 201 | 204 => Ok(()),
+            _ => Err(self.error("change_visibility", repo, a)),
+        }
+    }
+
+    /// Delete `repo`; an absent repository is success.
+    pub async fn delete_repository(&self, repo: &str) -> Result<(), QuayError> {
+        let a = self
+            .call(
+                "delete_repository",
+                Method::DELETE,
+                &self.repo_path(repo, &[]),
+                None,
+            )
+            .await?;
+        match a.status.as_u16() {
+            200 | 202 | 204 | 404 => Ok(()),
+            _ => Err(self.error("delete_repository", repo, a)),
+        }
+    }
+
+    /// The robot and its current token, or `None`. Quay answers 400, not 404,
+    /// for an absent robot.
+    pub async fn get_robot(&self, short: &str) -> Result<Option<Robot>, QuayError> {
+        let a = self
+            .call("get_robot", Method::GET, &self.robot_path(short, &[]), None)
+            .await?;
+        match a.status.as_u16() {
+            200 => Ok(Some(robot_from("get_robot", a.body)?)),
+            400 => Ok(None),
+            404 => Err(self.org_not_found()),
+            _ => Err(self.error("get_robot", short, a)),
+        }
+    }
+
+    /// The robot, created when absent. Reuses a robot left by an earlier pass
+    /// (e.g. one that crashed before recording it), so robots never leak.
+    pub async fn ensure_robot(&self, short: &str, description: &str) -> Result<Robot, QuayError> {
+        if let Some(r) = self.get_robot(short).await? {
+            return Ok(r);
+        }
+        let a = self
+            .call(
+                "create_robot",
+                Method::PUT,
+                &self.robot_path(short, &[]),
+                Some(json!({ "description": description })),
+            )
+            .await?;
+        match a.status.as_u16() {
+            200 | 201 => robot_from("create_robot", a.body),
+            // Created concurrently, or by our own earlier attempt whose answer was lost.
+            400 if a.message.contains("Existing robot") => match self.get_robot(short).await? {
+                Some(r) => Ok(r),
+                None => Err(QuayError::Unexpected {
+                    endpoint: "create_robot",
+                    status: 400,
+                    message: format!(
+                        "Quay says robot {} exists but does not return it",
+                        self.robot_name(short)
+                    ),
+                }),
+            },
+            404 => Err(self.org_not_found()),
+            _ => Err(self.error("create_robot", short, a)),
+        }
+    }
+
+    /// A new token for the robot; Quay revokes the old one at once.
+    pub async fn regenerate_robot_token(&self, short: &str) -> Result<Robot, QuayError> {
+        let a = self
+            .call(
+                "regenerate_robot",
+                Method::POST,
+                &self.robot_path(short, &["regenerate"]),
+                None,
+            )
+            .await?;
+        match a.status.as_u16() {
+            200 | 201 => robot_from("regenerate_robot", a.body),
+            400 => Err(QuayError::NotFound {
+                what: format!("robot {}", self.robot_name(short)),
+                message: a.message,
+            }),
+            404 => Err(self.org_not_found()),
+            _ => Err(self.error("regenerate_robot", short, a)),
+        }
+    }
+
+    /// Delete the robot (and with it its permissions); absent is success.
+    pub async fn delete_robot(&self, short: &str) -> Result<(), QuayError> {
+        let a = self
+            .call(
+                "delete_robot",
+                Method::DELETE,
+                &self.robot_path(short, &[]),
+                None,
+            )
+            .await?;
+        match a.status.as_u16() {
+            200 | 202 | 204 | 400 => Ok(()),
+            404 => Err(self.org_not_found()),
+            _ => Err(self.error("delete_robot", short, a)),
+        }
+    }
+
+    /// Give the robot `role` on `repo` (replacing any other role it had).
+    pub async fn grant(&self, repo: &str, robot_short: &str, role: Role) -> Result<(), QuayError> {
+        let user = self.robot_name(robot_short);
+        let a = self
+            .call(
+                "grant",
+                Method::PUT,
+                &self.repo_path(repo, &["permissions", "user", &user]),
+                Some(json!({ "role": role.as_str() })),
+            )
+            .await?;
+        match a.status.as_u16() {
+            200 | 201 | 204 => Ok(()),
+            _ => Err(self.error("grant", repo, a)),
+        }
+    }
+
+    /// Remove the robot's permission on `repo`. A permission, robot or
+    /// repository already gone is success (Quay says 400 or 404 for those).
+    pub async fn revoke(&self, repo: &str, robot_short: &str) -> Result<(), QuayError> {
+        let user = self.robot_name(robot_short);
+        let a = self
+            .call(
+                "revoke",
+                Method::DELETE,
+                &self.repo_path(repo, &["permissions", "user", &user]),
+                None,
+            )
+            .await?;
+        match a.status.as_u16() {
+            200 | 202 | 204 | 400 | 404 => Ok(()),
+            _ => Err(self.error("revoke", repo, a)),
+        }
+    }
+
+    fn repo_path(&self, repo: &str, tail: &[&str]) -> Vec<String> {
+        let mut p = vec!["repository".to_string(), self.organization().to_string()];
+        p.extend(repo.split('/').map(str::to_string));
+        p.extend(tail.iter().map(|s| s.to_string()));
+        p
+    }
+
+    fn robot_path(&self, short: &str, tail: &[&str]) -> Vec<String> {
+        let mut p = vec![
+            "organization".to_string(),
+            self.organization().to_string(),
+            "robots".to_string(),
+            short.to_string(),
+        ];
+        p.extend(tail.iter().map(|s| s.to_string()));
+        p
+    }
+
+    fn org_not_found(&self) -> QuayError {
+        QuayError::OrganizationNotFound {
+            organization: self.organization().to_string(),
+        }
+    }
+
+    /// The typed error for a permanent answer.
+    fn error(&self, endpoint: &'static str, object: &str, a: Answer) -> QuayError {
+        let cfg = &self.inner.cfg;
+        match a.status.as_u16() {
+            400 => QuayError::Invalid { message: a.message },
+            401 => QuayError::Unauthorized {
+                organization: cfg.organization.clone(),
+                token_file: cfg.token_file.clone(),
+                message: a.message,
+            },
+            402 => QuayError::PlanLimit {
+                organization: cfg.organization.clone(),
+                repository: object.to_string(),
+                message: a.message,
+            },
+            403 => QuayError::Forbidden {
+                organization: cfg.organization.clone(),
+                message: a.message,
+            },
+            404 => QuayError::NotFound {
+                what: format!("{object:?} in organization {:?}", cfg.organization),
+                message: a.message,
+            },
+            status => QuayError::Unexpected {
+                endpoint,
+                status,
+                message: a.message,
+            },
+        }
+    }
+
+    fn read_token(&self) -> Result<SecretString, QuayError> {
+        let path = &self.inner.cfg.token_file;
+        let raw = std::fs::read_to_string(path).map_err(|e| QuayError::Config {
+            message: format!(
+                "cannot read the Quay OAuth token from {path:?} ({}); mount the token Secret there",
+                e.kind()
+            ),
+        })?;
+        let token = raw.trim();
+        if token.is_empty() {
+            return Err(QuayError::Config {
+                message: format!("the Quay OAuth token file {path:?} is empty"),
+            });
+        }
+        Ok(SecretString::from(token.to_string()))
+    }
+
+    /// Send one API request, retrying 429, 5xx and network failures under the
+    /// retry policy. Any other answer comes back for the caller to interpret.
+    async fn call(
+        &self,
+        endpoint: &'static str,
+        method: Method,
+        path: &[impl AsRef<str>],
+        body: Option<Value>,
+    ) -> Result<Answer, QuayError> {
+        let inner = &*self.inner;
+        let mut url = inner.base.clone();
+        url.path_segments_mut()
+            .expect("checked in new: the API URL can be a base")
+            .pop_if_empty()
+            .extend(path.iter().map(|s| s.as_ref()));
+        let policy = &inner.cfg.retry;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            // Read on every attempt: a token rotated mid-backoff is picked up.
+            let token = self.read_token()?;
+            let mut req = inner
+                .http
+                .request(method.clone(), url.clone())
+                .bearer_auth(token.expose_secret())
+                .header("accept", "application/json");
+            if let Some(b) = &body {
+                req = req.json(b);
+            }
+            let started = Instant::now();
+            let sent = req.send().await;
+            let (failure, retry_after) = match sent {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let retry_after = resp
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(parse_retry_after);
+                    match resp.bytes().await {
+                        Ok(bytes) => {
+                            let outcome = outcome_of(status);
+                            inner.metrics.observe(
+                                endpoint,
+                                outcome,
+                                started.elapsed().as_secs_f64(),
+                            );
+                            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                            let message = scrub(&error_text(status, &body, &bytes), &token);
+                            if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+                                (format!("HTTP {} {message}", status.as_u16()), retry_after)
+                            } else {
+                                return Ok(Answer {
+                                    status,
+                                    body,
+                                    message,
+                                });
+                            }
+                        }
+                        Err(e) => {
+                            inner.metrics.observe(
+                                endpoint,
+                                "network_error",
+                                started.elapsed().as_secs_f64(),
+                            );
+                            (scrub(&format!("reading the answer: {e}"), &token), None)
+                        }
+                    }
+                }
+                Err(e) => {
+                    inner.metrics.observe(
+                        endpoint,
+                        "network_error",
+                        started.elapsed().as_secs_f64(),
+                    );
+                    if e.is_builder() {
+                        return Err(QuayError::Config {
+                            message: scrub(&format!("cannot build the request: {e}"), &token),
+                        });
+                    }
+                    (scrub(&network_text(&e), &token), None)
+                }
+            };
+            if attempt >= policy.max_attempts {
+                tracing::warn!(endpoint, attempts = attempt, last = %failure, "Quay call failed; giving up for now");
+                return Err(QuayError::Exhausted {
+                    attempts: attempt,
+                    last: failure,
+                });
+            }
+            let delay = policy.jittered_delay(attempt, retry_after);
+            tracing::debug!(endpoint, attempt, ?delay, reason = %failure, "retrying Quay call");
+            inner.metrics.retried(endpoint);
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+fn outcome_of(status: StatusCode) -> &'static str {
+    if status.is_success() {
+        "ok"
+    } else if status == StatusCode::TOO_MANY_REQUESTS {
+        "throttled"
+    } else if status.is_server_error() {
+        "server_error"
+    } else {
+        "client_error"
+    }
+}
+
+/// Quay's error bodies vary: `error_message`, then `message`, then `error`;
+/// otherwise a short piece of the raw body or the status text.
+fn error_text(status: StatusCode, body: &Value, raw: &[u8]) -> String {
+    for key in ["error_message", "message", "error"] {
+        if let Some(s) = body.get(key).and_then(Value::as_str)
+            && !s.is_empty()
+        {
+            return s.to_string();
+        }
+    }
+    let raw = String::from_utf8_lossy(raw);
+    let raw = raw.trim();
+    if raw.is_empty() || status.is_success() {
+        status.canonical_reason().unwrap_or("").to_string()
+    } else {
+        raw.chars().take(200).collect()
+    }
+}
+
+/// A network failure in a few words (the innermost cause is the useful part).
+fn network_text(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "connection failed"
+    };
+    let mut cause = String::new();
+    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = src {
+        cause = s.to_string();
+        src = s.source();
+    }
+    if cause.is_empty() {
+        format!("{kind}: {e}")
+    } else {
+        format!("{kind}: {cause}")
+    }
+}
+
+/// Never let the OAuth token through, even if a server echoes it.
+fn scrub(text: &str, token: &SecretString) -> String {
+    let t = token.expose_secret();
+    if t.is_empty() {
+        text.to_string()
+    } else {
+        text.replace(t, "[REDACTED]")
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    endpoint: &'static str,
+    body: Value,
+) -> Result<T, QuayError> {
+    serde_json::from_value(body).map_err(|e| QuayError::Unexpected {
+        endpoint,
+        status: 200,
+        message: format!("unexpected answer body: {e}"),
+    })
+}
+
+fn robot_from(endpoint: &'static str, body: Value) -> Result<Robot, QuayError> {
+    let r: RobotBody = decode(endpoint, body)?;
+    Ok(Robot {
+        name: r.name,
+        token: SecretString::from(r.token),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_text_prefers_error_message_then_message_then_error() {
+        let s = StatusCode::BAD_REQUEST;
+        let both = json!({"error_message": "A", "message": "B", "error": "C"});
+        assert_eq!(error_text(s, &both, b""), "A");
+        assert_eq!(
+            error_text(s, &json!({"message": "B", "error": "C"}), b""),
+            "B"
+        );
+        assert_eq!(error_text(s, &json!({"error": "C"}), b""), "C");
+        assert_eq!(
+            error_text(s, &Value::Null, b"<html>oops</html>"),
+            "<html>oops</html>"
+        );
+        assert_eq!(error_text(s, &Value::Null, b""), "Bad Request");
+    }
+
+    #[test]
+    fn scrub_removes_the_token() {
+        let t = SecretString::from("TOKEN123".to_string());
+        assert_eq!(scrub("bad TOKEN123 here", &t), "bad [REDACTED] here");
+    }
+}
