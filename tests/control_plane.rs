@@ -119,7 +119,12 @@ async fn server_side_apply_records_managed_fields() {
         .managed_fields
         .unwrap_or_default()
         .into_iter()
-        .map(|m| (m.manager.unwrap_or_default(), m.operation.unwrap_or_default()))
+        .map(|m| {
+            (
+                m.manager.unwrap_or_default(),
+                m.operation.unwrap_or_default(),
+            )
+        })
         .collect();
     assert!(
         managers.contains(&("quayside-test".to_string(), "Apply".to_string())),
@@ -139,7 +144,10 @@ async fn finalizer_blocks_deletion_until_removed() {
     api.create(&PostParams::default(), &c).await.unwrap();
     api.delete("held", &DeleteParams::default()).await.unwrap();
 
-    let held = api.get("held").await.expect("still present while finalized");
+    let held = api
+        .get("held")
+        .await
+        .expect("still present while finalized");
     assert!(held.metadata.deletion_timestamp.is_some());
 
     let patch = serde_json::json!({"metadata": {"finalizers": null}});
@@ -164,7 +172,10 @@ fn a_second_control_plane_is_independent() {
             .get_opt(&ns)
             .await
             .unwrap();
-        assert!(in_a.is_none(), "namespaces are not shared between control planes");
+        assert!(
+            in_a.is_none(),
+            "namespaces are not shared between control planes"
+        );
     });
     other.stop();
 }

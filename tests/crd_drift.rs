@@ -2,7 +2,8 @@
 
 #[test]
 fn committed_crds_match_the_rust_types() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/crds/quayside.dev.yaml");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/crds/quayside.dev.yaml");
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     let generated = quayside::api::crds_yaml();
     assert!(

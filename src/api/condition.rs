@@ -73,8 +73,24 @@ mod tests {
     #[test]
     fn transition_time_moves_only_on_status_change() {
         let mut c = Vec::new();
-        set_condition(&mut c, ConditionType::Ready, false, "Pending", "m", Some(1), t(10));
-        set_condition(&mut c, ConditionType::Ready, false, "Still", "m2", Some(1), t(20));
+        set_condition(
+            &mut c,
+            ConditionType::Ready,
+            false,
+            "Pending",
+            "m",
+            Some(1),
+            t(10),
+        );
+        set_condition(
+            &mut c,
+            ConditionType::Ready,
+            false,
+            "Still",
+            "m2",
+            Some(1),
+            t(20),
+        );
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].last_transition_time, t(10));
         assert_eq!(c[0].reason, "Still");

@@ -9,9 +9,7 @@ pub use component::{
     SourceSpec, Visibility,
 };
 pub use condition::{ConditionType, set_condition};
-pub use environment::{
-    Environment, EnvironmentSpec, EnvironmentStatus, SideRepoSpec, TargetSpec,
-};
+pub use environment::{Environment, EnvironmentSpec, EnvironmentStatus, SideRepoSpec, TargetSpec};
 
 use kube::CustomResourceExt;
 

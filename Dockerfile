@@ -1,0 +1,20 @@
+# Multi-stage build of the quayside controller. (Not built in this project's
+# CI: the build machines have no container engine.)
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src src
+COPY templates templates
+RUN cargo build --release --locked --bin quayside \
+ && mkdir -p /out/lib \
+ && cp target/release/quayside /out/ \
+ && cp /usr/lib/x86_64-linux-gnu/libssl.so.3 /usr/lib/x86_64-linux-gnu/libcrypto.so.3 /out/lib/
+
+# Distroless runtime: glibc and CA certificates, no shell, non-root.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /out/lib/ /usr/lib/x86_64-linux-gnu/
+COPY --from=build /out/quayside /usr/local/bin/quayside
+USER 65532:65532
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/quayside"]
+CMD ["run"]
