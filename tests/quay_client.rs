@@ -48,7 +48,12 @@ async fn fixture(cfg: EmulatorConfig, retry: RetryPolicy) -> Fixture {
     }
 }
 
-fn client_for(emulator: &Emulator, org: &str, token_file: &PathBuf, retry: RetryPolicy) -> QuayClient {
+fn client_for(
+    emulator: &Emulator,
+    org: &str,
+    token_file: &PathBuf,
+    retry: RetryPolicy,
+) -> QuayClient {
     let mut cfg = QuayConfig::new(&emulator.api_url(), org, token_file);
     cfg.timeout = Duration::from_secs(10);
     cfg.retry = retry;
@@ -56,10 +61,16 @@ fn client_for(emulator: &Emulator, org: &str, token_file: &PathBuf, retry: Retry
 }
 
 /// What the controller does for one Component: a repository, two robots, two grants.
-async fn provision(client: &QuayClient, repo: &str, visibility: ResolvedVisibility) -> Result<(), QuayError> {
+async fn provision(
+    client: &QuayClient,
+    repo: &str,
+    visibility: ResolvedVisibility,
+) -> Result<(), QuayError> {
     let push = robot_short_name(repo, RobotRole::Push, 0);
     let pull = robot_short_name(repo, RobotRole::Pull, 0);
-    client.create_repository(repo, visibility, "built by quayside").await?;
+    client
+        .create_repository(repo, visibility, "built by quayside")
+        .await?;
     client.ensure_robot(&push, "push robot").await?;
     client.ensure_robot(&pull, "pull robot").await?;
     client.grant(repo, &push, Role::Write).await?;
@@ -72,9 +83,13 @@ async fn provisioning_one_component_takes_seven_calls_then_five() {
     let f = fixture(EmulatorConfig::new(ORG, TOKEN), fast_retry(3)).await;
     let repo = repository_name("team-a", "my-app", None).unwrap();
 
-    provision(&f.client, &repo, ResolvedVisibility::Private).await.unwrap();
+    provision(&f.client, &repo, ResolvedVisibility::Private)
+        .await
+        .unwrap();
     let first = f.emulator.api_calls();
-    provision(&f.client, &repo, ResolvedVisibility::Private).await.unwrap();
+    provision(&f.client, &repo, ResolvedVisibility::Private)
+        .await
+        .unwrap();
     let second = f.emulator.api_calls() - first;
     println!("calls to provision one Component: first pass {first}, idempotent pass {second}");
 
@@ -84,19 +99,37 @@ async fn provisioning_one_component_takes_seven_calls_then_five() {
     assert_eq!(f.client.metrics().total_calls(), first + second);
 
     let s = f.emulator.snapshot();
-    let r = s.repository(ORG, "team-a/my-app").expect("repository created");
+    let r = s
+        .repository(ORG, "team-a/my-app")
+        .expect("repository created");
     assert!(!r.public);
     assert_eq!(s.repositories.len(), 1);
     assert_eq!(s.robots.len(), 2);
     let full_repo = format!("{ORG}/{repo}");
-    assert_eq!(s.permission(&full_repo, "acme+team-a_my-app_push"), Some("write"));
-    assert_eq!(s.permission(&full_repo, "acme+team-a_my-app_pull"), Some("read"));
+    assert_eq!(
+        s.permission(&full_repo, "acme+team-a_my-app_push"),
+        Some("write")
+    );
+    assert_eq!(
+        s.permission(&full_repo, "acme+team-a_my-app_pull"),
+        Some("read")
+    );
     assert_eq!(s.calls("create_robot"), 2);
 
     let got = f.client.get_repository(&repo).await.unwrap().unwrap();
     assert_eq!(got.visibility(), ResolvedVisibility::Private);
-    f.client.change_visibility(&repo, ResolvedVisibility::Public).await.unwrap();
-    assert!(f.client.get_repository(&repo).await.unwrap().unwrap().is_public);
+    f.client
+        .change_visibility(&repo, ResolvedVisibility::Public)
+        .await
+        .unwrap();
+    assert!(
+        f.client
+            .get_repository(&repo)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_public
+    );
     assert!(f.emulator.snapshot().repository(ORG, &repo).unwrap().public);
 }
 
@@ -121,7 +154,10 @@ async fn retries_through_a_429_burst_honouring_retry_after() {
     assert_eq!(s.calls("create_repository"), 3);
     assert!(s.repository(ORG, "burst").is_some());
     assert_eq!(f.client.metrics().retries("create_repository"), 2);
-    assert_eq!(f.client.metrics().calls("create_repository", "throttled"), 2);
+    assert_eq!(
+        f.client.metrics().calls("create_repository", "throttled"),
+        2
+    );
 }
 
 #[tokio::test]
@@ -134,7 +170,9 @@ async fn retries_through_5xx_and_dropped_connections() {
     });
     for i in 0..5 {
         let repo = format!("svc-{i}");
-        provision(&f.client, &repo, ResolvedVisibility::Private).await.unwrap();
+        provision(&f.client, &repo, ResolvedVisibility::Private)
+            .await
+            .unwrap();
     }
     let s = f.emulator.snapshot();
     assert_eq!(s.repositories.len(), 5);
@@ -142,7 +180,11 @@ async fn retries_through_5xx_and_dropped_connections() {
     assert_eq!(s.robots.len(), 10);
     assert_eq!(s.permissions.len(), 10);
     let m = f.client.metrics();
-    assert!(f.emulator.api_calls() > 35, "faults were injected: {}", f.emulator.api_calls());
+    assert!(
+        f.emulator.api_calls() > 35,
+        "faults were injected: {}",
+        f.emulator.api_calls()
+    );
     assert!(m.total_calls() >= f.emulator.api_calls());
 }
 
@@ -154,7 +196,10 @@ async fn transient_errors_past_the_bound_are_exhausted_not_permanent() {
         ..Faults::default()
     });
     let e = f.client.get_robot("bot").await.unwrap_err();
-    assert!(matches!(e, QuayError::Exhausted { attempts: 4, .. }), "{e:?}");
+    assert!(
+        matches!(e, QuayError::Exhausted { attempts: 4, .. }),
+        "{e:?}"
+    );
     assert!(e.is_transient());
     assert_eq!(e.reason(), "QuayUnavailable");
     assert_eq!(f.emulator.snapshot().calls("get_robot"), 4);
@@ -165,10 +210,17 @@ async fn permanent_errors_surface_once_and_typed() {
     let mut cfg = EmulatorConfig::new(ORG, TOKEN);
     cfg.private_quota = Some(1);
     let f = fixture(cfg, fast_retry(6)).await;
-    f.client.create_repository("first", ResolvedVisibility::Private, "").await.unwrap();
+    f.client
+        .create_repository("first", ResolvedVisibility::Private, "")
+        .await
+        .unwrap();
 
     // 402 on create
-    let e = f.client.create_repository("second", ResolvedVisibility::Private, "").await.unwrap_err();
+    let e = f
+        .client
+        .create_repository("second", ResolvedVisibility::Private, "")
+        .await
+        .unwrap_err();
     assert!(matches!(e, QuayError::PlanLimit { .. }), "{e:?}");
     assert!(!e.is_transient());
     assert_eq!(e.reason(), "QuayPlanLimit");
@@ -176,13 +228,24 @@ async fn permanent_errors_surface_once_and_typed() {
     assert_eq!(f.emulator.snapshot().calls("create_repository"), 2);
 
     // 402 on change of visibility
-    f.client.create_repository("second", ResolvedVisibility::Public, "").await.unwrap();
-    let e = f.client.change_visibility("second", ResolvedVisibility::Private).await.unwrap_err();
+    f.client
+        .create_repository("second", ResolvedVisibility::Public, "")
+        .await
+        .unwrap();
+    let e = f
+        .client
+        .change_visibility("second", ResolvedVisibility::Private)
+        .await
+        .unwrap_err();
     assert!(matches!(e, QuayError::PlanLimit { .. }), "{e:?}");
     assert_eq!(f.emulator.snapshot().calls("change_visibility"), 1);
 
     // 400 invalid
-    let e = f.client.create_repository("Not Valid!", ResolvedVisibility::Public, "").await.unwrap_err();
+    let e = f
+        .client
+        .create_repository("Not Valid!", ResolvedVisibility::Public, "")
+        .await
+        .unwrap_err();
     match &e {
         QuayError::Invalid { message } => assert!(message.contains("Invalid repository name")),
         other => panic!("expected Invalid, got {other:?}"),
@@ -207,7 +270,10 @@ async fn absent_things_are_success_where_deleting_and_none_where_reading() {
     assert!(f.client.get_robot("nope").await.unwrap().is_none());
     f.client.delete_repository("nope").await.unwrap();
     f.client.delete_robot("nope").await.unwrap();
-    f.client.create_repository("here", ResolvedVisibility::Public, "").await.unwrap();
+    f.client
+        .create_repository("here", ResolvedVisibility::Public, "")
+        .await
+        .unwrap();
     f.client.revoke("here", "nope").await.unwrap();
     f.client.revoke("gone", "nope").await.unwrap();
     let e = f.client.regenerate_robot_token("nope").await.unwrap_err();
@@ -217,9 +283,15 @@ async fn absent_things_are_success_where_deleting_and_none_where_reading() {
     f.client.ensure_robot("bot", "").await.unwrap();
     f.client.grant("here", "bot", Role::Read).await.unwrap();
     f.client.grant("here", "bot", Role::Write).await.unwrap();
-    assert_eq!(f.emulator.snapshot().permission("acme/here", "acme+bot"), Some("write"));
+    assert_eq!(
+        f.emulator.snapshot().permission("acme/here", "acme+bot"),
+        Some("write")
+    );
     f.client.revoke("here", "bot").await.unwrap();
-    assert_eq!(f.emulator.snapshot().permission("acme/here", "acme+bot"), None);
+    assert_eq!(
+        f.emulator.snapshot().permission("acme/here", "acme+bot"),
+        None
+    );
     f.client.delete_robot("bot").await.unwrap();
     f.client.delete_repository("here").await.unwrap();
     let s = f.emulator.snapshot();
@@ -237,7 +309,10 @@ async fn a_robot_created_before_a_crash_is_reused_not_duplicated() {
     let restarted = client_for(&f.emulator, ORG, &f.token_file, fast_retry(3));
     let after = restarted.ensure_robot(&short, "push").await.unwrap();
     assert_eq!(after.name, before_crash.name);
-    assert_eq!(after.token.expose_secret(), before_crash.token.expose_secret());
+    assert_eq!(
+        after.token.expose_secret(),
+        before_crash.token.expose_secret()
+    );
 
     // Two passes racing: one PUT wins, the other's "Existing robot" turns into a GET.
     let other = robot_short_name("team-a/app", RobotRole::Pull, 0);
@@ -250,7 +325,10 @@ async fn a_robot_created_before_a_crash_is_reused_not_duplicated() {
 
     let s = f.emulator.snapshot();
     assert_eq!(s.robots.len(), 2, "{:?}", s.robots);
-    assert!(same_token(&s.robot("acme+team-a_app_push").unwrap().token, &after.token));
+    assert!(same_token(
+        &s.robot("acme+team-a_app_push").unwrap().token,
+        &after.token
+    ));
 }
 
 #[tokio::test]
@@ -292,7 +370,11 @@ async fn no_debug_or_error_shows_a_token() {
     let robot = f.client.ensure_robot("bot", "").await.unwrap();
     let robot_token = robot.token.expose_secret().to_string();
     assert!(robot_token.len() >= 32);
-    let err = f.client.create_repository("x", ResolvedVisibility::Private, "").await.unwrap_err();
+    let err = f
+        .client
+        .create_repository("x", ResolvedVisibility::Private, "")
+        .await
+        .unwrap_err();
     let shown = [
         format!("{robot:?}"),
         format!("{:?}", f.client),

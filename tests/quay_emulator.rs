@@ -16,7 +16,9 @@ const ORG: &str = "acme";
 const TOKEN: &str = "oauth-emulator-test-token";
 
 async fn start(cfg: EmulatorConfig) -> Emulator {
-    Emulator::start("127.0.0.1:0".parse().unwrap(), cfg).await.unwrap()
+    Emulator::start("127.0.0.1:0".parse().unwrap(), cfg)
+        .await
+        .unwrap()
 }
 
 fn http() -> reqwest::Client {
@@ -32,7 +34,11 @@ async fn answers_in_quays_shapes() {
     let api = e.api_url();
     let c = http();
 
-    let r = c.get(format!("{api}/repository/{ORG}/x")).send().await.unwrap();
+    let r = c
+        .get(format!("{api}/repository/{ORG}/x"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401, "no bearer token");
     let r = c
         .get(format!("{api}/organization/{ORG}/robots/nope"))
@@ -42,7 +48,12 @@ async fn answers_in_quays_shapes() {
         .unwrap();
     assert_eq!(r.status(), 400, "absent robot is 400 on Quay");
     let body: serde_json::Value = r.json().await.unwrap();
-    assert!(body["message"].as_str().unwrap().contains("Could not find robot"));
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("Could not find robot")
+    );
 
     let r = c
         .get(format!("{api}/organization/other/robots/nope"))
@@ -84,9 +95,16 @@ async fn answers_in_quays_shapes() {
 async fn the_registry_challenges_with_a_bearer_realm() {
     let e = start(EmulatorConfig::new(ORG, TOKEN)).await;
     let host = e.registry_host();
-    let r = http().get(format!("http://{host}/v2/")).send().await.unwrap();
+    let r = http()
+        .get(format!("http://{host}/v2/"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_string();
+    let challenge = r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert_eq!(
         challenge,
         format!(r#"Bearer realm="http://{host}/v2/auth",service="{host}""#)
@@ -136,14 +154,17 @@ async fn faults_look_like_faults_to_a_client() {
         rate_limit: Some((0.001, 2)),
         ..Faults::default()
     });
-    let statuses: Vec<u16> = futures::future::join_all(
-        (0..3).map(|_| c.get(&url).bearer_auth(TOKEN).send()),
-    )
-    .await
-    .into_iter()
-    .map(|r| r.unwrap().status().as_u16())
-    .collect();
-    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 1, "{statuses:?}");
+    let statuses: Vec<u16> =
+        futures::future::join_all((0..3).map(|_| c.get(&url).bearer_auth(TOKEN).send()))
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().status().as_u16())
+            .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        1,
+        "{statuses:?}"
+    );
     assert!(e.snapshot().calls("get_repository") >= 7);
     e.shutdown().await;
 }
@@ -187,15 +208,23 @@ async fn the_command_serves_until_sigterm() {
         .create_repository("app", ResolvedVisibility::Public, "")
         .await
         .unwrap();
-    assert!(client.get_repository("app").await.unwrap().unwrap().is_public);
+    assert!(
+        client
+            .get_repository("app")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_public
+    );
 
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
-    let status = support::wait::until_blocking("the emulator to exit", Duration::from_secs(10), || {
-        child.try_wait().unwrap()
-    });
+    let status =
+        support::wait::until_blocking("the emulator to exit", Duration::from_secs(10), || {
+            child.try_wait().unwrap()
+        });
     assert!(status.success(), "{status:?}");
 }
