@@ -160,12 +160,16 @@ fn probe(url: &str) -> Result<SourceVisibility, Probe> {
         Ok(()) => Ok(SourceVisibility::Public),
         Err(e) => {
             let msg = e.message().to_string();
+            // libgit2 says "unexpected http status code: N"; match that phrase,
+            // not bare digits, which could be part of an address or port.
+            let status = |code: &str| msg.contains(&format!("status code: {code}"));
             if asked.load(Ordering::SeqCst)
                 || e.code() == git2::ErrorCode::Auth
-                || msg.contains("401")
+                || status("401")
+                || status("403")
             {
                 Ok(SourceVisibility::Private)
-            } else if msg.contains("404") {
+            } else if status("404") {
                 Err(Probe::NotFound)
             } else {
                 Err(Probe::Network(msg))

@@ -331,6 +331,22 @@ async fn a_robot_created_before_a_crash_is_reused_not_duplicated() {
     ));
 }
 
+#[test]
+fn bad_configuration_is_refused_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("ca.pem");
+    std::fs::write(&not_pem, "not a certificate").unwrap();
+    let mut cfg = QuayConfig::new("https://quay.example/api/v1", ORG, dir.path().join("t"));
+    cfg.extra_ca = Some(not_pem);
+    let e = QuayClient::new(cfg).unwrap_err();
+    assert!(matches!(e, QuayError::Config { .. }), "{e:?}");
+
+    let cfg = QuayConfig::new("quay.io/api/v1", ORG, dir.path().join("t"));
+    let e = QuayClient::new(cfg).unwrap_err();
+    assert!(e.to_string().contains("https://quay.io/api/v1"), "{e}");
+    assert_eq!(e.reason(), "QuayConfigInvalid");
+}
+
 #[tokio::test]
 async fn regenerating_a_token_replaces_it() {
     let f = fixture(EmulatorConfig::new(ORG, TOKEN), fast_retry(3)).await;
@@ -340,6 +356,14 @@ async fn regenerating_a_token_replaces_it() {
     assert_ne!(old.token.expose_secret(), new.token.expose_secret());
     let fetched = f.client.get_robot("bot").await.unwrap().unwrap();
     assert_eq!(fetched.token.expose_secret(), new.token.expose_secret());
+    assert!(
+        f.emulator
+            .accepts_login("acme+bot", new.token.expose_secret())
+    );
+    assert!(
+        !f.emulator
+            .accepts_login("acme+bot", old.token.expose_secret())
+    );
 }
 
 #[tokio::test]

@@ -182,6 +182,7 @@ async fn the_command_serves_until_sigterm() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut guard = KillOnDrop(Some(child.id()));
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -226,5 +227,19 @@ async fn the_command_serves_until_sigterm() {
         support::wait::until_blocking("the emulator to exit", Duration::from_secs(10), || {
             child.try_wait().unwrap()
         });
+    guard.0 = None;
     assert!(status.success(), "{status:?}");
+}
+
+/// Kills the emulator we started if the test fails before SIGTERM.
+struct KillOnDrop(Option<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
 }

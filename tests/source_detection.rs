@@ -94,6 +94,15 @@ async fn a_server_down_then_up_is_unreachable_then_answers() {
     assert!(!format!("{err:?} {err}").contains(PASSWORD));
 }
 
+/// Like GitHub, the server challenges for a repository it does not show
+/// anonymously, existing or not: that reads as private, the safe side.
+#[tokio::test]
+async fn a_repository_hidden_from_anonymous_readers_reads_private() {
+    let server = GitServer::start(&["public-repo"], &[]);
+    let r = detect_visibility(&server.repo_url("no-such-repo"), &retry()).await;
+    assert_eq!(r, Ok(SourceVisibility::Private));
+}
+
 #[tokio::test]
 async fn local_paths_and_unknown_schemes_are_refused() {
     for url in [

@@ -181,6 +181,18 @@ impl Emulator {
         s
     }
 
+    /// Whether the registry would log `username` (`org+short`) in with
+    /// `token` now: true only for a robot's current token. The same check
+    /// `/v2/auth` makes, for tests that need no registry client.
+    pub fn accepts_login(&self, username: &str, token: &str) -> bool {
+        self.shared
+            .model
+            .lock()
+            .unwrap()
+            .registry_login(username, token)
+            .is_some()
+    }
+
     /// `/api/v1` calls received so far, faulted ones included.
     pub fn api_calls(&self) -> u64 {
         self.shared.total.load(Ordering::SeqCst)

@@ -193,6 +193,14 @@ impl QuayClient {
                 reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| QuayError::Config {
                     message: format!("the extra CA file {ca:?} is not PEM certificates: {e}"),
                 })?;
+            // An empty bundle parses fine but would silently trust nothing extra.
+            if certs.is_empty() {
+                return Err(QuayError::Config {
+                    message: format!(
+                        "the extra CA file {ca:?} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+                    ),
+                });
+            }
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }
