@@ -82,6 +82,7 @@ async fn provision(
 async fn provisioning_one_component_takes_seven_calls_then_five() {
     let f = fixture(EmulatorConfig::new(ORG, TOKEN), fast_retry(3)).await;
     let repo = repository_name("team-a", "my-app", None).unwrap();
+    assert_eq!(f.client.registry_host(), f.emulator.registry_host());
 
     provision(&f.client, &repo, ResolvedVisibility::Private)
         .await
@@ -340,6 +341,9 @@ fn bad_configuration_is_refused_with_advice() {
     cfg.extra_ca = Some(not_pem);
     let e = QuayClient::new(cfg).unwrap_err();
     assert!(matches!(e, QuayError::Config { .. }), "{e:?}");
+
+    let quay = QuayClient::new(QuayConfig::new("https://quay.io/api/v1", ORG, "/t")).unwrap();
+    assert_eq!(quay.registry_host(), "quay.io");
 
     let cfg = QuayConfig::new("quay.io/api/v1", ORG, dir.path().join("t"));
     let e = QuayClient::new(cfg).unwrap_err();

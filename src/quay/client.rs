@@ -222,6 +222,17 @@ impl QuayClient {
         &self.inner.cfg.organization
     }
 
+    /// The registry robots log in to: the API's host and port (Quay serves
+    /// both), e.g. `quay.io` for `https://quay.io/api/v1`.
+    pub fn registry_host(&self) -> String {
+        let base = &self.inner.base;
+        let host = base.host_str().unwrap_or_default();
+        match base.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        }
+    }
+
     pub fn config(&self) -> &QuayConfig {
         &self.inner.cfg
     }
