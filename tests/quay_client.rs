@@ -207,6 +207,29 @@ async fn transient_errors_past_the_bound_are_exhausted_not_permanent() {
 }
 
 #[tokio::test]
+async fn timeouts_are_retried_like_other_transient_failures() {
+    let mut f = fixture(EmulatorConfig::new(ORG, TOKEN), fast_retry(2)).await;
+    let mut cfg = f.client.config().clone();
+    cfg.timeout = Duration::from_millis(200);
+    f.client = QuayClient::new(cfg).unwrap();
+    f.emulator.set_faults(Faults {
+        latency: Duration::from_secs(5),
+        ..Faults::default()
+    });
+    let e = f.client.get_repository("slow").await.unwrap_err();
+    match &e {
+        QuayError::Exhausted { attempts: 2, last } => assert!(last.contains("timed out"), "{last}"),
+        other => panic!("expected Exhausted after 2 attempts, got {other:?}"),
+    }
+    assert_eq!(
+        f.client.metrics().calls("get_repository", "network_error"),
+        2
+    );
+    f.emulator.set_faults(Faults::default());
+    assert_eq!(f.client.get_repository("slow").await, Ok(None));
+}
+
+#[tokio::test]
 async fn permanent_errors_surface_once_and_typed() {
     let mut cfg = EmulatorConfig::new(ORG, TOKEN);
     cfg.private_quota = Some(1);
