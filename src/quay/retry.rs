@@ -15,8 +15,9 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// 8 attempts, 200 ms doubling up to 30 s: about a minute of patience in
-    /// the worst case, enough to ride out Quay.io's per-address rate limit.
+    /// 8 attempts, 200 ms doubling up to 30 s: at most about 25 s of backoff
+    /// in all (half that on average) unless Quay asks for longer with
+    /// `Retry-After`, enough to ride out Quay.io's per-address rate limit.
     fn default() -> Self {
         RetryPolicy {
             max_attempts: 8,
