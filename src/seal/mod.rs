@@ -5,14 +5,27 @@
 //! under a random data key, that key age-encrypted to each recipient, exactly
 //! as the `sops` binary writes it, so the ecosystem's decryptors read it.
 
+mod cipher;
+mod emit;
 mod error;
 mod keys;
+mod meta;
+mod tree;
 
 pub use error::SealError;
 pub use keys::{Identity, Recipient};
 
+use std::collections::HashMap;
+
 use k8s_openapi::jiff::Timestamp;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha512};
+
+use cipher::{CipherError, DataKey};
+use meta::{AgeStanza, Meta, Rule};
+use tree::{Node, Step};
+
+pub use meta::{ENCRYPTED_REGEX, SOPS_VERSION};
 
 /// What can be learned from a sealed file without a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +50,13 @@ impl SealedInfo {
 /// Seal a Secret manifest for `recipients`.
 ///
 /// With `previous` (a file sealed earlier) and an `identity` that opens it,
-/// the result is a minimal diff against it; see `docs/sealing.md`.
+/// the result is a minimal diff against it (see `docs/sealing.md`):
+/// - same plaintext, same recipients: `previous`, byte for byte;
+/// - changed values: same data key, unchanged values keep their ciphertext,
+///   new `lastmodified` and `mac`;
+/// - recipients added: the data key is wrapped for them, everything else kept;
+/// - a recipient removed, or `previous` unreadable: sealed afresh (new data key),
+///   so a removed recipient's copy of the old key opens nothing new.
 pub fn seal(
     plaintext_yaml: &SecretString,
     recipients: &[Recipient],
@@ -45,18 +64,333 @@ pub fn seal(
     identity: Option<&Identity>,
     now: Timestamp,
 ) -> Result<String, SealError> {
-    let _ = (plaintext_yaml, recipients, previous, identity, now);
-    Err(SealError::NotImplemented)
+    let doc = parse_doc(plaintext_yaml.expose_secret(), "the Secret manifest")?;
+    if doc.iter().any(|(k, _)| k == "sops") {
+        return Err(SealError::Yaml {
+            reason: "the manifest already has a `sops:` block; seal the plaintext manifest instead"
+                .into(),
+        });
+    }
+    let mut recipients = recipients.to_vec();
+    recipients.sort();
+    recipients.dedup();
+    if recipients.is_empty() {
+        return Err(SealError::NoRecipients);
+    }
+
+    let prev = match (previous, identity) {
+        (Some(p), Some(id)) => open_full(p, id).ok().filter(|o| {
+            o.meta.rule.is_ours()
+                && !o.meta.mac_only_encrypted
+                && o.meta.age.iter().all(|s| {
+                    s.recipient
+                        .parse::<Recipient>()
+                        .is_ok_and(|r| recipients.contains(&r))
+                })
+        }),
+        _ => None,
+    };
+
+    let fresh;
+    let key: &DataKey = match &prev {
+        Some(o) => &o.key,
+        None => {
+            fresh = DataKey::generate();
+            &fresh
+        }
+    };
+    let stanzas = recipients
+        .iter()
+        .map(|r| match prev.as_ref().and_then(|o| o.stanza_for(r)) {
+            Some(s) => Ok(s.clone()),
+            None => wrap(key, r),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let rule = Rule::ours();
+    let sealed = tree::map_leaves::<SealError>(&doc, &mut |keys, steps, leaf| {
+        if !rule.encrypts(keys) || is_blank(leaf) {
+            return Ok(leaf.clone());
+        }
+        if let Some((enc, old)) = prev.as_ref().and_then(|o| o.enc_at.get(steps))
+            && old == leaf
+        {
+            return Ok(Node::Str(enc.clone()));
+        }
+        let (bytes, kind) = leaf_plaintext(leaf);
+        Ok(Node::Str(cipher::encrypt(
+            key,
+            &bytes,
+            aad(keys).as_bytes(),
+            kind,
+        )))
+    })?;
+
+    if let (Some(o), Some(previous)) = (&prev, previous) {
+        let same = render(&sealed, &stanzas, &o.meta.lastmodified, &o.meta.mac);
+        if same == previous {
+            return Ok(same);
+        }
+    }
+    let lastmodified = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let mac = cipher::encrypt(
+        key,
+        compute_mac(&doc, &rule, false).as_bytes(),
+        lastmodified.as_bytes(),
+        "str",
+    );
+    Ok(render(&sealed, &stanzas, &lastmodified, &mac))
 }
 
 /// Open a sealed file: the plaintext Secret manifest, MAC verified.
 pub fn open(sealed: &str, identity: &Identity) -> Result<SecretString, SealError> {
-    let _ = (sealed, identity);
-    Err(SealError::NotImplemented)
+    let o = open_full(sealed, identity)?;
+    Ok(SecretString::from(emit::document(&o.plain)))
 }
 
 /// Read a sealed file's metadata without a key.
 pub fn inspect(sealed: &str) -> Result<SealedInfo, SealError> {
-    let _ = sealed;
-    Err(SealError::NotImplemented)
+    let (doc, meta) = split(sealed)?;
+    let mut info = SealedInfo {
+        recipients: meta.recipients(),
+        lastmodified: meta.lastmodified.clone(),
+        encrypted: Vec::new(),
+        unsealed: Vec::new(),
+    };
+    tree::walk_leaves::<()>(&doc, &mut |keys, steps, leaf| {
+        let payload = matches!(keys.first(), Some(&"data" | &"stringData"));
+        match leaf {
+            Node::Str(s) if cipher::is_enc(s) => info.encrypted.push(display_path(steps)),
+            leaf if (payload || meta.rule.encrypts(keys)) && !is_blank(leaf) => {
+                info.unsealed.push(display_path(steps))
+            }
+            _ => {}
+        }
+        Ok(())
+    })
+    .ok();
+    Ok(info)
+}
+
+/// A sealed file opened with a key: everything a minimal re-seal can reuse.
+struct Opened {
+    plain: Vec<(String, Node)>,
+    key: DataKey,
+    meta: Meta,
+    /// Per leaf position: its `ENC[...]` text and the plaintext it holds.
+    enc_at: HashMap<Vec<Step>, (String, Node)>,
+}
+
+impl Opened {
+    fn stanza_for(&self, r: &Recipient) -> Option<&AgeStanza> {
+        self.meta
+            .age
+            .iter()
+            .find(|s| s.recipient.parse::<Recipient>().is_ok_and(|x| &x == r))
+    }
+}
+
+fn open_full(sealed: &str, identity: &Identity) -> Result<Opened, SealError> {
+    let (doc, meta) = split(sealed)?;
+    let key = unwrap_key(&meta, identity)?;
+    let mut enc_at = HashMap::new();
+    let plain = tree::map_leaves::<SealError>(&doc, &mut |keys, steps, leaf| {
+        if !meta.rule.encrypts(keys) || is_blank(leaf) {
+            return Ok(leaf.clone());
+        }
+        let path = display_path(steps);
+        let Node::Str(enc) = leaf else {
+            return Err(SealError::MalformedValue {
+                path,
+                reason: "expected an ENC[...] value, found a plaintext one".into(),
+            });
+        };
+        let (bytes, kind) =
+            cipher::decrypt(&key, enc, aad(keys).as_bytes()).map_err(|e| match e {
+                CipherError::Auth => SealError::ValueTampered { path: path.clone() },
+                CipherError::Malformed(reason) => SealError::MalformedValue {
+                    path: path.clone(),
+                    reason,
+                },
+            })?;
+        let value = typed(bytes, &kind).ok_or_else(|| SealError::MalformedValue {
+            path,
+            reason: format!("the decrypted value does not fit its type `{kind}`"),
+        })?;
+        enc_at.insert(steps.to_vec(), (enc.clone(), value.clone()));
+        Ok(value)
+    })?;
+    let want = compute_mac(&plain, &meta.rule, meta.mac_only_encrypted);
+    let stored = cipher::decrypt(&key, &meta.mac, meta.lastmodified.as_bytes())
+        .map_err(|_| SealError::MacMismatch)?
+        .0;
+    if !stored.eq_ignore_ascii_case(want.as_bytes()) {
+        return Err(SealError::MacMismatch);
+    }
+    Ok(Opened {
+        plain,
+        key,
+        meta,
+        enc_at,
+    })
+}
+
+/// Parse a sealed file into its document and its `sops:` block.
+fn split(sealed: &str) -> Result<(Vec<(String, Node)>, Meta), SealError> {
+    let mut doc = parse_doc(sealed, "the sealed file")?;
+    let Some(at) = doc.iter().position(|(k, _)| k == "sops") else {
+        return Err(SealError::NotSealed {
+            reason: "there is no `sops:` block; seal it with `quayside render` or `sops --encrypt`"
+                .into(),
+        });
+    };
+    let (_, node) = doc.remove(at);
+    Ok((doc, Meta::parse(&node)?))
+}
+
+/// Parse YAML into a top-level mapping. Errors carry a location, never text
+/// from the document (it may be a plaintext Secret).
+fn parse_doc(text: &str, what: &str) -> Result<Vec<(String, Node)>, SealError> {
+    let value: serde_norway::Value = serde_norway::from_str(text).map_err(|e| SealError::Yaml {
+        reason: match e.location() {
+            Some(l) => format!(
+                "{what} is not valid YAML (line {}, column {})",
+                l.line(),
+                l.column()
+            ),
+            None => format!("{what} is not a single valid YAML document"),
+        },
+    })?;
+    match Node::from_value(value, &mut Vec::new()) {
+        Ok(Node::Map(entries)) => Ok(entries),
+        Ok(_) => Err(SealError::Yaml {
+            reason: format!("{what} is not a YAML mapping"),
+        }),
+        Err(reason) => Err(SealError::Yaml {
+            reason: format!("{what}: {reason}"),
+        }),
+    }
+}
+
+/// The data key, from the first age stanza the identity opens.
+fn unwrap_key(meta: &Meta, identity: &Identity) -> Result<DataKey, SealError> {
+    let me = identity.to_recipient().to_string();
+    let mut stanzas: Vec<&AgeStanza> = meta.age.iter().collect();
+    // Ours first: a damaged stanza for our own recipient is the error to report.
+    stanzas.sort_by_key(|s| s.recipient.trim() != me);
+    let mut damaged = None;
+    for s in stanzas {
+        match age::decrypt(identity.as_age(), s.enc.as_bytes()) {
+            Ok(bytes) => {
+                return DataKey::from_bytes(&bytes).ok_or_else(|| SealError::Armor {
+                    recipient: s.recipient.clone(),
+                    reason: format!("the data key is {} bytes, expected 32", bytes.len()),
+                });
+            }
+            Err(age::DecryptError::NoMatchingKeys) => {}
+            Err(e) => {
+                if s.recipient.trim() == me && damaged.is_none() {
+                    damaged = Some(SealError::Armor {
+                        recipient: s.recipient.clone(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    Err(damaged.unwrap_or_else(|| SealError::NoMatchingIdentity {
+        recipients: meta
+            .age
+            .iter()
+            .map(|s| s.recipient.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    }))
+}
+
+/// Wrap the data key for one recipient, armored, as sops does.
+fn wrap(key: &DataKey, r: &Recipient) -> Result<AgeStanza, SealError> {
+    let enc = age::encrypt_and_armor(&r.to_age(), key.bytes()).map_err(|e| SealError::Armor {
+        recipient: r.to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(AgeStanza {
+        recipient: r.to_string(),
+        enc,
+    })
+}
+
+/// SHA-512 over the leaves in document order, as sops computes it.
+fn compute_mac(doc: &[(String, Node)], rule: &Rule, only_encrypted: bool) -> String {
+    let mut h = Sha512::new();
+    tree::walk_leaves::<()>(doc, &mut |keys, _, leaf| {
+        if !only_encrypted || rule.encrypts(keys) {
+            h.update(leaf.mac_bytes());
+        }
+        Ok(())
+    })
+    .ok();
+    hex::encode_upper(h.finalize())
+}
+
+fn render(doc: &[(String, Node)], stanzas: &[AgeStanza], lastmodified: &str, mac: &str) -> String {
+    let mut all = doc.to_vec();
+    all.push(("sops".into(), meta::render(stanzas, lastmodified, mac)));
+    emit::document(&all)
+}
+
+/// sops leaves empty strings and nulls as they are: nothing to hide.
+fn is_blank(leaf: &Node) -> bool {
+    matches!(leaf, Node::Null) || matches!(leaf, Node::Str(s) if s.is_empty())
+}
+
+/// The additional data sops binds a value to: its key path, `:`-joined, plus `:`.
+fn aad(keys: &[&str]) -> String {
+    let mut s = keys.join(":");
+    s.push(':');
+    s
+}
+
+fn display_path(steps: &[Step]) -> String {
+    let mut s = String::new();
+    for step in steps {
+        match step {
+            Step::Key(k) => {
+                if !s.is_empty() {
+                    s.push(':');
+                }
+                s.push_str(k);
+            }
+            Step::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+/// The bytes and sops type name a leaf is encrypted as.
+fn leaf_plaintext(leaf: &Node) -> (Vec<u8>, &'static str) {
+    match leaf {
+        Node::Int(i) => (i.to_string().into_bytes(), "int"),
+        Node::Float(f) => (tree::format_float(*f).into_bytes(), "float"),
+        // "True"/"False", as sops writes them.
+        Node::Bool(_) => (leaf.mac_bytes(), "bool"),
+        other => (other.mac_bytes(), "str"),
+    }
+}
+
+/// A decrypted value back to its YAML type.
+fn typed(bytes: Vec<u8>, kind: &str) -> Option<Node> {
+    let s = String::from_utf8(bytes).ok()?;
+    Some(match kind {
+        "str" | "bytes" => Node::Str(s),
+        "int" => Node::Int(s.parse().ok()?),
+        "float" => Node::Float(s.parse().ok()?),
+        // Go's strconv.ParseBool, which sops uses.
+        "bool" => match s.as_str() {
+            "1" | "t" | "T" | "true" | "TRUE" | "True" => Node::Bool(true),
+            "0" | "f" | "F" | "false" | "FALSE" | "False" => Node::Bool(false),
+            _ => return None,
+        },
+        _ => return None,
+    })
 }

@@ -1,0 +1,194 @@
+//! The sealed format against the real tools, both ways: files we write open
+//! with `sops` and their data key with `age`; files `sops` wrote (kept under
+//! `fixtures/sops/`, made with the committed test key) open with ours.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use k8s_openapi::jiff::Timestamp;
+use quayside::seal::{self, Identity, Recipient};
+use secrecy::{ExposeSecret, SecretString};
+use support::tools;
+
+const SHAPES: [&str; 4] = ["dockerconfigjson", "data", "multi", "nested"];
+
+fn fixtures() -> PathBuf {
+    tools::root().join("fixtures/sops")
+}
+
+fn key_file(n: u8) -> PathBuf {
+    fixtures().join(if n == 1 {
+        "test-key.txt"
+    } else {
+        "test-key-2.txt"
+    })
+}
+
+fn identity(n: u8) -> Identity {
+    Identity::parse(&std::fs::read_to_string(key_file(n)).unwrap()).unwrap()
+}
+
+fn plain(shape: &str) -> String {
+    std::fs::read_to_string(fixtures().join("plain").join(format!("{shape}.yaml"))).unwrap()
+}
+
+fn yaml(s: &str) -> serde_norway::Value {
+    serde_norway::from_str(s).unwrap()
+}
+
+fn now() -> Timestamp {
+    "2026-11-27T12:00:00Z".parse().unwrap()
+}
+
+/// `sops --decrypt` of `file` with `key`; panics with sops's stderr on failure.
+fn sops_decrypt(file: &Path, key: &Path) -> String {
+    let out = Command::new(tools::bin("sops"))
+        .args(["--decrypt", "--input-type", "yaml", "--output-type", "yaml"])
+        .arg(file)
+        .env("SOPS_AGE_KEY_FILE", key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sops --decrypt failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn write_tmp(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn files_sops_wrote_open_with_ours_mac_verified() {
+    for shape in SHAPES {
+        let sealed =
+            std::fs::read_to_string(fixtures().join(format!("{shape}.sops.yaml"))).unwrap();
+        let opened = seal::open(&sealed, &identity(1)).unwrap_or_else(|e| panic!("{shape}: {e}"));
+        assert_eq!(yaml(opened.expose_secret()), yaml(&plain(shape)), "{shape}");
+        // And the same as what sops itself decrypts to.
+        let by_sops = sops_decrypt(&fixtures().join(format!("{shape}.sops.yaml")), &key_file(1));
+        assert_eq!(yaml(opened.expose_secret()), yaml(&by_sops), "{shape}");
+    }
+}
+
+#[test]
+fn a_second_recipient_of_a_sops_file_opens_it_too() {
+    let sealed = std::fs::read_to_string(fixtures().join("nested.sops.yaml")).unwrap();
+    let opened = seal::open(&sealed, &identity(2)).unwrap();
+    assert_eq!(yaml(opened.expose_secret()), yaml(&plain("nested")));
+    let info = seal::inspect(&sealed).unwrap();
+    assert_eq!(
+        info.recipients,
+        vec![identity(1).to_recipient(), identity(2).to_recipient()]
+    );
+}
+
+#[test]
+fn files_we_write_decrypt_with_sops() {
+    let dir = tempfile::tempdir().unwrap();
+    for shape in SHAPES {
+        let sealed = seal::seal(
+            &SecretString::from(plain(shape)),
+            &[identity(1).to_recipient(), identity(2).to_recipient()],
+            None,
+            None,
+            now(),
+        )
+        .unwrap();
+        let file = write_tmp(&dir, &format!("{shape}.sops.yaml"), &sealed);
+        for n in [1, 2] {
+            let by_sops = sops_decrypt(&file, &key_file(n));
+            assert_eq!(yaml(&by_sops), yaml(&plain(shape)), "{shape} with key {n}");
+        }
+    }
+}
+
+#[test]
+fn our_data_key_decrypts_with_the_age_cli_to_32_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let sealed = seal::seal(
+        &SecretString::from(plain("dockerconfigjson")),
+        &[identity(1).to_recipient()],
+        None,
+        None,
+        now(),
+    )
+    .unwrap();
+    let enc = yaml(&sealed)["sops"]["age"][0]["enc"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(enc.starts_with("-----BEGIN AGE ENCRYPTED FILE-----\n"));
+    let file = write_tmp(&dir, "key.age", &enc);
+    let out = Command::new(tools::bin("age"))
+        .arg("--decrypt")
+        .arg("-i")
+        .arg(key_file(1))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout.len(), 32);
+}
+
+#[test]
+fn our_layout_is_sops_layout_so_resealing_a_sops_file_changes_nothing() {
+    // Resealing what sops wrote, for the same recipient and plaintext, must
+    // give sops's bytes back: same key order, quoting, indentation and blocks.
+    for shape in ["dockerconfigjson", "data", "multi"] {
+        let sealed =
+            std::fs::read_to_string(fixtures().join(format!("{shape}.sops.yaml"))).unwrap();
+        let again = seal::seal(
+            &SecretString::from(plain(shape)),
+            &[identity(1).to_recipient()],
+            Some(&sealed),
+            Some(&identity(1)),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(again, sealed, "{shape}");
+    }
+}
+
+#[test]
+fn sops_files_keep_values_readable_for_review_and_secrets_sealed() {
+    for shape in SHAPES {
+        let sealed =
+            std::fs::read_to_string(fixtures().join(format!("{shape}.sops.yaml"))).unwrap();
+        let info = seal::inspect(&sealed).unwrap();
+        assert!(info.all_sealed(), "{shape}: {:?}", info.unsealed);
+        assert!(!info.encrypted.is_empty());
+        assert!(info.lastmodified.ends_with('Z'));
+        assert!(sealed.contains("kind: Secret"));
+    }
+}
+
+#[test]
+fn a_value_changed_by_us_still_decrypts_with_sops_and_age_after_a_recipient_is_added() {
+    let dir = tempfile::tempdir().unwrap();
+    let r1: Recipient = identity(1).to_recipient();
+    let first = std::fs::read_to_string(fixtures().join("data.sops.yaml")).unwrap();
+    let changed = plain("data").replace("YWRtaW4=", "cm9vdA==");
+    let second = seal::seal(
+        &SecretString::from(changed.clone()),
+        &[r1.clone(), identity(2).to_recipient()],
+        Some(&first),
+        Some(&identity(1)),
+        now(),
+    )
+    .unwrap();
+    let file = write_tmp(&dir, "s.sops.yaml", &second);
+    for n in [1, 2] {
+        assert_eq!(yaml(&sops_decrypt(&file, &key_file(n))), yaml(&changed));
+    }
+}
