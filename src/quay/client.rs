@@ -357,6 +357,13 @@ impl QuayClient {
         if let Some(r) = self.get_robot(short).await? {
             return Ok(r);
         }
+        self.create_robot(short, description).await
+    }
+
+    /// Create the robot, or return the existing one: the same result as
+    /// [`Self::ensure_robot`] with one call fewer when the robot is new (the
+    /// usual case for a new Component), one more when it already exists.
+    pub async fn create_robot(&self, short: &str, description: &str) -> Result<Robot, QuayError> {
         let a = self
             .call(
                 "create_robot",

@@ -104,6 +104,22 @@ impl ControlPlane {
         Client::try_from(cfg).expect("client")
     }
 
+    /// A client that acts as `user` (with `groups`) through impersonation,
+    /// so a test runs under exactly the RBAC that user has.
+    pub async fn impersonating_client(&self, user: &str, groups: &[&str]) -> Client {
+        let mut kc = Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
+        for a in kc.auth_infos.iter_mut() {
+            if let Some(info) = a.auth_info.as_mut() {
+                info.impersonate = Some(user.to_string());
+                info.impersonate_groups = Some(groups.iter().map(|g| g.to_string()).collect());
+            }
+        }
+        let cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+            .await
+            .expect("kubeconfig");
+        Client::try_from(cfg).expect("client")
+    }
+
     /// `kubectl` against this control plane.
     pub fn kubectl(&self) -> Command {
         let mut c = Command::new(tools::bin("kubectl"));
