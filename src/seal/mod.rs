@@ -10,6 +10,7 @@ mod emit;
 mod error;
 mod keys;
 mod meta;
+pub mod scan;
 mod tree;
 
 pub use error::SealError;
