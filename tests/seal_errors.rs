@@ -303,3 +303,40 @@ fn sealed_output_and_info_hold_no_plaintext() {
             .contains(TOKEN)
     );
 }
+
+#[test]
+fn no_damage_to_a_sealed_file_makes_open_or_inspect_panic() {
+    let id = Identity::generate();
+    let sealed = sealed_for(&id);
+    let mut outcomes = (0, 0);
+    // Every truncation point, and every line dropped or doubled.
+    let mut cases: Vec<String> = (0..sealed.len())
+        .filter(|i| sealed.is_char_boundary(*i))
+        .map(|i| sealed[..i].to_string())
+        .collect();
+    let lines: Vec<&str> = sealed.lines().collect();
+    for i in 0..lines.len() {
+        let mut dropped = lines.clone();
+        dropped.remove(i);
+        cases.push(dropped.join("\n"));
+        let mut doubled = lines.clone();
+        doubled.insert(i, lines[i]);
+        cases.push(doubled.join("\n"));
+    }
+    for case in &cases {
+        let _ = seal::inspect(case);
+        match seal::open(case, &id) {
+            Ok(_) => {
+                // Only cuts inside the (unauthenticated, as in sops) version number.
+                let keep = sealed.find("version: 3").unwrap() + "version: 3".len();
+                assert!(case.starts_with(&sealed[..keep]), "opened: {case}");
+                outcomes.0 += 1
+            }
+            Err(e) => {
+                outcomes.1 += 1;
+                assert_clean(&e, &id);
+            }
+        }
+    }
+    assert!(outcomes.1 > 1000, "{outcomes:?}");
+}

@@ -92,7 +92,13 @@ impl Meta {
                 "age" => age = parse_age(v)?,
                 "lastmodified" => lastmodified = Some(text(v, k)?),
                 "mac" => mac = Some(text(v, k)?),
-                "version" => version = Some(()),
+                "version" => {
+                    version = match v {
+                        Node::Str(s) if !s.is_empty() => Some(()),
+                        Node::Int(_) | Node::Float(_) => Some(()),
+                        _ => return Err(not_sealed("`sops.version` is empty or not a version")),
+                    }
+                }
                 "encrypted_regex" => rules.push(Rule::EncryptedRegex(regex(v, k)?)),
                 "unencrypted_regex" => rules.push(Rule::UnencryptedRegex(regex(v, k)?)),
                 "encrypted_suffix" => rules.push(Rule::EncryptedSuffix(text(v, k)?)),
