@@ -1,6 +1,8 @@
 //! The `sops:` block: recipients with their wrapped data keys, `lastmodified`,
 //! the encrypted MAC, which leaves are encrypted, and the version.
 
+use std::sync::LazyLock;
+
 use regex::Regex;
 
 use super::tree::Node;
@@ -10,6 +12,9 @@ use super::{Recipient, SealError};
 pub const ENCRYPTED_REGEX: &str = "^(data|stringData)$";
 /// The sops version written into new files (sops refuses files without one).
 pub const SOPS_VERSION: &str = "3.11.0";
+
+/// Compiled once: compiling a regex costs more than sealing a Secret.
+static OURS: LazyLock<Regex> = LazyLock::new(|| Regex::new(ENCRYPTED_REGEX).expect("valid regex"));
 
 /// One age stanza: a recipient and the data key armored for it.
 #[derive(Clone)]
@@ -39,7 +44,7 @@ impl Rule {
     }
 
     pub(crate) fn ours() -> Rule {
-        Rule::EncryptedRegex(Regex::new(ENCRYPTED_REGEX).expect("valid regex"))
+        Rule::EncryptedRegex(OURS.clone())
     }
 
     pub(crate) fn is_ours(&self) -> bool {
@@ -74,6 +79,9 @@ fn text(v: &Node, what: &str) -> Result<String, SealError> {
 
 fn regex(v: &Node, what: &str) -> Result<Regex, SealError> {
     let s = text(v, what)?;
+    if s == ENCRYPTED_REGEX {
+        return Ok(OURS.clone());
+    }
     Regex::new(&s)
         .map_err(|_| not_sealed(format!("`sops.{what}` is not a valid regular expression")))
 }
