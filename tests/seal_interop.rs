@@ -169,6 +169,10 @@ fn sops_files_keep_values_readable_for_review_and_secrets_sealed() {
         assert!(info.all_sealed(), "{shape}: {:?}", info.unsealed);
         assert!(!info.encrypted.is_empty());
         assert!(info.lastmodified.ends_with('Z'));
+        assert!(
+            info.lastmodified_at()
+                .is_some_and(|t| t.as_second() > 1_700_000_000)
+        );
         assert!(sealed.contains("kind: Secret"));
     }
 }

@@ -39,6 +39,4 @@ pub enum SealError {
     MalformedValue { path: String, reason: String },
     #[error("invalid YAML: {reason}")]
     Yaml { reason: String },
-    #[error("not implemented yet")]
-    NotImplemented,
 }

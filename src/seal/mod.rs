@@ -42,6 +42,11 @@ pub struct SealedInfo {
 }
 
 impl SealedInfo {
+    /// `lastmodified` as a timestamp, when it parses.
+    pub fn lastmodified_at(&self) -> Option<Timestamp> {
+        self.lastmodified.parse().ok()
+    }
+
     /// True when every `data`/`stringData` leaf is encrypted.
     pub fn all_sealed(&self) -> bool {
         self.unsealed.is_empty()
