@@ -1,1 +1,551 @@
 //! The side-repository writer (git2): one commit per pass, prune, push with retries, pull requests.
+//!
+//! Blocking by design (git2 and a blocking HTTP client): the controller calls
+//! it from `spawn_blocking`. The working repository is bare: a pass builds its
+//! trees directly in the object database, so there is no checkout to get
+//! dirty, and the folders quayside does not own are carried over untouched.
+//!
+//! Local refs (in the workdir, which survives restarts):
+//! - `refs/remotes/origin/<branch>`: the remote tip as last fetched.
+//! - `refs/heads/<branch>`: our tip — the remote one, or ahead of it by
+//!   commits a failed push left behind. Those are replayed onto the new
+//!   remote head and pushed by the next pass, so nothing is lost.
+
+mod error;
+mod message;
+mod pulls;
+mod transport;
+mod tree;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use git2::{Oid, Repository, Sort};
+use secrecy::SecretString;
+
+pub use error::GitError;
+pub use message::{CommitMessage, TRAILER_COMPONENT, TRAILER_ENVIRONMENT, TRAILER_GENERATION};
+
+use crate::render::RenderedFile;
+use message::{Change, Proposal, parse_trailers};
+use transport::PushResult;
+
+/// How to authenticate to the side repository (https/http; local paths need none).
+#[derive(Clone, Debug)]
+pub enum GitAuth {
+    None,
+    /// Basic auth; with GitHub/Gitea/Forgejo the password is a token.
+    Basic {
+        username: String,
+        password: SecretString,
+    },
+}
+
+/// Where a pass's commit goes.
+#[derive(Clone, Debug)]
+pub enum DeliveryMode {
+    /// Commit to the configured branch.
+    Direct,
+    /// Push to `quayside/update-<branch>` and open (or update) one pull
+    /// request against the branch, through the forge's GitHub-shaped REST API.
+    PullRequest {
+        /// e.g. `https://api.github.com` or `https://gitea.example/api/v1`.
+        api_url: String,
+        owner: String,
+        repo: String,
+        token: SecretString,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct SideRepoConfig {
+    pub url: String,
+    pub branch: String,
+    pub auth: GitAuth,
+    /// A folder quayside owns for its working repository (bare).
+    pub workdir: PathBuf,
+    pub mode: DeliveryMode,
+    pub author_name: String,
+    pub author_email: String,
+    /// Push attempts per pass before giving up on a branch that keeps moving.
+    pub max_push_attempts: u32,
+}
+
+/// What one pass wants the repository to look like.
+#[derive(Clone, Debug, Default)]
+pub struct PassPlan {
+    /// Full desired content of each folder quayside owns and this pass
+    /// covers (folder path -> its files, paths relative to the repository
+    /// root). Files in these folders that are not listed are removed.
+    pub folders: BTreeMap<String, Vec<RenderedFile>>,
+    /// Folders of deleted Environments, removed entirely.
+    pub removed_folders: Vec<String>,
+    pub message: CommitMessage,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PassOutcome {
+    /// The commit this pass put on the remote: its own, or commits an earlier
+    /// failed pass left behind. `None`: the remote already had everything.
+    pub commit: Option<String>,
+    /// Tip of the branch written (the target branch, or in pull-request mode
+    /// the proposal branch); empty when the branch does not exist yet.
+    pub head: String,
+    /// The pull request's URL (pull-request mode, when there is something to propose).
+    pub pull_request: Option<String>,
+}
+
+/// A working repository for the side repository.
+pub struct SideRepo {
+    cfg: SideRepoConfig,
+    repo: Repository,
+}
+
+impl std::fmt::Debug for SideRepo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SideRepo").field("cfg", &self.cfg).finish()
+    }
+}
+
+/// The branch pull-request mode proposes from: one per target branch, so
+/// every later pass updates the same branch and the same pull request.
+pub fn proposal_branch(target: &str) -> String {
+    format!("quayside/update-{}", target.replace('/', "-"))
+}
+
+fn local_ref(branch: &str) -> String {
+    format!("refs/heads/{branch}")
+}
+
+fn tracking_ref(branch: &str) -> String {
+    format!("refs/remotes/origin/{branch}")
+}
+
+fn hex(oid: Option<Oid>) -> String {
+    oid.map(|o| o.to_string()).unwrap_or_default()
+}
+
+impl SideRepo {
+    /// Open the working repository in `cfg.workdir` (creating it when
+    /// absent) and fetch. An empty remote is fine: the first pass creates
+    /// the branch.
+    pub fn open(cfg: SideRepoConfig) -> Result<SideRepo, GitError> {
+        for b in [cfg.branch.clone(), proposal_branch(&cfg.branch)] {
+            if cfg.branch.is_empty() || !git2::Reference::is_valid_name(&local_ref(&b)) {
+                return Err(GitError::InvalidPlan(format!(
+                    "{:?} is not a valid branch name",
+                    cfg.branch
+                )));
+            }
+        }
+        transport::init_timeouts();
+        let local = |action, e: git2::Error| GitError::Local {
+            workdir: cfg.workdir.display().to_string(),
+            action,
+            detail: e.message().to_string(),
+        };
+        let repo = match Repository::open_bare(&cfg.workdir) {
+            Ok(r) => r,
+            Err(_) => {
+                std::fs::create_dir_all(&cfg.workdir).map_err(|e| GitError::Local {
+                    workdir: cfg.workdir.display().to_string(),
+                    action: "create the folder",
+                    detail: e.to_string(),
+                })?;
+                Repository::init_bare(&cfg.workdir).map_err(|e| local("initialise", e))?
+            }
+        };
+        let mut s = SideRepo { cfg, repo };
+        s.sync()?;
+        Ok(s)
+    }
+
+    /// Replace the credentials, e.g. after the Secret holding them changed.
+    pub fn set_auth(&mut self, auth: GitAuth) {
+        self.cfg.auth = auth;
+    }
+
+    pub fn config(&self) -> &SideRepoConfig {
+        &self.cfg
+    }
+
+    /// A file at our current tip (the proposal in pull-request mode), for
+    /// minimal diffs. `None` when absent, not a file, or not UTF-8.
+    pub fn read(&self, path: &str) -> Option<String> {
+        let tip = match self.cfg.mode {
+            DeliveryMode::Direct => self.ref_oid(&local_ref(&self.cfg.branch)),
+            DeliveryMode::PullRequest { .. } => self
+                .ref_oid(&local_ref(&proposal_branch(&self.cfg.branch)))
+                .or_else(|| self.ref_oid(&tracking_ref(&self.cfg.branch))),
+        }?;
+        let tree = self.repo.find_commit(tip).ok()?.tree().ok()?;
+        let entry = tree.get_path(std::path::Path::new(path)).ok()?;
+        let blob = self.repo.find_blob(entry.id()).ok()?;
+        String::from_utf8(blob.content().to_vec()).ok()
+    }
+
+    /// Fetch and move to the remote tip, keeping (on top of it) any commit a
+    /// failed push left behind.
+    pub fn sync(&mut self) -> Result<(), GitError> {
+        let branch = self.cfg.branch.clone();
+        match self.cfg.mode {
+            DeliveryMode::Direct => {
+                self.fetch(&[&branch])?;
+                let remote = self.ref_oid(&tracking_ref(&branch));
+                let tip = self.rebase(self.ref_oid(&local_ref(&branch)), &[], remote)?;
+                self.set_ref(&local_ref(&branch), tip)
+            }
+            DeliveryMode::PullRequest { .. } => self.fetch(&[&branch, &proposal_branch(&branch)]),
+        }
+    }
+
+    /// Write the plan's folders, make one commit if anything changed, and
+    /// deliver it (push, or push and propose).
+    pub fn apply(&mut self, plan: &PassPlan) -> Result<PassOutcome, GitError> {
+        validate::plan(plan)?;
+        match self.cfg.mode.clone() {
+            DeliveryMode::Direct => self.apply_direct(plan),
+            DeliveryMode::PullRequest {
+                api_url,
+                owner,
+                repo,
+                token,
+            } => {
+                let forge = pulls::Forge::new(&api_url, &owner, &repo, &token)?;
+                self.apply_proposal(plan, &forge)
+            }
+        }
+    }
+
+    fn apply_direct(&mut self, plan: &PassPlan) -> Result<PassOutcome, GitError> {
+        let branch = self.cfg.branch.clone();
+        let message = plan.message.render();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let remote = self.ref_oid(&tracking_ref(&branch));
+            let base = self.rebase(self.ref_oid(&local_ref(&branch)), &[], remote)?;
+            let new = self.commit_plan(base, plan, &message)?;
+            let tip = new.or(base);
+            // Recorded before pushing: if the push fails, the work is kept.
+            self.set_ref(&local_ref(&branch), tip)?;
+            if tip == remote {
+                return Ok(PassOutcome {
+                    commit: None,
+                    head: hex(tip),
+                    pull_request: None,
+                });
+            }
+            let spec = format!("refs/heads/{branch}:refs/heads/{branch}");
+            match self.push(&spec, &branch)? {
+                PushResult::Pushed => {
+                    self.set_ref(&tracking_ref(&branch), tip)?;
+                    return Ok(PassOutcome {
+                        commit: Some(hex(tip)),
+                        head: hex(tip),
+                        pull_request: None,
+                    });
+                }
+                PushResult::NonFastForward => {
+                    tracing::info!(
+                        branch,
+                        attempts,
+                        "side repository moved; redoing the pass on its new head"
+                    );
+                    // Drop this attempt's commit: the plan is redone from
+                    // scratch on the new head, so the result is one commit.
+                    if new.is_some() {
+                        self.set_ref(&local_ref(&branch), base)?;
+                    }
+                    if attempts >= self.cfg.max_push_attempts.max(1) {
+                        return Err(GitError::Contended { branch, attempts });
+                    }
+                    self.fetch(&[&branch])?;
+                }
+            }
+        }
+    }
+
+    fn apply_proposal(
+        &mut self,
+        plan: &PassPlan,
+        forge: &pulls::Forge,
+    ) -> Result<PassOutcome, GitError> {
+        let target = self.cfg.branch.clone();
+        let prop = proposal_branch(&target);
+        // The proposal is computed against the target as it is now.
+        self.fetch(&[&target, &prop])?;
+        let target_tip = self.ref_oid(&tracking_ref(&target));
+        let prop_remote = self.ref_oid(&tracking_ref(&prop));
+        // The open proposal carried onto the current target, then any work a
+        // failed push left locally, then this pass.
+        let upstream = self.rebase(prop_remote, &[], target_tip)?;
+        let hide: Vec<Oid> = [prop_remote, target_tip].into_iter().flatten().collect();
+        let base = self.rebase(self.ref_oid(&local_ref(&prop)), &hide, upstream)?;
+        let new = self.commit_plan(base, plan, &plan.message.render())?;
+        let tip = new.or(base);
+        self.set_ref(&local_ref(&prop), tip)?;
+        if self.tree_of(tip)? == self.tree_of(target_tip)? {
+            return Ok(PassOutcome {
+                commit: None,
+                head: hex(tip),
+                pull_request: None,
+            });
+        }
+        let mut pushed = false;
+        if tip != prop_remote {
+            // The proposal branch is quayside's own: a forced update is
+            // fine there (and only there) when the target moved under it.
+            let spec = format!("+refs/heads/{prop}:refs/heads/{prop}");
+            match self.push(&spec, &prop)? {
+                PushResult::Pushed => {
+                    self.set_ref(&tracking_ref(&prop), tip)?;
+                    pushed = true;
+                }
+                PushResult::NonFastForward => {
+                    return Err(GitError::Contended {
+                        branch: prop,
+                        attempts: 1,
+                    });
+                }
+            }
+        }
+        let proposal = self.proposal(&target, target_tip, tip)?;
+        let (title, body) = (proposal.title(), proposal.body());
+        let pull = match forge.find_open(&prop)? {
+            Some(p) => forge.update(p.number, &title, &body)?,
+            None => forge.create(&title, &prop, &target, &body)?,
+        };
+        Ok(PassOutcome {
+            commit: pushed.then(|| hex(tip)),
+            head: hex(tip),
+            pull_request: Some(pull.reference()),
+        })
+    }
+
+    /// Apply the plan on top of `base`; `None` when nothing changes.
+    fn commit_plan(
+        &self,
+        base: Option<Oid>,
+        plan: &PassPlan,
+        message: &str,
+    ) -> Result<Option<Oid>, GitError> {
+        let repo = &self.repo;
+        let l = |e| self.local("write the pass", e);
+        let base_tree = self.tree_of(base)?;
+        let mut root = base_tree;
+        for folder in &plan.removed_folders {
+            let comps = validate::components(folder);
+            let t = self.find_tree(root)?;
+            root = tree::edit(repo, t.as_ref(), &comps, None).map_err(l)?;
+        }
+        for (folder, files) in &plan.folders {
+            let prefix = validate::components(folder).len();
+            let mut blobs = Vec::with_capacity(files.len());
+            for f in files {
+                let oid = repo.blob(&f.contents).map_err(l)?;
+                let comps = validate::components(&f.path);
+                blobs.push((comps[prefix..].to_vec(), oid));
+            }
+            let sub = tree::build(repo, &blobs).map_err(l)?;
+            let t = self.find_tree(root)?;
+            root = tree::edit(
+                repo,
+                t.as_ref(),
+                &validate::components(folder),
+                sub.map(|s| (s, tree::MODE_TREE)),
+            )
+            .map_err(l)?;
+        }
+        if root == base_tree {
+            return Ok(None);
+        }
+        let tree_id = match root {
+            Some(t) => t,
+            None => tree::empty(repo).map_err(l)?,
+        };
+        if base.is_some() && Some(tree_id) == base_tree {
+            return Ok(None);
+        }
+        let tree = repo.find_tree(tree_id).map_err(l)?;
+        let sig = self.signature()?;
+        let parent = base.map(|b| repo.find_commit(b)).transpose().map_err(l)?;
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+        repo.commit(None, &sig, &sig, message, &tree, &parents)
+            .map(Some)
+            .map_err(l)
+    }
+
+    /// Replay the commits reachable from `from` (and not from `onto` or
+    /// `hide`) onto `onto`, file by file. Returns `from` itself when it
+    /// already contains `onto`.
+    fn rebase(
+        &self,
+        from: Option<Oid>,
+        hide: &[Oid],
+        onto: Option<Oid>,
+    ) -> Result<Option<Oid>, GitError> {
+        let Some(from) = from else { return Ok(onto) };
+        let Some(onto) = onto else {
+            return Ok(Some(from));
+        };
+        let l = |e| self.local("replay unpushed commits", e);
+        let repo = &self.repo;
+        if from == onto || repo.graph_descendant_of(from, onto).map_err(l)? {
+            return Ok(Some(from));
+        }
+        let mut walk = repo.revwalk().map_err(l)?;
+        walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)
+            .map_err(l)?;
+        walk.push(from).map_err(l)?;
+        walk.hide(onto).map_err(l)?;
+        for h in hide {
+            walk.hide(*h).map_err(l)?;
+        }
+        let mut tip = onto;
+        for oid in walk {
+            let c = repo.find_commit(oid.map_err(l)?).map_err(l)?;
+            if c.parent_count() > 1 {
+                continue; // quayside never merges; a merge's changes come with its parents
+            }
+            let old = match c.parent_count() {
+                1 => Some(c.parent(0).map_err(l)?.tree().map_err(l)?),
+                _ => None,
+            };
+            let new = c.tree().map_err(l)?;
+            let diff = repo
+                .diff_tree_to_tree(old.as_ref(), Some(&new), None)
+                .map_err(l)?;
+            let tip_tree = repo.find_commit(tip).map_err(l)?.tree_id();
+            let mut root = Some(tip_tree);
+            for d in diff.deltas() {
+                let Some(path) = d.new_file().path().or(d.old_file().path()) else {
+                    continue;
+                };
+                let path = path.to_string_lossy().to_string();
+                let comps: Vec<&str> = path.split('/').collect();
+                let entry = match d.status() {
+                    git2::Delta::Deleted => None,
+                    _ => Some((d.new_file().id(), u32::from(d.new_file().mode()) as i32)),
+                };
+                let t = self.find_tree(root)?;
+                root = tree::edit(repo, t.as_ref(), &comps, entry).map_err(l)?;
+            }
+            let root = match root {
+                Some(r) => r,
+                None => tree::empty(repo).map_err(l)?,
+            };
+            if root == tip_tree {
+                continue; // already on the new head
+            }
+            let parent = repo.find_commit(tip).map_err(l)?;
+            let tree = repo.find_tree(root).map_err(l)?;
+            let committer = self.signature()?;
+            tip = repo
+                .commit(
+                    None,
+                    &c.author(),
+                    &committer,
+                    c.message().unwrap_or_default(),
+                    &tree,
+                    &[&parent],
+                )
+                .map_err(l)?;
+        }
+        Ok(Some(tip))
+    }
+
+    /// What the proposal branch changes relative to the target.
+    fn proposal(
+        &self,
+        target: &str,
+        target_tip: Option<Oid>,
+        tip: Option<Oid>,
+    ) -> Result<Proposal, GitError> {
+        let l = |e| self.local("describe the proposal", e);
+        let before = tree::files(&self.repo, self.tree_of(target_tip)?).map_err(l)?;
+        let after = tree::files(&self.repo, self.tree_of(tip)?).map_err(l)?;
+        let mut p = Proposal {
+            base: target.to_string(),
+            ..Default::default()
+        };
+        for (path, oid) in &after {
+            match before.get(path) {
+                None => p.files.push((Change::Added, path.clone())),
+                Some(o) if o != oid => p.files.push((Change::Modified, path.clone())),
+                _ => {}
+            }
+        }
+        for path in before.keys().filter(|k| !after.contains_key(*k)) {
+            p.files.push((Change::Removed, path.clone()));
+        }
+        p.files.sort_by(|a, b| a.1.cmp(&b.1));
+        if let Some(tip) = tip {
+            let mut walk = self.repo.revwalk().map_err(l)?;
+            walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)
+                .map_err(l)?;
+            walk.push(tip).map_err(l)?;
+            if let Some(t) = target_tip {
+                walk.hide(t).map_err(l)?;
+            }
+            for oid in walk {
+                let c = self.repo.find_commit(oid.map_err(l)?).map_err(l)?;
+                let msg = c.message().unwrap_or_default().to_string();
+                let (comps, envs) = parse_trailers(&msg);
+                p.components.extend(comps);
+                p.environments.extend(envs);
+                p.commits.push(msg);
+            }
+        }
+        Ok(p)
+    }
+
+    fn signature(&self) -> Result<git2::Signature<'static>, GitError> {
+        git2::Signature::now(&self.cfg.author_name, &self.cfg.author_email).map_err(|e| {
+            self.local(
+                "make the commit signature (check the author name and email)",
+                e,
+            )
+        })
+    }
+
+    fn ref_oid(&self, name: &str) -> Option<Oid> {
+        self.repo.refname_to_id(name).ok()
+    }
+
+    fn set_ref(&self, name: &str, oid: Option<Oid>) -> Result<(), GitError> {
+        match oid {
+            Some(o) => self
+                .repo
+                .reference(name, o, true, "quayside pass")
+                .map(|_| ())
+                .map_err(|e| self.local("update a reference", e)),
+            None => match self.repo.find_reference(name) {
+                Ok(mut r) => r.delete().map_err(|e| self.local("delete a reference", e)),
+                Err(_) => Ok(()),
+            },
+        }
+    }
+
+    fn tree_of(&self, commit: Option<Oid>) -> Result<Option<Oid>, GitError> {
+        commit
+            .map(|c| self.repo.find_commit(c).map(|c| c.tree_id()))
+            .transpose()
+            .map_err(|e| self.local("read a commit", e))
+    }
+
+    fn find_tree(&self, tree: Option<Oid>) -> Result<Option<git2::Tree<'_>>, GitError> {
+        tree.map(|t| self.repo.find_tree(t))
+            .transpose()
+            .map_err(|e| self.local("read a tree", e))
+    }
+
+    fn local(&self, action: &'static str, e: git2::Error) -> GitError {
+        GitError::Local {
+            workdir: self.cfg.workdir.display().to_string(),
+            action,
+            detail: e.message().to_string(),
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! Checks that a plan only touches what quayside owns: relative paths inside
+//! the repository, folders that do not overlap, files inside their folder.
+
+use super::{GitError, PassPlan};
+
+/// Path components of a relative path (empty ones from `a//b` dropped).
+pub(crate) fn components(path: &str) -> Vec<&str> {
+    path.split('/').filter(|c| !c.is_empty()).collect()
+}
+
+fn check_path(path: &str, what: &str) -> Result<(), GitError> {
+    let bad = |why: &str| Err(GitError::InvalidPlan(format!("{what} {path:?} {why}")));
+    if path.starts_with('/') {
+        return bad("must be relative to the repository root");
+    }
+    let comps = components(path);
+    if comps.is_empty() {
+        return bad("is empty");
+    }
+    for c in comps {
+        if c == "." || c == ".." {
+            return bad("must not contain `.` or `..`");
+        }
+        if c.eq_ignore_ascii_case(".git") {
+            return bad("must not touch `.git`");
+        }
+        if c.contains(['\\', '\0']) {
+            return bad("contains a backslash or NUL");
+        }
+    }
+    Ok(())
+}
+
+fn nested(a: &[&str], b: &[&str]) -> bool {
+    let n = a.len().min(b.len());
+    a[..n] == b[..n]
+}
+
+pub(crate) fn plan(plan: &PassPlan) -> Result<(), GitError> {
+    let mut all: Vec<(&str, Vec<&str>)> = Vec::new();
+    for folder in plan.folders.keys().chain(plan.removed_folders.iter()) {
+        check_path(folder, "folder")?;
+        let comps = components(folder);
+        if let Some((other, _)) = all.iter().find(|(_, c)| nested(c, &comps)) {
+            return Err(GitError::InvalidPlan(format!(
+                "folders {other:?} and {folder:?} overlap; each folder must be owned by one Environment"
+            )));
+        }
+        all.push((folder, comps));
+    }
+    for (folder, files) in &plan.folders {
+        let fc = components(folder);
+        for f in files {
+            check_path(&f.path, "file")?;
+            let c = components(&f.path);
+            if c.len() <= fc.len() || c[..fc.len()] != fc[..] {
+                return Err(GitError::InvalidPlan(format!(
+                    "file {:?} is not inside its folder {folder:?}",
+                    f.path
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::RenderedFile;
+
+    fn p(folders: &[(&str, &[&str])], removed: &[&str]) -> PassPlan {
+        PassPlan {
+            folders: folders
+                .iter()
+                .map(|(f, files)| {
+                    (
+                        f.to_string(),
+                        files
+                            .iter()
+                            .map(|p| RenderedFile {
+                                path: p.to_string(),
+                                contents: vec![],
+                            })
+                            .collect(),
+                    )
+                })
+                .collect(),
+            removed_folders: removed.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn accepts_separate_folders() {
+        plan(&p(
+            &[("environments/dev", &["environments/dev/a.yaml"])],
+            &["environments/old"],
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn rejects_what_quayside_does_not_own() {
+        for bad in [
+            p(&[("environments/dev", &["environments/prod/a.yaml"])], &[]),
+            p(&[("environments", &[]), ("environments/dev", &[])], &[]),
+            p(&[("environments/dev", &[])], &["environments/dev"]),
+            p(&[("../x", &[])], &[]),
+            p(&[("/abs", &[])], &[]),
+            p(&[("env/.git", &[])], &[]),
+            p(&[("", &[])], &[]),
+            p(&[("environments/dev", &["environments/dev"])], &[]),
+        ] {
+            assert!(
+                matches!(plan(&bad), Err(GitError::InvalidPlan(_))),
+                "{bad:?}"
+            );
+        }
+    }
+}
