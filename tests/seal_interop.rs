@@ -196,3 +196,96 @@ fn a_value_changed_by_us_still_decrypts_with_sops_and_age_after_a_recipient_is_a
         assert_eq!(yaml(&sops_decrypt(&file, &key_file(n))), yaml(&changed));
     }
 }
+
+#[test]
+fn awkward_values_survive_our_seal_and_sops_decrypt() {
+    let awkward = [
+        "",
+        "yes",
+        "0777",
+        "1e3",
+        "null",
+        " leading and trailing ",
+        "multi\nline\n",
+        "no final newline\nsecond",
+        "two trailing\n\n",
+        "tab\tand \"quotes\" and 'single'",
+        "{\"json\": [1, 2]}",
+        "- not a list",
+        "# not a comment",
+        "ünïcødé ✓ 🚀",
+        "back\\slash",
+        "ctrl\u{7}bell",
+        "key: value",
+        "~",
+        "on",
+        "3.11.0",
+        "1:20",
+        ".5",
+        "+1",
+        "0x1F",
+        "-",
+        "a:",
+        "@x",
+        "x #y",
+        "&a",
+        "tab\tin\nblock\n",
+    ];
+    let mut manifest =
+        String::from("apiVersion: v1\nkind: Secret\nmetadata:\n  name: awkward\n  annotations:\n");
+    for (i, v) in awkward.iter().enumerate() {
+        manifest.push_str(&format!(
+            "    a{i}: {}\n",
+            serde_json::to_string(v).unwrap()
+        ));
+    }
+    manifest.push_str("stringData:\n");
+    for (i, v) in awkward.iter().enumerate() {
+        manifest.push_str(&format!("  k{i}: {}\n", serde_json::to_string(v).unwrap()));
+    }
+    let sealed = seal::seal(
+        &SecretString::from(manifest.clone()),
+        &[identity(1).to_recipient()],
+        None,
+        None,
+        now(),
+    )
+    .unwrap();
+    let ours = seal::open(&sealed, &identity(1)).unwrap();
+    assert_eq!(yaml(ours.expose_secret()), yaml(&manifest));
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_tmp(&dir, "awkward.sops.yaml", &sealed);
+    assert_eq!(yaml(&sops_decrypt(&file, &key_file(1))), yaml(&manifest));
+    // And sops's own encryption of it opens with ours.
+    let plain = write_tmp(&dir, "awkward.yaml", &manifest);
+    let out = Command::new(tools::bin("sops"))
+        .args([
+            "--encrypt",
+            "--encrypted-regex",
+            "^(data|stringData)$",
+            "--age",
+        ])
+        .arg(identity(1).to_recipient().to_string())
+        .arg(&plain)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let by_sops = String::from_utf8(out.stdout).unwrap();
+    let opened = seal::open(&by_sops, &identity(1)).unwrap();
+    assert_eq!(yaml(opened.expose_secret()), yaml(&manifest));
+    // Our writer quotes and blocks these exactly as sops does: re-sealing
+    // sops's file gives its bytes back.
+    let again = seal::seal(
+        &SecretString::from(manifest),
+        &[identity(1).to_recipient()],
+        Some(&by_sops),
+        Some(&identity(1)),
+        now(),
+    )
+    .unwrap();
+    assert_eq!(again, by_sops);
+}

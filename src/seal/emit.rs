@@ -97,19 +97,25 @@ fn leaf_text(v: &Node) -> String {
     }
 }
 
-/// A literal block (`|`, `|-`) for multi-line text that survives one unchanged.
+/// A literal block (`|`, `|-`, `|+`) for multi-line text, when it reads back
+/// unchanged (go-yaml's rules: no leading space or break, no space before a
+/// break or at the end, only printable characters).
 fn literal_ok(s: &str) -> bool {
     s.contains('\n')
         && !s.starts_with([' ', '\n'])
-        && !s.ends_with("\n\n")
+        && !s.ends_with(' ')
         && !s.contains(" \n")
-        && s.chars().all(|c| c == '\n' || printable(c) && c != '\t')
+        && s.chars().all(|c| c == '\n' || c == '\t' || printable(c))
 }
 
 fn literal(out: &mut String, s: &str, col: usize) {
-    let body = s.strip_suffix('\n');
-    out.push_str(if body.is_some() { " |\n" } else { " |-\n" });
-    for line in body.unwrap_or(s).split('\n') {
+    let body = s.trim_end_matches('\n');
+    out.push_str(match s.len() - body.len() {
+        0 => " |-\n",
+        1 => " |\n",
+        _ => " |+\n",
+    });
+    for line in s.strip_suffix('\n').unwrap_or(s).split('\n') {
         if !line.is_empty() {
             pad(out, col);
             out.push_str(line);
@@ -127,36 +133,59 @@ pub(crate) fn scalar_text(s: &str) -> String {
         double_quoted(s)
     } else if plain_ok(s) {
         s.to_string()
-    } else if s.chars().all(|c| printable(c) && c != '\t') {
+    } else if s.chars().all(printable) {
         format!("'{}'", s.replace('\'', "''"))
     } else {
         double_quoted(s)
     }
 }
 
+/// go-yaml's printable set (so we quote what it quotes), less the Unicode
+/// line and paragraph separators, which YAML 1.1 readers take as line breaks.
 fn printable(c: char) -> bool {
-    !c.is_control() && !matches!(c, '\u{FEFF}' | '\u{2028}' | '\u{2029}')
+    matches!(c as u32, 0x20..=0x7E | 0xA0..=0xD7FF | 0xE000..=0xFFFD)
+        && !matches!(c, '\u{FEFF}' | '\u{2028}' | '\u{2029}')
 }
 
+/// A double-quoted scalar with go-yaml's escapes.
 fn double_quoted(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if !printable(c) => {
-                let n = c as u32;
-                if n <= 0xFFFF {
-                    out.push_str(&format!("\\u{n:04X}"));
-                } else {
-                    out.push_str(&format!("\\U{n:08X}"));
-                }
+        let short = match c {
+            '\0' => Some('0'),
+            '\u{7}' => Some('a'),
+            '\u{8}' => Some('b'),
+            '\t' => Some('t'),
+            '\n' => Some('n'),
+            '\u{B}' => Some('v'),
+            '\u{C}' => Some('f'),
+            '\r' => Some('r'),
+            '\u{1B}' => Some('e'),
+            '"' => Some('"'),
+            '\\' => Some('\\'),
+            '\u{85}' => Some('N'),
+            '\u{2028}' => Some('L'),
+            '\u{2029}' => Some('P'),
+            _ => None,
+        };
+        match short {
+            Some(e) => {
+                out.push('\\');
+                out.push(e);
             }
-            c => out.push(c),
+            None if printable(c) => out.push(c),
+            None => {
+                let n = c as u32;
+                let esc = if n <= 0xFF {
+                    format!("\\x{n:02X}")
+                } else if n <= 0xFFFF {
+                    format!("\\u{n:04X}")
+                } else {
+                    format!("\\U{n:08X}")
+                };
+                out.push_str(&esc);
+            }
         }
     }
     out.push('"');
@@ -189,7 +218,7 @@ fn plain_ok(s: &str) -> bool {
     if s.ends_with([' ', ':']) || s.contains(": ") || s.contains(" #") {
         return false;
     }
-    if !s.chars().all(|c| printable(c) && c != '\t') {
+    if !s.chars().all(printable) {
         return false;
     }
     true
