@@ -7,6 +7,6 @@ pub mod service_account;
 pub mod target;
 
 pub use link::plan_link;
-pub use rotation::{RotationStep, plan_rotation};
+pub use rotation::{RotationStep, plan_rotation, scheduled_rotation_due};
 pub use service_account::choose_service_account;
 pub use target::{DesiredSecret, ObservedSecret, TargetPlan, plan_target_secrets};
