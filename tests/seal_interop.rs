@@ -289,3 +289,60 @@ fn awkward_values_survive_our_seal_and_sops_decrypt() {
     .unwrap();
     assert_eq!(again, by_sops);
 }
+
+#[test]
+fn files_sops_wrote_with_its_other_rules_open_with_ours() {
+    // Not what quayside writes, but what a person running sops may commit.
+    let dir = tempfile::tempdir().unwrap();
+    let plain_file = fixtures().join("plain/nested.yaml");
+    let r = identity(1).to_recipient().to_string();
+    for rule in [
+        vec![],
+        vec!["--unencrypted-suffix", "_plain"],
+        vec!["--encrypted-suffix", "Data"],
+        vec!["--unencrypted-regex", "^(apiVersion|kind|metadata)$"],
+        vec![
+            "--encrypted-regex",
+            "^(data|stringData)$",
+            "--mac-only-encrypted",
+        ],
+    ] {
+        let out = Command::new(tools::bin("sops"))
+            .args(["--encrypt", "--age", &r])
+            .args(&rule)
+            .arg(&plain_file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{rule:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let by_sops = String::from_utf8(out.stdout).unwrap();
+        let opened = seal::open(&by_sops, &identity(1)).unwrap_or_else(|e| panic!("{rule:?}: {e}"));
+        assert_eq!(
+            yaml(opened.expose_secret()),
+            yaml(&plain("nested")),
+            "{rule:?}"
+        );
+        // Resealing converts it to quayside's rule, and sops still reads it.
+        let ours = seal::seal(
+            &opened,
+            &[identity(1).to_recipient()],
+            Some(&by_sops),
+            Some(&identity(1)),
+            now(),
+        )
+        .unwrap();
+        assert!(
+            ours.contains("encrypted_regex: ^(data|stringData)$"),
+            "{rule:?}"
+        );
+        let file = write_tmp(&dir, "converted.sops.yaml", &ours);
+        assert_eq!(
+            yaml(&sops_decrypt(&file, &key_file(1))),
+            yaml(&plain("nested")),
+            "{rule:?}"
+        );
+    }
+}
