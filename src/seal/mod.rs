@@ -411,3 +411,77 @@ fn typed(bytes: Vec<u8>, kind: &str) -> Option<Node> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(s: &str) -> Vec<(String, Node)> {
+        parse_doc(s, "test").ok().unwrap()
+    }
+
+    #[test]
+    fn mac_is_sha512_of_all_leaves_in_order_upper_hex() {
+        let d = doc("a: x\ndata:\n  b: 5\n  n: null\n  e: \"\"\nc: [true, 1.5]\n");
+        assert_eq!(
+            compute_mac(&d, &Rule::ours(), false),
+            "C45B2BD3B18CEE634187E9ED331990EA1027D254C47A8C0E0150897CE56D8FC939DE9F98F3D6BFC50FA012151B58D7D9BB797B8598BB9A40B77333809AF324DB"
+        );
+        // Only the encrypted leaf (data:b), after sops's seed.
+        assert_eq!(
+            compute_mac(&d, &Rule::ours(), true),
+            "05AC5D08FFB3EA1A8E7AC1C9576AD7E1B8625D502FA6608A2B927F3894229CB0D92DBD7C0603CC407AB6353DD0B631F4338FACFAA29C9324A7698FC593086AF6"
+        );
+    }
+
+    #[test]
+    fn aad_and_paths() {
+        assert_eq!(
+            aad(&["stringData", ".dockerconfigjson"]),
+            "stringData:.dockerconfigjson:"
+        );
+        let steps = [
+            Step::Key("data".into()),
+            Step::Key("l".into()),
+            Step::Index(2),
+        ];
+        assert_eq!(display_path(&steps), "data:l[2]");
+    }
+
+    #[test]
+    fn typed_values_round_trip_as_sops_types_them() {
+        for leaf in [
+            Node::Str("s".into()),
+            Node::Int(-3),
+            Node::Float(2.5),
+            Node::Bool(true),
+            Node::Bool(false),
+        ] {
+            let (bytes, kind) = leaf_plaintext(&leaf);
+            assert!(typed(bytes, kind) == Some(leaf.clone()));
+        }
+        assert!(typed(b"true".to_vec(), "bool") == Some(Node::Bool(true)));
+        assert!(typed(b"maybe".to_vec(), "bool").is_none());
+        assert!(typed(b"x".to_vec(), "int").is_none());
+        assert!(typed(b"x".to_vec(), "comment").is_none());
+        assert!(typed(vec![0xff], "str").is_none());
+    }
+
+    #[test]
+    fn timestamps_are_written_in_utc_seconds() {
+        let id = Identity::generate();
+        let now: Timestamp = "2026-03-04T05:06:07.899+02:00".parse().unwrap();
+        let out = seal(
+            &SecretString::from("data:\n  a: b\n"),
+            &[id.to_recipient()],
+            None,
+            None,
+            now,
+        )
+        .unwrap();
+        assert!(
+            out.contains("lastmodified: \"2026-03-04T03:06:07Z\""),
+            "{out}"
+        );
+    }
+}
