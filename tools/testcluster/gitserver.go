@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"encoding/json"
 	"flag"
@@ -120,6 +121,18 @@ func (s *gitServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="quayside-test-git"`)
 		http.Error(w, "authentication required", http.StatusUnauthorized)
 		return
+	}
+	// CGI cannot take a chunked body (net/http/cgi answers 400), and libgit2
+	// always sends pushes chunked: buffer the body and give it a length.
+	if len(r.TransferEncoding) > 0 {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 512<<20))
+		if err != nil {
+			http.Error(w, "reading the request body: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		r.TransferEncoding = nil
 	}
 	env := []string{"GIT_PROJECT_ROOT=" + s.root, "GIT_HTTP_EXPORT_ALL=1"}
 	if authed {
