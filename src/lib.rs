@@ -9,6 +9,7 @@
 //! - [`emulator`]: a Quay emulator for tests, the demo and benchmarks.
 
 pub mod api;
+pub mod controller;
 pub mod credentials;
 pub mod emulator;
 pub mod gitops;
@@ -18,4 +19,5 @@ pub mod plan;
 pub mod quay;
 pub mod render;
 pub mod seal;
+pub mod server;
 pub mod source;

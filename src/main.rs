@@ -17,6 +17,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the controller.
+    Run(Box<cli::run::Args>),
     /// Print the CustomResourceDefinitions as YAML.
     Crd,
     /// Run the Quay API emulator (for tests, the demo and benchmarks).
@@ -39,6 +41,7 @@ fn main() -> anyhow::Result<()> {
             print!("{}", quayside::api::crds_yaml());
             Ok(())
         }
+        Command::Run(args) => rt.block_on(cli::run::run(*args)),
         Command::QuayEmulator(args) => rt.block_on(cli::emulator::run(args)),
         Command::Render(args) => cli::render::run(args),
         Command::Verify(args) => cli::verify::run(args),

@@ -45,7 +45,10 @@ fn deploy_kustomization_applies_with_server_dry_run() {
 fn the_dockerfile_builds_the_binary_as_non_root() {
     let text = std::fs::read_to_string(tools::root().join("Dockerfile")).unwrap();
     assert!(text.contains("--bin quayside"));
-    assert!(text.contains("USER 65532"), "runtime image runs as non-root");
+    assert!(
+        text.contains("USER 65532"),
+        "runtime image runs as non-root"
+    );
     let status = Command::new(tools::bin("kubectl"))
         .args(["kustomize"])
         .arg(tools::root().join("deploy"))

@@ -3,4 +3,5 @@
 pub mod bench;
 pub mod emulator;
 pub mod render;
+pub mod run;
 pub mod verify;

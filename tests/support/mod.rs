@@ -4,5 +4,6 @@
 
 pub mod cluster;
 pub mod git_server;
+pub mod harness;
 pub mod tools;
 pub mod wait;

@@ -1,0 +1,320 @@
+//! quayside run: the controller, with its flags (each also an environment variable).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use secrecy::SecretString;
+
+use quayside::controller::{self, Config, Context, Metrics, Readiness};
+use quayside::gitops::{DeliveryMode, GitAuth, SideRepoConfig};
+use quayside::quay::{QuayClient, QuayConfig, RetryPolicy};
+use quayside::render::KustomizeFlavor;
+use quayside::seal::Identity;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Quay API base URL.
+    #[arg(
+        long,
+        env = "QUAYSIDE_QUAY_API_URL",
+        default_value = "https://quay.io/api/v1"
+    )]
+    pub quay_api_url: String,
+    /// Quay organization that holds the repositories and robots.
+    #[arg(long, env = "QUAYSIDE_QUAY_ORGANIZATION")]
+    pub quay_organization: String,
+    /// File holding the Quay OAuth token; read on every call, so it can be rotated without a restart.
+    #[arg(long, env = "QUAYSIDE_QUAY_TOKEN_FILE")]
+    pub quay_token_file: PathBuf,
+    /// Registry host written into pull Secrets and status.
+    #[arg(long, env = "QUAYSIDE_REGISTRY_HOST", default_value = "quay.io")]
+    pub registry_host: String,
+    /// Extra CA certificate (PEM) trusted for Quay and the forge.
+    #[arg(long, env = "QUAYSIDE_EXTRA_CA_FILE")]
+    pub extra_ca_file: Option<PathBuf>,
+    /// Timeout of each Quay request.
+    #[arg(long, env = "QUAYSIDE_QUAY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub quay_timeout: Duration,
+
+    /// Side repository clone URL (https, http or a local path). Unset: deliver to clusters only.
+    #[arg(long, env = "QUAYSIDE_SIDE_REPO_URL")]
+    pub side_repo_url: Option<String>,
+    /// Branch Argo CD syncs.
+    #[arg(long, env = "QUAYSIDE_SIDE_REPO_BRANCH", default_value = "main")]
+    pub side_repo_branch: String,
+    /// User for basic auth to the side repository.
+    #[arg(long, env = "QUAYSIDE_SIDE_REPO_USERNAME")]
+    pub side_repo_username: Option<String>,
+    /// File holding the password or token for the side repository.
+    #[arg(long, env = "QUAYSIDE_SIDE_REPO_PASSWORD_FILE")]
+    pub side_repo_password_file: Option<PathBuf>,
+    /// Where the controller keeps its clone.
+    #[arg(
+        long,
+        env = "QUAYSIDE_SIDE_REPO_WORKDIR",
+        default_value = "/tmp/quayside/side-repo"
+    )]
+    pub side_repo_workdir: PathBuf,
+    /// `direct` commits to the branch; `pull-request` pushes a branch and opens a pull request.
+    #[arg(long, env = "QUAYSIDE_SIDE_REPO_MODE", default_value = "direct")]
+    pub side_repo_mode: String,
+    /// Forge REST API (GitHub shape) for pull-request mode, e.g. https://api.github.com.
+    #[arg(long, env = "QUAYSIDE_FORGE_API_URL")]
+    pub forge_api_url: Option<String>,
+    /// Owner/repository of the side repository on the forge, e.g. platform/gitops.
+    #[arg(long, env = "QUAYSIDE_FORGE_REPOSITORY")]
+    pub forge_repository: Option<String>,
+    /// File holding the forge API token (defaults to the side-repo password file).
+    #[arg(long, env = "QUAYSIDE_FORGE_TOKEN_FILE")]
+    pub forge_token_file: Option<PathBuf>,
+    /// `ksops` (Argo CD) or `flux` kustomization flavour.
+    #[arg(long, env = "QUAYSIDE_KUSTOMIZE_FLAVOR", default_value = "ksops")]
+    pub kustomize_flavor: String,
+    /// The controller's age identity file (AGE-SECRET-KEY-1…), mounted from a Secret.
+    #[arg(long, env = "QUAYSIDE_AGE_IDENTITY_FILE")]
+    pub age_identity_file: PathBuf,
+
+    /// Reconcile every Environment and Component again after this long.
+    #[arg(long, env = "QUAYSIDE_HEARTBEAT", default_value = "24h", value_parser = parse_duration)]
+    pub heartbeat: Duration,
+    /// Rotate every Component's robots this often without downtime; 0 disables.
+    #[arg(long, env = "QUAYSIDE_ROTATION_INTERVAL", default_value = "90d", value_parser = parse_duration)]
+    pub rotation_interval: Duration,
+    /// Give up cleaning an unreachable target after this long (with an event).
+    #[arg(long, env = "QUAYSIDE_CLEANUP_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    pub cleanup_timeout: Duration,
+
+    /// Watch Components and Environments in this namespace only (default: all).
+    #[arg(long, env = "QUAYSIDE_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "QUAYSIDE_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Kubeconfig to use instead of the in-cluster or default configuration.
+    #[arg(long, env = "QUAYSIDE_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Hold a Lease so only one replica acts.
+    #[arg(long, env = "QUAYSIDE_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// Namespace of the leader-election Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "quayside-system")]
+    pub leader_election_namespace: String,
+    /// `json` or `text` logs.
+    #[arg(long, env = "QUAYSIDE_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+/// `30s`, `5m`, `24h`, `1d`, `250ms`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "s"));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 30s, 5m or 24h"))?;
+    Ok(match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        "d" => Duration::from_secs(n * 86400),
+        _ => {
+            return Err(format!(
+                "{s:?}: unknown unit {unit:?}; use ms, s, m, h or d"
+            ));
+        }
+    })
+}
+
+fn read_secret_file(path: &PathBuf, what: &str) -> anyhow::Result<SecretString> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the {what} from {}", path.display()))?;
+    Ok(SecretString::from(text.trim().to_string()))
+}
+
+fn side_repo_config(args: &Args) -> anyhow::Result<Option<SideRepoConfig>> {
+    let Some(url) = args.side_repo_url.clone() else {
+        return Ok(None);
+    };
+    let password = match &args.side_repo_password_file {
+        Some(p) => Some(read_secret_file(p, "side-repository password")?),
+        None => None,
+    };
+    let auth = match (&args.side_repo_username, password.clone()) {
+        (Some(u), Some(p)) => GitAuth::Basic {
+            username: u.clone(),
+            password: p,
+        },
+        (None, Some(p)) => GitAuth::Basic {
+            username: "x-access-token".into(),
+            password: p,
+        },
+        _ => GitAuth::None,
+    };
+    let mode = match args.side_repo_mode.as_str() {
+        "direct" => DeliveryMode::Direct,
+        "pull-request" => {
+            let api_url = args
+                .forge_api_url
+                .clone()
+                .context("--side-repo-mode pull-request needs --forge-api-url")?;
+            let full = args
+                .forge_repository
+                .clone()
+                .context("--side-repo-mode pull-request needs --forge-repository owner/name")?;
+            let (owner, repo) = full
+                .split_once('/')
+                .context("--forge-repository must be owner/name")?;
+            let token = match &args.forge_token_file {
+                Some(p) => read_secret_file(p, "forge token")?,
+                None => password.context(
+                    "--side-repo-mode pull-request needs --forge-token-file or --side-repo-password-file",
+                )?,
+            };
+            DeliveryMode::PullRequest {
+                api_url,
+                owner: owner.into(),
+                repo: repo.into(),
+                token,
+            }
+        }
+        other => anyhow::bail!("--side-repo-mode {other:?}: use direct or pull-request"),
+    };
+    Ok(Some(SideRepoConfig {
+        url,
+        branch: args.side_repo_branch.clone(),
+        auth,
+        workdir: args.side_repo_workdir.clone(),
+        mode,
+        author_name: "quayside".into(),
+        author_email: "quayside@localhost".into(),
+        max_push_attempts: 5,
+    }))
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,hyper=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if format == "json" {
+        let _ = builder.json().try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    init_tracing(&args.log_format);
+    let identity_text = read_secret_file(&args.age_identity_file, "age identity")?;
+    let identity = Identity::parse(secrecy::ExposeSecret::expose_secret(&identity_text))
+        .context("the --age-identity-file does not hold an age identity (AGE-SECRET-KEY-1…)")?;
+    let flavor = match args.kustomize_flavor.as_str() {
+        "ksops" => KustomizeFlavor::Ksops,
+        "flux" => KustomizeFlavor::Flux,
+        other => anyhow::bail!("--kustomize-flavor {other:?}: use ksops or flux"),
+    };
+    let quay = QuayClient::new(QuayConfig {
+        api_url: args.quay_api_url.clone(),
+        organization: args.quay_organization.clone(),
+        token_file: args.quay_token_file.clone(),
+        extra_ca: args.extra_ca_file.clone(),
+        timeout: args.quay_timeout,
+        retry: RetryPolicy::default(),
+    })
+    .context("configuring the Quay client")?;
+    let config = Config {
+        registry_host: args.registry_host.clone(),
+        side_repo: side_repo_config(&args)?,
+        flavor,
+        identity,
+        heartbeat: args.heartbeat,
+        rotation_interval: (!args.rotation_interval.is_zero()).then_some(args.rotation_interval),
+        cleanup_timeout: args.cleanup_timeout,
+        source_retry: RetryPolicy::default(),
+        namespace: args.watch_namespace.clone(),
+    };
+    let client = match &args.kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            Client::try_from(
+                kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?,
+            )?
+        }
+        None => Client::try_default()
+            .await
+            .context("no Kubernetes configuration (in-cluster or KUBECONFIG)")?,
+    };
+
+    let metrics = Metrics::default();
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    quay.metrics().register(&mut registry);
+    let readiness = Readiness::default();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let server = tokio::spawn(quayside::server::serve(
+        args.listen,
+        registry,
+        readiness.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight passes");
+        let _ = stop_tx.send(true);
+    });
+
+    let elector = args.leader_election.then(|| {
+        let identity = std::env::var("POD_NAME")
+            .unwrap_or_else(|_| format!("quayside-{}", std::process::id()));
+        quayside::leader::LeaderElector::new(
+            client.clone(),
+            &args.leader_election_namespace,
+            "quayside-leader",
+            &identity,
+            Duration::from_secs(15),
+        )
+    });
+    if let Some(e) = &elector {
+        tracing::info!("waiting for leadership");
+        tokio::select! {
+            r = e.acquire() => r?,
+            _ = stopped(stop_rx.clone()) => return Ok(()),
+        }
+        tracing::info!("leading");
+    }
+    let ctx = Arc::new(Context::new(client, config, quay, metrics));
+    let run = controller::run(ctx, readiness, stopped(stop_rx.clone()));
+    match &elector {
+        Some(e) => {
+            tokio::select! {
+                _ = run => {}
+                err = e.hold() => {
+                    anyhow::bail!("stepping down: {err}");
+                }
+            }
+        }
+        None => run.await,
+    }
+    let _ = server.await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,31 @@
+//! The controller's configuration, assembled by `quayside run` from flags.
+
+use std::time::Duration;
+
+use crate::gitops::SideRepoConfig;
+use crate::quay::RetryPolicy;
+use crate::render::KustomizeFlavor;
+use crate::seal::Identity;
+
+/// Everything a running controller needs to know.
+pub struct Config {
+    /// Registry host written into pull Secrets and status (`quay.io`).
+    pub registry_host: String,
+    /// The GitOps side repository; `None` delivers to clusters only.
+    pub side_repo: Option<SideRepoConfig>,
+    pub flavor: KustomizeFlavor,
+    /// The controller's own age identity: always a recipient, so it can
+    /// re-read (and minimally re-seal) what it wrote.
+    pub identity: Identity,
+    /// How often every Environment and Component is reconciled again.
+    pub heartbeat: Duration,
+    /// Rotate every Component's robots this often, without downtime (new
+    /// robots are delivered before the old ones are deleted). `None`: never.
+    pub rotation_interval: Option<Duration>,
+    /// How long cleanup waits on an unreachable target before giving up.
+    pub cleanup_timeout: Duration,
+    /// Retries of the anonymous source-repository probe.
+    pub source_retry: RetryPolicy,
+    /// Watch Components and Environments in this namespace only (all when unset).
+    pub namespace: Option<String>,
+}

@@ -1,0 +1,211 @@
+//! The reconcilers (kube-runtime): thin loops that observe, ask the pure
+//! planner, and execute. Wiring of watches lives here.
+
+pub mod component;
+pub mod config;
+pub mod context;
+pub mod crash;
+pub mod environment;
+pub mod error;
+pub mod labels;
+pub mod metrics;
+pub mod targets;
+pub mod workspace;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use kube::api::Api;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, watcher};
+use kube::{Client, ResourceExt};
+
+use crate::api::{Component, Environment};
+pub use config::Config;
+pub use context::Context;
+pub use error::Error;
+pub use metrics::Metrics;
+
+/// Set once both controllers have listed their objects (for `/readyz`).
+#[derive(Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+    fn set(&self) {
+        self.0.store(true, Ordering::Relaxed)
+    }
+}
+
+/// Run both controllers until `shutdown` resolves; in-flight passes finish.
+pub async fn run(
+    ctx: Arc<Context>,
+    readiness: Readiness,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+
+    let scope = ctx.config.namespace.clone();
+    let components = component_controller(client.clone(), scope.as_deref())
+        .graceful_shutdown_on(stopped(stop_rx.clone()))
+        .run(component::reconcile, component::error_policy, ctx.clone())
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "component reconcile");
+            }
+        });
+    let environments = environment_controller(client.clone(), scope.as_deref())
+        .graceful_shutdown_on(stopped(stop_rx.clone()))
+        .run(
+            environment::reconcile,
+            environment::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "environment reconcile");
+            }
+        });
+    let ready_probe = {
+        let client = client.clone();
+        async move {
+            // Ready once the API answers for both kinds.
+            loop {
+                let a = Api::<Component>::all(client.clone())
+                    .list_metadata(&kube::api::ListParams::default().limit(1))
+                    .await;
+                let b = Api::<Environment>::all(client.clone())
+                    .list_metadata(&kube::api::ListParams::default().limit(1))
+                    .await;
+                if a.is_ok() && b.is_ok() {
+                    readiness.set();
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        }
+    };
+    tokio::spawn(ready_probe);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    futures::join!(components, environments);
+}
+
+/// All objects of a kind, or those of one namespace.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+fn component_controller(client: Client, namespace: Option<&str>) -> Controller<Component> {
+    let ctrl = Controller::new(
+        scoped::<Component>(&client, namespace),
+        watcher::Config::default(),
+    );
+    let store = ctrl.store();
+    ctrl
+        // Workspace Secrets we own → their Component.
+        .watches(
+            Api::<Secret>::all(client.clone()),
+            watcher::Config::default().labels(&labels::managed_selector()),
+            move |s: Secret| {
+                let labels = s.labels();
+                let component = labels.get(labels::COMPONENT).cloned();
+                // Target Secrets carry the workspace label; workspace ones
+                // live in the workspace itself.
+                let ns = labels
+                    .get(labels::WORKSPACE)
+                    .cloned()
+                    .or_else(|| s.namespace());
+                component
+                    .zip(ns)
+                    .map(|(c, ns)| ObjectRef::<Component>::new(&c).within(&ns))
+            },
+        )
+        // A new or changed Environment changes every Component's delivery status.
+        .watches(
+            scoped::<Environment>(&client, namespace),
+            watcher::Config::default(),
+            move |e: Environment| {
+                let ns = e.namespace().unwrap_or_default();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|c| c.namespace().as_deref() == Some(ns.as_str()))
+                    .map(|c| ObjectRef::from_obj(&*c))
+                    .collect::<Vec<_>>()
+            },
+        )
+}
+
+fn environment_controller(client: Client, namespace: Option<&str>) -> Controller<Environment> {
+    let ctrl = Controller::new(
+        scoped::<Environment>(&client, namespace),
+        watcher::Config::default(),
+    );
+    let by_workspace = ctrl.store();
+    let by_workspace2 = ctrl.store();
+    let by_target = ctrl.store();
+    let in_workspace = move |store: &kube::runtime::reflector::Store<Environment>, ns: &str| {
+        store
+            .state()
+            .into_iter()
+            .filter(|e| e.namespace().as_deref() == Some(ns))
+            .map(|e| ObjectRef::from_obj(&*e))
+            .collect::<Vec<_>>()
+    };
+    ctrl
+        // Any Component change (new, rotated, deleted) → every Environment of its workspace.
+        .watches(
+            scoped::<Component>(&client, namespace),
+            watcher::Config::default(),
+            move |c: Component| in_workspace(&by_workspace, &c.namespace().unwrap_or_default()),
+        )
+        // Our Secrets: a target Secret deleted or tampered with → its
+        // Environment; a workspace Secret rewritten → its workspace.
+        .watches(
+            Api::<Secret>::all(client.clone()),
+            watcher::Config::default().labels(&labels::managed_selector()),
+            move |s: Secret| {
+                let l = s.labels();
+                match (l.get(labels::WORKSPACE), l.get(labels::ENVIRONMENT)) {
+                    (Some(ws), Some(env)) => vec![ObjectRef::<Environment>::new(env).within(ws)],
+                    _ => in_workspace(&by_workspace2, &s.namespace().unwrap_or_default()),
+                }
+            },
+        )
+        // ServiceAccounts in target namespaces: a removed link, or a
+        // `deployer` that appears, heals within seconds.
+        .watches(
+            Api::<ServiceAccount>::all(client),
+            watcher::Config::default(),
+            move |sa: ServiceAccount| {
+                let ns = sa.namespace().unwrap_or_default();
+                by_target
+                    .state()
+                    .into_iter()
+                    .filter(|e| {
+                        e.spec.target.cluster_credentials_secret.is_none()
+                            && e.spec.target.namespace == ns
+                    })
+                    .map(|e| ObjectRef::from_obj(&*e))
+                    .collect::<Vec<_>>()
+            },
+        )
+}

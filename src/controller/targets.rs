@@ -1,0 +1,92 @@
+//! Clients for target clusters: this cluster, or another one through a
+//! kubeconfig Secret in the workspace. Clients are cached and rebuilt when
+//! the Secret changes.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use super::error::{Error, Result};
+use crate::api::Environment;
+
+/// Key in the cluster-credentials Secret that holds the kubeconfig.
+pub const KUBECONFIG_KEY: &str = "kubeconfig";
+
+#[derive(Default)]
+pub struct TargetClients {
+    cache: Mutex<HashMap<(String, String), (String, Client)>>,
+}
+
+impl TargetClients {
+    /// The client for an Environment's target cluster.
+    pub async fn for_environment(&self, local: &Client, env: &Environment) -> Result<Client> {
+        let Some(secret_name) = env.spec.target.cluster_credentials_secret.as_deref() else {
+            return Ok(local.clone());
+        };
+        let ns = env.metadata.namespace.clone().unwrap_or_default();
+        let secret = Api::<Secret>::namespaced(local.clone(), &ns)
+            .get_opt(secret_name)
+            .await?
+            .ok_or_else(|| {
+                Error::TargetCluster(format!(
+                    "the Secret {secret_name} named by spec.target.clusterCredentialsSecret does not exist in {ns}; create it with the target cluster's kubeconfig under the key `{KUBECONFIG_KEY}`"
+                ))
+            })?;
+        let version = secret.metadata.resource_version.clone().unwrap_or_default();
+        let key = (ns.clone(), secret_name.to_string());
+        if let Some((v, c)) = self.cache.lock().unwrap().get(&key)
+            && *v == version
+        {
+            return Ok(c.clone());
+        }
+        let raw = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(KUBECONFIG_KEY))
+            .ok_or_else(|| {
+                Error::TargetCluster(format!(
+                    "the Secret {secret_name} has no `{KUBECONFIG_KEY}` key; put the target cluster's kubeconfig there"
+                ))
+            })?;
+        let text = String::from_utf8(raw.0.clone()).map_err(|_| {
+            Error::TargetCluster(format!(
+                "the kubeconfig in Secret {secret_name} is not UTF-8 text"
+            ))
+        })?;
+        let kubeconfig = Kubeconfig::from_yaml(&text).map_err(|e| {
+            Error::TargetCluster(format!(
+                "the kubeconfig in Secret {secret_name} is malformed: {}",
+                redact(&e.to_string())
+            ))
+        })?;
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .map_err(|e| {
+                Error::TargetCluster(format!(
+                    "the kubeconfig in Secret {secret_name} is unusable: {}",
+                    redact(&e.to_string())
+                ))
+            })?;
+        let client = Client::try_from(config).map_err(|e| {
+            Error::TargetCluster(format!("building a client from {secret_name}: {e}"))
+        })?;
+        self.cache
+            .lock()
+            .unwrap()
+            .insert(key, (version, client.clone()));
+        Ok(client)
+    }
+}
+
+/// Kubeconfig parse errors can quote the offending input, which may be a
+/// credential: keep only where the problem is, never what it says.
+fn redact(message: &str) -> String {
+    match message.find("at line ") {
+        Some(i) => message[i..].chars().take(40).collect(),
+        None => "not a valid kubeconfig".to_string(),
+    }
+}

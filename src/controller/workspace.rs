@@ -1,0 +1,114 @@
+//! The workspace Secrets: where a Component's robot credentials are
+//! persisted (push for builds, pull for delivery) before anything else uses them.
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::error::{Error, Result};
+use super::labels;
+use crate::credentials::RobotCredentials;
+
+const DOCKER_CONFIG_KEY: &str = ".dockerconfigjson";
+
+/// Credentials read back from a workspace Secret.
+#[derive(Clone, Debug)]
+pub struct Stored {
+    pub credentials: RobotCredentials,
+    pub generation: i64,
+}
+
+/// Read a Component's workspace Secret for `role`; `None` when absent.
+pub async fn read(api: &Api<Secret>, component: &str, role: &str) -> Result<Option<Stored>> {
+    let name = labels::workspace_secret_name(component, role);
+    let Some(secret) = api.get_opt(&name).await? else {
+        return Ok(None);
+    };
+    Ok(parse(&secret))
+}
+
+/// Credentials and generation of a Secret we wrote; `None` when it was
+/// tampered with beyond recognition (the caller rewrites it).
+pub fn parse(secret: &Secret) -> Option<Stored> {
+    let generation = labels::generation_of(secret.metadata.annotations.as_ref())?;
+    let raw = secret.data.as_ref()?.get(DOCKER_CONFIG_KEY)?;
+    let json = SecretString::from(String::from_utf8(raw.0.clone()).ok()?);
+    let credentials = RobotCredentials::from_docker_config_json(json.expose_secret())?;
+    Some(Stored {
+        credentials,
+        generation,
+    })
+}
+
+/// The Secret object for a robot's credentials.
+pub fn manifest(
+    name: &str,
+    namespace: &str,
+    labels: std::collections::BTreeMap<String, String>,
+    credentials: &RobotCredentials,
+    generation: i64,
+) -> Secret {
+    let payload = credentials.docker_config_json();
+    Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(namespace.to_string()),
+            labels: Some(labels),
+            annotations: Some([(labels::GENERATION.to_string(), generation.to_string())].into()),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/dockerconfigjson".to_string()),
+        data: Some(
+            [(
+                DOCKER_CONFIG_KEY.to_string(),
+                ByteString(payload.expose_secret().as_bytes().to_vec()),
+            )]
+            .into(),
+        ),
+        ..Default::default()
+    }
+}
+
+/// Persist credentials in the workspace (server-side apply, forced: we own it).
+pub async fn write(
+    api: &Api<Secret>,
+    namespace: &str,
+    component: &str,
+    role: &str,
+    credentials: &RobotCredentials,
+    generation: i64,
+) -> Result<()> {
+    let name = labels::workspace_secret_name(component, role);
+    let secret = manifest(
+        &name,
+        namespace,
+        labels::workspace_labels(component, role),
+        credentials,
+        generation,
+    );
+    apply_secret(api, &name, secret).await
+}
+
+/// Server-side apply of a Secret under quayside's field manager.
+pub async fn apply_secret(api: &Api<Secret>, name: &str, mut secret: Secret) -> Result<()> {
+    secret.metadata.managed_fields = None;
+    let mut value = serde_json::to_value(&secret).map_err(|e| Error::Internal(e.to_string()))?;
+    value["apiVersion"] = "v1".into();
+    value["kind"] = "Secret".into();
+    api.patch(
+        name,
+        &PatchParams::apply(labels::FIELD_MANAGER).force(),
+        &Patch::Apply(&value),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The payload of a Secret, as a secret string.
+pub fn payload_of(secret: &Secret) -> Option<SecretString> {
+    let raw = secret.data.as_ref()?.get(DOCKER_CONFIG_KEY)?;
+    String::from_utf8(raw.0.clone())
+        .ok()
+        .map(SecretString::from)
+}

@@ -1,0 +1,477 @@
+//! End to end on a real control plane, the Quay emulator and a real git
+//! server: the flows of the source ADR (new Environment, new Component,
+//! emergency regeneration) plus drift healing, the deployer→default rule,
+//! cleanup, and a remote cluster with a heartbeat.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{LocalObjectReference, Secret, ServiceAccount};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use quayside::credentials::RobotCredentials;
+use secrecy::ExposeSecret;
+use support::harness::{Harness, ORG};
+use support::{cluster, tools, wait};
+
+const T: Duration = Duration::from_secs(60);
+
+fn creds_of(secret: &Secret) -> RobotCredentials {
+    let raw = &secret.data.as_ref().unwrap()[".dockerconfigjson"].0;
+    RobotCredentials::from_docker_config_json(std::str::from_utf8(raw).unwrap()).unwrap()
+}
+
+fn generation_of(secret: &Secret) -> i64 {
+    secret.metadata.annotations.as_ref().unwrap()["quayside.dev/credentials-generation"]
+        .parse()
+        .unwrap()
+}
+
+/// `skopeo login` against the emulator's registry endpoint (async: the
+/// emulator runs on this test's runtime).
+async fn skopeo_login(registry: &str, creds: &RobotCredentials) -> bool {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(tools::bin("skopeo"))
+        .args(["login", "--tls-verify=false", "--authfile"])
+        .arg(dir.path().join("auth.json"))
+        .args(["-u", &creds.username, "--password-stdin", registry])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(creds.token.expose_secret().as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("skopeo login finished within a minute")
+        .unwrap()
+        .success()
+}
+
+async fn add_foreign_pull_secret(client: &kube::Client, ns: &str, sa: &str) {
+    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+    let mut obj = api.get(sa).await.unwrap();
+    obj.image_pull_secrets = Some(vec![LocalObjectReference {
+        name: "theirs".into(),
+    }]);
+    api.replace(sa, &PostParams::default(), &obj).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn new_component_reaches_every_environment_and_the_side_repo() {
+    let mut h = Harness::start().await;
+    let with_deployer = h.target_namespace("dev", true).await;
+    let only_default = h.target_namespace("prod", false).await;
+    add_foreign_pull_secret(&h.client, &with_deployer, "deployer").await;
+    let argo = quayside::seal::Identity::generate();
+    h.create_environment("dev", &with_deployer, &[argo.to_recipient().to_string()])
+        .await;
+    h.create_environment("prod", &only_default, &[]).await;
+    h.start_controller().await;
+    let public_url = h.git.repo_url("public-app");
+    let private_url = h.git.repo_url("private-app");
+    h.create_component("web", &public_url, "auto").await;
+    h.create_component("api", &private_url, "auto").await;
+
+    let web = h.wait_component_ready("web", T).await;
+    let api = h.wait_component_ready("api", T).await;
+    let ws = h.workspace.clone();
+
+    // Quay: repositories with visibility from source detection, two robots each.
+    let state = h.emulator.snapshot();
+    let repo_of = |c: &quayside::api::Component| c.status.as_ref().unwrap().image.clone().unwrap();
+    assert!(repo_of(&web).ends_with(&format!("{ORG}/{ws}/web")));
+    let web_repo = state
+        .repositories
+        .iter()
+        .find(|r| r.name == format!("{ws}/web"))
+        .expect("web repository");
+    assert!(web_repo.public, "public source → public repository");
+    let api_repo = state
+        .repositories
+        .iter()
+        .find(|r| r.name == format!("{ws}/api"))
+        .expect("api repository");
+    assert!(!api_repo.public, "private source → private repository");
+    assert_eq!(state.robots.len(), 4, "push and pull robot per Component");
+    assert_eq!(
+        api.status.as_ref().unwrap().credentials_generation,
+        1,
+        "first generation"
+    );
+
+    // Targets: the pull robot (never the push one) in both namespaces.
+    for ns in [&with_deployer, &only_default] {
+        for c in ["web", "api"] {
+            let s = wait::until(&format!("{c}-pull in {ns}"), T, || async {
+                h.target_secret(ns, c).await
+            })
+            .await;
+            assert_eq!(s.type_.as_deref(), Some("kubernetes.io/dockerconfigjson"));
+            let creds = creds_of(&s);
+            let status = if c == "web" { &web } else { &api };
+            assert_eq!(
+                Some(creds.username.clone()),
+                status.status.as_ref().unwrap().pull_robot,
+                "the pull robot is delivered"
+            );
+            let robot = state
+                .robots
+                .iter()
+                .find(|r| r.name == creds.username)
+                .unwrap();
+            assert_eq!(
+                robot.token.expose_secret(),
+                creds.token.expose_secret(),
+                "the token is Quay's current one"
+            );
+        }
+    }
+    // Links: deployer where it exists (keeping "theirs"), default elsewhere.
+    let dep = h.image_pull_secrets(&with_deployer, "deployer").await;
+    assert_eq!(dep, vec!["theirs", "api-pull", "web-pull"]);
+    assert!(
+        h.image_pull_secrets(&with_deployer, "default")
+            .await
+            .is_empty()
+    );
+    let def = h.image_pull_secrets(&only_default, "default").await;
+    assert_eq!(def, vec!["api-pull", "web-pull"]);
+
+    // Workspace push Secret for builds holds the push robot.
+    let push: Secret = Api::namespaced(h.client.clone(), &ws)
+        .get("web-image-push")
+        .await
+        .unwrap();
+    assert_eq!(
+        Some(creds_of(&push).username),
+        web.status.as_ref().unwrap().push_robot
+    );
+
+    // Side repo: sealed files for both Environments, decryptable by Argo's key.
+    let repo = wait::until("side repo has both folders", T, || async {
+        let dir = h.try_clone_side_repo()?;
+        let root = dir.path().join("repo");
+        (root
+            .join("environments/dev/secrets/web-pull.sops.yaml")
+            .exists()
+            && root
+                .join("environments/dev/secrets/api-pull.sops.yaml")
+                .exists()
+            && root
+                .join("environments/prod/secrets/web-pull.sops.yaml")
+                .exists())
+        .then_some(dir)
+    })
+    .await;
+    let sealed = std::fs::read_to_string(
+        repo.path()
+            .join("repo/environments/dev/secrets/web-pull.sops.yaml"),
+    )
+    .unwrap();
+    let web_token = creds_of(&h.target_secret(&with_deployer, "web").await.unwrap());
+    assert!(
+        !sealed.contains(web_token.token.expose_secret()),
+        "no plaintext token in git"
+    );
+    let opened = quayside::seal::open(&sealed, &argo).expect("Argo CD's key opens it");
+    assert!(
+        opened
+            .expose_secret()
+            .contains(web_token.token.expose_secret())
+    );
+    let log = h.side_repo_log();
+    assert!(!log.is_empty());
+    h.stop_controller().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn emergency_rotation_propagates_and_revokes_the_old_token() {
+    let mut h = Harness::start().await;
+    let a = h.target_namespace("a", true).await;
+    let b = h.target_namespace("b", false).await;
+    h.create_environment("a", &a, &[]).await;
+    h.create_environment("b", &b, &[]).await;
+    h.start_controller().await;
+    h.create_component("svc", &h.git.repo_url("public-app"), "private")
+        .await;
+    h.wait_component_ready("svc", T).await;
+    let before = wait::until("svc in b", T, || async { h.target_secret(&b, "svc").await }).await;
+    let old = creds_of(&before);
+    let registry = h.emulator.registry_host();
+    assert!(
+        skopeo_login(&registry, &old).await,
+        "the current token logs in"
+    );
+
+    let patch =
+        serde_json::json!({"metadata": {"annotations": {"image.redhat.com/generate": "true"}}});
+    h.components()
+        .patch("svc", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+
+    let done = wait::until("rotation finished", T, || async {
+        let c = h.components().get("svc").await.ok()?;
+        let gone = !c
+            .metadata
+            .annotations
+            .clone()
+            .unwrap_or_default()
+            .contains_key("image.redhat.com/generate");
+        (gone && c.status.as_ref()?.credentials_generation == 2).then_some(c)
+    })
+    .await;
+    assert!(done.status.as_ref().unwrap().rotated_at.is_some());
+    for ns in [&a, &b] {
+        let s = h.target_secret(ns, "svc").await.unwrap();
+        assert_eq!(generation_of(&s), 2);
+        let new = creds_of(&s);
+        assert_ne!(new.token.expose_secret(), old.token.expose_secret());
+        assert!(skopeo_login(&registry, &new).await, "the new token logs in");
+    }
+    assert!(
+        !skopeo_login(&registry, &old).await,
+        "the old token is revoked"
+    );
+    // The workspace push Secret moved too.
+    let push: Secret = Api::namespaced(h.client.clone(), &h.workspace)
+        .get("svc-image-push")
+        .await
+        .unwrap();
+    assert_eq!(generation_of(&push), 2);
+    h.stop_controller().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn drift_heals_and_the_link_moves_to_a_new_deployer() {
+    let mut h = Harness::start().await;
+    let ns = h.target_namespace("drift", false).await;
+    h.create_environment("e", &ns, &[]).await;
+    h.start_controller().await;
+    h.create_component("app", &h.git.repo_url("public-app"), "public")
+        .await;
+    h.wait_component_ready("app", T).await;
+    wait::until("linked to default", T, || async {
+        (h.image_pull_secrets(&ns, "default").await == vec!["app-pull"]).then_some(())
+    })
+    .await;
+
+    // A deleted pull Secret comes back within seconds.
+    Api::<Secret>::namespaced(h.client.clone(), &ns)
+        .delete("app-pull", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait::until("pull Secret recreated", Duration::from_secs(20), || async {
+        h.target_secret(&ns, "app").await
+    })
+    .await;
+
+    // A removed link comes back.
+    let sas: Api<ServiceAccount> = Api::namespaced(h.client.clone(), &ns);
+    let mut sa = sas.get("default").await.unwrap();
+    sa.image_pull_secrets = None;
+    sas.replace("default", &PostParams::default(), &sa)
+        .await
+        .unwrap();
+    wait::until("link restored", Duration::from_secs(20), || async {
+        (h.image_pull_secrets(&ns, "default").await == vec!["app-pull"]).then_some(())
+    })
+    .await;
+
+    // `deployer` appears: the link moves there and leaves `default`.
+    cluster::create_service_account(&h.client, &ns, "deployer").await;
+    wait::until(
+        "link moved to deployer",
+        Duration::from_secs(20),
+        || async {
+            (h.image_pull_secrets(&ns, "deployer").await == vec!["app-pull"]
+                && h.image_pull_secrets(&ns, "default").await.is_empty())
+            .then_some(())
+        },
+    )
+    .await;
+    h.stop_controller().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deleting_a_component_and_an_environment_cleans_everything() {
+    let mut h = Harness::start().await;
+    let ns = h.target_namespace("clean", true).await;
+    h.create_environment("env", &ns, &[]).await;
+    h.start_controller().await;
+    h.create_component("gone", &h.git.repo_url("public-app"), "public")
+        .await;
+    h.create_component("stays", &h.git.repo_url("public-app"), "public")
+        .await;
+    h.wait_component_ready("gone", T).await;
+    h.wait_component_ready("stays", T).await;
+    wait::until("both files in the side repo", T, || async {
+        let d = h.try_clone_side_repo()?;
+        let p = d.path().join("repo/environments/env/secrets");
+        (p.join("gone-pull.sops.yaml").exists() && p.join("stays-pull.sops.yaml").exists())
+            .then_some(())
+    })
+    .await;
+
+    h.components()
+        .delete("gone", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait::until("Component gone", T, || async {
+        h.components()
+            .get_opt("gone")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let ws = h.workspace.clone();
+    let state = h.emulator.snapshot();
+    assert!(
+        !state
+            .repositories
+            .iter()
+            .any(|r| r.name == format!("{ws}/gone")),
+        "repository deleted: {:?}",
+        state
+            .repositories
+            .iter()
+            .map(|r| &r.name)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        state.robots.len(),
+        2,
+        "only the remaining Component's robots"
+    );
+    assert!(h.target_secret(&ns, "gone").await.is_none());
+    assert_eq!(
+        h.image_pull_secrets(&ns, "deployer").await,
+        vec!["stays-pull"]
+    );
+    wait::until("file removed from the side repo", T, || async {
+        let d = h.try_clone_side_repo()?;
+        let p = d.path().join("repo/environments/env/secrets");
+        (!p.join("gone-pull.sops.yaml").exists() && p.join("stays-pull.sops.yaml").exists())
+            .then_some(())
+    })
+    .await;
+
+    h.environments()
+        .delete("env", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait::until("Environment gone", T, || async {
+        h.environments()
+            .get_opt("env")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(h.target_secret(&ns, "stays").await.is_none());
+    assert!(h.image_pull_secrets(&ns, "deployer").await.is_empty());
+    let d = h.clone_side_repo();
+    assert!(
+        !d.path().join("repo/environments/env").exists(),
+        "folder removed"
+    );
+    h.stop_controller().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_remote_cluster_is_served_and_healed_by_the_heartbeat() {
+    let mut h = Harness::start().await;
+    let remote = cluster::ControlPlane::start();
+    let remote_client = remote.client().await;
+    let target = cluster::new_namespace(&remote_client, "remote").await;
+    let kubeconfig = std::fs::read_to_string(remote.kubeconfig()).unwrap();
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "remote-cluster"},
+        "stringData": {"kubeconfig": kubeconfig}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(h.client.clone(), &h.workspace)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let env: quayside::api::Environment = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "far"},
+        "spec": {"target": {"namespace": target, "clusterCredentialsSecret": "remote-cluster"}}
+    }))
+    .unwrap();
+    h.environments()
+        .create(&PostParams::default(), &env)
+        .await
+        .unwrap();
+    let mut cfg = h.config();
+    cfg.heartbeat = Duration::from_secs(2);
+    h.start_controller_with(cfg).await;
+    h.create_component("svc", &h.git.repo_url("public-app"), "public")
+        .await;
+    h.wait_component_ready("svc", T).await;
+    let remote_secrets: Api<Secret> = Api::namespaced(remote_client.clone(), &target);
+    wait::until("Secret in the remote cluster", T, || async {
+        remote_secrets.get_opt("svc-pull").await.unwrap()
+    })
+    .await;
+    assert!(
+        h.target_secret(&target, "svc").await.is_none(),
+        "nothing lands in the local cluster"
+    );
+    // No watch reaches the remote cluster: the heartbeat heals it.
+    remote_secrets
+        .delete("svc-pull", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait::until("heartbeat recreated the remote Secret", T, || async {
+        remote_secrets.get_opt("svc-pull").await.unwrap()
+    })
+    .await;
+    h.stop_controller().await;
+    remote.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scheduled_rotation_moves_to_new_robots_and_deletes_the_old_ones() {
+    let mut h = Harness::start().await;
+    let ns = h.target_namespace("sched", true).await;
+    h.create_environment("e", &ns, &[]).await;
+    let mut cfg = h.config();
+    cfg.rotation_interval = Some(Duration::from_secs(4));
+    h.start_controller_with(cfg).await;
+    h.create_component("svc", &h.git.repo_url("public-app"), "public")
+        .await;
+    let first = h.wait_component_ready("svc", T).await;
+    let first_robot = first.status.as_ref().unwrap().pull_robot.clone().unwrap();
+    let rotated = wait::until("a scheduled rotation", T, || async {
+        let c = h.components().get("svc").await.ok()?;
+        (c.status.as_ref()?.credentials_generation >= 2).then_some(c)
+    })
+    .await;
+    h.stop_controller().await;
+    let status = rotated.status.unwrap();
+    let robot = status.pull_robot.unwrap();
+    assert_ne!(robot, first_robot, "moved to the other robot slot");
+    let held = creds_of(&h.target_secret(&ns, "svc").await.unwrap());
+    assert_eq!(held.username, robot, "the Environment holds the new robot");
+    let state = h.emulator.snapshot();
+    let names: Vec<&str> = state.robots.iter().map(|r| r.name.as_str()).collect();
+    assert!(
+        !names.contains(&first_robot.as_str()),
+        "the old robot is deleted once every Environment follows: {names:?}"
+    );
+    assert_eq!(state.robots.len(), 2, "{names:?}");
+    let current = state.robots.iter().find(|r| r.name == robot).unwrap();
+    assert_eq!(current.token.expose_secret(), held.token.expose_secret());
+}

@@ -1,0 +1,159 @@
+//! Crash consistency of emergency rotation: the real `quayside` process is
+//! aborted at each step of a rotation (a crash point compiled into debug
+//! builds), then restarted; every time the rotation converges, every
+//! Environment holds Quay's current token, and the revoked one is refused.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Patch, PatchParams};
+use quayside::controller::crash::ROTATION_POINTS;
+use quayside::credentials::RobotCredentials;
+use secrecy::ExposeSecret;
+use support::harness::{Harness, ORG, SIDE_REPO};
+use support::{git_server, wait};
+
+const T: Duration = Duration::from_secs(90);
+
+struct Controller(Child);
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_controller(h: &Harness, crash_at: Option<&str>) -> Controller {
+    let dir = h.dir.path();
+    std::fs::write(
+        dir.join("age.key"),
+        secrecy::ExposeSecret::expose_secret(&h.identity.to_secret_string()),
+    )
+    .unwrap();
+    std::fs::write(dir.join("git-password"), git_server::PASSWORD).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quayside"));
+    cmd.arg("run")
+        .arg("--kubeconfig")
+        .arg(h.cp.kubeconfig())
+        .args(["--watch-namespace", &h.workspace])
+        .args(["--leader-election", "false"])
+        .args(["--listen", "127.0.0.1:0"])
+        .args(["--quay-api-url", &h.emulator.api_url()])
+        .args(["--quay-organization", ORG])
+        .arg("--quay-token-file")
+        .arg(dir.join("quay-token"))
+        .args(["--registry-host", &h.emulator.registry_host()])
+        .args(["--side-repo-url", &h.git.repo_url(SIDE_REPO)])
+        .args(["--side-repo-username", git_server::USER])
+        .arg("--side-repo-password-file")
+        .arg(dir.join("git-password"))
+        .arg("--side-repo-workdir")
+        .arg(dir.join("controller-clone"))
+        .arg("--age-identity-file")
+        .arg(dir.join("age.key"))
+        .env_remove("QUAYSIDE_CRASH_AT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(p) = crash_at {
+        cmd.env("QUAYSIDE_CRASH_AT", p);
+    }
+    Controller(cmd.spawn().expect("spawn quayside run"))
+}
+
+fn creds_of(secret: &Secret) -> RobotCredentials {
+    let raw = &secret.data.as_ref().unwrap()[".dockerconfigjson"].0;
+    RobotCredentials::from_docker_config_json(std::str::from_utf8(raw).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rotation_converges_after_a_crash_at_every_step() {
+    let h = Harness::start().await;
+    let envs = [
+        h.target_namespace("c1", true).await,
+        h.target_namespace("c2", false).await,
+    ];
+    h.create_environment("one", &envs[0], &[]).await;
+    h.create_environment("two", &envs[1], &[]).await;
+    h.create_component("app", &h.git.repo_url("public-app"), "public")
+        .await;
+    {
+        let _c = spawn_controller(&h, None);
+        h.wait_component_ready("app", T).await;
+    }
+
+    let mut generation = 1;
+    let mut revoked: Vec<RobotCredentials> = Vec::new();
+    for point in ROTATION_POINTS {
+        let before = creds_of(&h.target_secret(&envs[0], "app").await.unwrap());
+        let mut crashing = spawn_controller(&h, Some(point));
+        let patch =
+            serde_json::json!({"metadata": {"annotations": {"image.redhat.com/generate": "true"}}});
+        h.components()
+            .patch("app", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+        let status = wait::until(&format!("crash at {point}"), T, || {
+            let s = crashing.0.try_wait().unwrap();
+            async move { s }
+        })
+        .await;
+        assert!(!status.success(), "the controller aborted at {point}");
+
+        let _c = spawn_controller(&h, None);
+        generation += 1;
+        let want = generation;
+        wait::until(&format!("rotation after crash at {point}"), T, || async {
+            let c = h.components().get("app").await.ok()?;
+            let annotated = c
+                .metadata
+                .annotations
+                .clone()
+                .unwrap_or_default()
+                .contains_key("image.redhat.com/generate");
+            (!annotated && c.status.as_ref()?.credentials_generation >= want).then_some(())
+        })
+        .await;
+        // Quay's current pull token is what every Environment holds.
+        let state = h.emulator.snapshot();
+        for ns in &envs {
+            let held = creds_of(&h.target_secret(ns, "app").await.unwrap());
+            let robot = state
+                .robots
+                .iter()
+                .find(|r| r.name == held.username)
+                .expect("robot exists");
+            assert_eq!(
+                robot.token.expose_secret(),
+                held.token.expose_secret(),
+                "after a crash at {point}, {ns} holds Quay's current token"
+            );
+            assert_ne!(held.token.expose_secret(), before.token.expose_secret());
+        }
+        revoked.push(before);
+        generation = h
+            .components()
+            .get("app")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .credentials_generation;
+    }
+    // Exactly two robots: crashes never leaked one.
+    assert_eq!(h.emulator.snapshot().robots.len(), 2);
+    // Every pre-rotation token is revoked.
+    let state = h.emulator.snapshot();
+    for old in revoked {
+        assert!(
+            state
+                .robots
+                .iter()
+                .all(|r| r.token.expose_secret() != old.token.expose_secret()),
+            "a revoked token is still valid"
+        );
+    }
+}

@@ -1,0 +1,295 @@
+//! An end-to-end fixture: the shared control plane, a workspace namespace,
+//! the Quay emulator, a real git server with a side repository and source
+//! repositories, an age identity, and the controller running in-process
+//! (scoped to the workspace, so tests of one binary do not interfere).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use kube::Client;
+use kube::api::{Api, PostParams};
+use secrecy::SecretString;
+
+use quayside::api::{Component, Environment};
+use quayside::controller::{self, Config, Context, Metrics, Readiness};
+use quayside::emulator::{Emulator, EmulatorConfig, Faults};
+use quayside::gitops::{DeliveryMode, GitAuth, SideRepoConfig};
+use quayside::quay::{QuayClient, QuayConfig, RetryPolicy};
+use quayside::render::KustomizeFlavor;
+use quayside::seal::Identity;
+
+use super::cluster::{self, ControlPlane};
+use super::git_server::{self, GitServer};
+use super::wait;
+
+pub const ORG: &str = "quayside-test";
+pub const QUAY_TOKEN: &str = "quay-oauth-token-for-tests";
+pub const SIDE_REPO: &str = "gitops";
+
+pub struct Harness {
+    pub cp: &'static ControlPlane,
+    pub client: Client,
+    pub workspace: String,
+    pub emulator: Emulator,
+    pub git: GitServer,
+    pub identity: Identity,
+    pub dir: tempfile::TempDir,
+    controller: Option<(
+        tokio::task::JoinHandle<()>,
+        tokio::sync::watch::Sender<bool>,
+    )>,
+    /// Metrics of the last controller started, for assertions.
+    pub observed: Option<(Metrics, QuayClient)>,
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        let cp = cluster::shared();
+        let client = cp.client().await;
+        let workspace = cluster::new_namespace(&client, "ws").await;
+        let emulator = Emulator::start(
+            "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
+            EmulatorConfig {
+                organizations: vec![ORG.to_string()],
+                oauth_token: QUAY_TOKEN.to_string(),
+                private_quota: None,
+                faults: Faults::default(),
+            },
+        )
+        .await
+        .expect("start the Quay emulator");
+        let git = GitServer::start(&["public-app"], &[SIDE_REPO, "private-app"]);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("quay-token"), QUAY_TOKEN).unwrap();
+        Harness {
+            cp,
+            client,
+            workspace,
+            emulator,
+            git,
+            identity: Identity::generate(),
+            dir,
+            controller: None,
+            observed: None,
+        }
+    }
+
+    pub fn quay_config(&self) -> QuayConfig {
+        QuayConfig {
+            api_url: self.emulator.api_url(),
+            organization: ORG.to_string(),
+            token_file: self.dir.path().join("quay-token"),
+            extra_ca: None,
+            timeout: Duration::from_secs(10),
+            retry: RetryPolicy {
+                max_attempts: 6,
+                base: Duration::from_millis(20),
+                max_delay: Duration::from_millis(500),
+            },
+        }
+    }
+
+    pub fn side_repo_workdir(&self) -> PathBuf {
+        self.dir.path().join("side-repo")
+    }
+
+    pub fn config(&self) -> Config {
+        Config {
+            registry_host: self.emulator.registry_host(),
+            side_repo: Some(SideRepoConfig {
+                url: self.git.repo_url(SIDE_REPO),
+                branch: "main".into(),
+                auth: GitAuth::Basic {
+                    username: git_server::USER.into(),
+                    password: SecretString::from(git_server::PASSWORD.to_string()),
+                },
+                workdir: self.side_repo_workdir(),
+                mode: DeliveryMode::Direct,
+                author_name: "quayside".into(),
+                author_email: "quayside@localhost".into(),
+                max_push_attempts: 5,
+            }),
+            flavor: KustomizeFlavor::Ksops,
+            identity: self.identity.clone(),
+            heartbeat: Duration::from_secs(3600),
+            rotation_interval: None,
+            cleanup_timeout: Duration::from_secs(30),
+            source_retry: RetryPolicy {
+                max_attempts: 3,
+                base: Duration::from_millis(20),
+                max_delay: Duration::from_millis(200),
+            },
+            namespace: Some(self.workspace.clone()),
+        }
+    }
+
+    /// Start the controller in-process with `config`.
+    pub async fn start_controller_with(&mut self, config: Config) {
+        let client = self.client.clone();
+        self.start_controller_as(client, config).await;
+    }
+
+    /// Start the controller in-process acting through `client` (e.g. an
+    /// impersonating one, to run under the deploy/ RBAC).
+    pub async fn start_controller_as(&mut self, client: Client, config: Config) {
+        assert!(self.controller.is_none(), "controller already running");
+        let quay = QuayClient::new(self.quay_config()).unwrap();
+        let metrics = Metrics::default();
+        self.observed = Some((metrics.clone(), quay.clone()));
+        let ctx = Arc::new(Context::new(client, config, quay, metrics));
+        let (tx, mut rx) = tokio::sync::watch::channel(false);
+        let handle = tokio::spawn(async move {
+            controller::run(ctx, Readiness::default(), async move {
+                let _ = rx.wait_for(|v| *v).await;
+            })
+            .await;
+        });
+        self.controller = Some((handle, tx));
+    }
+
+    pub async fn start_controller(&mut self) {
+        let cfg = self.config();
+        self.start_controller_with(cfg).await;
+    }
+
+    /// Stop the controller and wait for in-flight passes to finish.
+    pub async fn stop_controller(&mut self) {
+        if let Some((handle, tx)) = self.controller.take() {
+            let _ = tx.send(true);
+            tokio::time::timeout(Duration::from_secs(30), handle)
+                .await
+                .expect("controller stops within 30s")
+                .unwrap();
+        }
+    }
+
+    /// A target namespace, with a `deployer` ServiceAccount or not.
+    pub async fn target_namespace(&self, prefix: &str, with_deployer: bool) -> String {
+        let ns = cluster::new_namespace(&self.client, prefix).await;
+        if with_deployer {
+            cluster::create_service_account(&self.client, &ns, "deployer").await;
+        }
+        ns
+    }
+
+    pub fn components(&self) -> Api<Component> {
+        Api::namespaced(self.client.clone(), &self.workspace)
+    }
+
+    pub fn environments(&self) -> Api<Environment> {
+        Api::namespaced(self.client.clone(), &self.workspace)
+    }
+
+    pub async fn create_component(&self, name: &str, source_url: &str, visibility: &str) {
+        let c: Component = serde_json::from_value(serde_json::json!({
+            "apiVersion": "quayside.dev/v1alpha1", "kind": "Component",
+            "metadata": {"name": name},
+            "spec": {"source": {"git": {"url": source_url}}, "visibility": visibility}
+        }))
+        .unwrap();
+        self.components()
+            .create(&PostParams::default(), &c)
+            .await
+            .unwrap();
+    }
+
+    pub async fn create_environment(&self, name: &str, target: &str, recipients: &[String]) {
+        let e: Environment = serde_json::from_value(serde_json::json!({
+            "apiVersion": "quayside.dev/v1alpha1", "kind": "Environment",
+            "metadata": {"name": name},
+            "spec": {"target": {"namespace": target}, "recipients": recipients}
+        }))
+        .unwrap();
+        self.environments()
+            .create(&PostParams::default(), &e)
+            .await
+            .unwrap();
+    }
+
+    /// Wait until a Component's Ready condition is True.
+    pub async fn wait_component_ready(&self, name: &str, timeout: Duration) -> Component {
+        let api = self.components();
+        wait::until(&format!("Component {name} Ready"), timeout, || {
+            let api = api.clone();
+            async move {
+                let c = api.get_opt(name).await.ok()??;
+                let ready = c
+                    .status
+                    .as_ref()?
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True");
+                ready.then_some(c)
+            }
+        })
+        .await
+    }
+
+    /// The pull Secret of `component` in `namespace`, if present.
+    pub async fn target_secret(&self, namespace: &str, component: &str) -> Option<Secret> {
+        Api::<Secret>::namespaced(self.client.clone(), namespace)
+            .get_opt(&format!("{component}-pull"))
+            .await
+            .unwrap()
+    }
+
+    pub async fn image_pull_secrets(&self, namespace: &str, sa: &str) -> Vec<String> {
+        Api::<ServiceAccount>::namespaced(self.client.clone(), namespace)
+            .get(sa)
+            .await
+            .unwrap()
+            .image_pull_secrets
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| r.name)
+            .collect()
+    }
+
+    /// A fresh clone of the side repository (with `git`), for assertions;
+    /// `None` while its branch does not exist yet.
+    pub fn try_clone_side_repo(&self) -> Option<tempfile::TempDir> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Command::new("git")
+            .args(["clone", "--quiet", "--branch", "main"])
+            .arg(self.git.authed_repo_url(SIDE_REPO))
+            .arg(dir.path().join("repo"))
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        ok.then_some(dir)
+    }
+
+    /// A fresh clone of the side repository; it must exist.
+    pub fn clone_side_repo(&self) -> tempfile::TempDir {
+        self.try_clone_side_repo()
+            .expect("clone the side repository")
+    }
+
+    /// `git log` subjects of the side repository's main branch, newest first.
+    pub fn side_repo_log(&self) -> Vec<String> {
+        let out = Command::new("git")
+            .arg("--git-dir")
+            .arg(self.git.repo_path(SIDE_REPO))
+            .args(["log", "--format=%H %s", "main"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some((handle, tx)) = self.controller.take() {
+            let _ = tx.send(true);
+            handle.abort();
+        }
+    }
+}
