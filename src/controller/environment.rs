@@ -121,8 +121,20 @@ async fn deliverables(ctx: &Context, workspace_ns: &str) -> Result<Vec<Deliverab
         }
         let name = c.name_any();
         if let Some(stored) = by_component.remove(&name) {
+            // Derived from the spec, not read from status: the status may
+            // not be written yet, and a changing input would re-seal files.
+            let image = crate::names::repository_name(workspace_ns, &name, c.spec.image.as_deref())
+                .map(|repo| {
+                    format!(
+                        "{}/{}/{}",
+                        ctx.config.registry_host,
+                        ctx.quay.organization(),
+                        repo
+                    )
+                })
+                .unwrap_or_default();
             out.push(Deliverable {
-                image: c.status.and_then(|s| s.image).unwrap_or_default(),
+                image,
                 name,
                 stored,
             });
