@@ -19,8 +19,12 @@ struct Cli {
 enum Command {
     /// Run the controller.
     Run(Box<cli::run::Args>),
-    /// Print the CustomResourceDefinitions as YAML.
-    Crd,
+    /// Print the CustomResourceDefinitions as YAML (or, with --reference, as Markdown).
+    Crd {
+        /// Print the field reference in Markdown instead (docs/crd-reference.md).
+        #[arg(long)]
+        reference: bool,
+    },
     /// Run the Quay API emulator (for tests, the demo and benchmarks).
     QuayEmulator(cli::emulator::Args),
     /// Render and seal Environment folders offline (previews in pull requests).
@@ -37,8 +41,12 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Crd => {
-            print!("{}", quayside::api::crds_yaml());
+        Command::Crd { reference } => {
+            if reference {
+                print!("{}", quayside::api::crd_reference_markdown());
+            } else {
+                print!("{}", quayside::api::crds_yaml());
+            }
             Ok(())
         }
         Command::Run(args) => rt.block_on(cli::run::run(*args)),

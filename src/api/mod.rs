@@ -3,6 +3,7 @@
 mod component;
 mod condition;
 mod environment;
+mod reference;
 
 pub use component::{
     Component, ComponentSpec, ComponentStatus, EnvironmentDelivery, GitSource, ResolvedVisibility,
@@ -10,6 +11,7 @@ pub use component::{
 };
 pub use condition::{ConditionType, set_condition};
 pub use environment::{Environment, EnvironmentSpec, EnvironmentStatus, SideRepoSpec, TargetSpec};
+pub use reference::crd_reference_markdown;
 
 use kube::CustomResourceExt;
 
