@@ -4,8 +4,11 @@
 //! events, so it must be short whatever Quay sends, and it must never carry the
 //! OAuth token even when the server echoes it back.
 //!
-//! Input: byte 0 picks the status, byte 1 where to splice the OAuth token into
-//! the body (255: nowhere), the rest is the body.
+//! Input (via `arbitrary`): a status, where to splice the OAuth token in
+//! (if at all), and either raw body bytes or a JSON object whose error fields
+//! (`error_message`, `message`, `error`, ...) hold the fuzzed text repeated:
+//! libFuzzer grows raw inputs slowly, and long texts are what a length bound
+//! is about.
 
 #![no_main]
 
@@ -36,8 +39,8 @@ struct Fixture {
 
 static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     let addr = serve();
-    let token_file =
-        std::env::temp_dir().join(format!("quayside-fuzz-token-{}", std::process::id()));
+    // One fixed file (same content for every run) so runs leave no litter behind.
+    let token_file = std::env::temp_dir().join("quayside-fuzz-oauth-token");
     std::fs::write(&token_file, TOKEN).expect("write the token file");
     let mut cfg = QuayConfig::new(&format!("http://{addr}/api/v1"), "fuzzorg", token_file);
     cfg.timeout = Duration::from_secs(10);
@@ -56,16 +59,53 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     }
 });
 
-fuzz_target!(|data: &[u8]| {
-    let [status, splice, body @ ..] = data else {
-        return;
+/// Fields Quay uses for error text, plus one it does not.
+const FIELDS: [&str; 5] = [
+    "error_message",
+    "message",
+    "error",
+    "error_description",
+    "detail",
+];
+
+type Input<'a> = (u8, Option<u16>, Option<(u8, u8)>, &'a [u8]);
+
+fuzz_target!(|input: Input| {
+    let (status, token_at, json, raw) = input;
+    let status = STATUSES[usize::from(status) % STATUSES.len()];
+    let splice = |bytes: &mut Vec<u8>| {
+        if let Some(at) = token_at {
+            let at = usize::from(at).min(bytes.len());
+            bytes.splice(at..at, TOKEN.bytes());
+        }
     };
-    let status = STATUSES[usize::from(*status) % STATUSES.len()];
-    let mut body = body.to_vec();
-    if *splice != 255 {
-        let at = usize::from(*splice).min(body.len());
-        body.splice(at..at, TOKEN.bytes());
-    }
+    let body = match json {
+        None => {
+            let mut body = raw.to_vec();
+            splice(&mut body);
+            body
+        }
+        // `fields` picks which error fields are present (bit i: FIELDS[i]),
+        // each holding the text `repeat + 1` times.
+        Some((fields, repeat)) => {
+            let mut text = String::from_utf8_lossy(raw).repeat(usize::from(repeat) + 1);
+            // Splice on a character boundary so the token stays whole.
+            if let Some(at) = token_at {
+                let mut at = usize::from(at).min(text.len());
+                while !text.is_char_boundary(at) {
+                    at -= 1;
+                }
+                text.insert_str(at, TOKEN);
+            }
+            let object: serde_json::Map<String, serde_json::Value> = FIELDS
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| fields & (1 << i) != 0)
+                .map(|(_, k)| (k.to_string(), serde_json::Value::String(text.clone())))
+                .collect();
+            serde_json::to_vec(&object).expect("a JSON object serialises")
+        }
+    };
     *ANSWER.lock().unwrap() = (status, body);
 
     let f = &*FIXTURE;
