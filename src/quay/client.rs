@@ -648,12 +648,16 @@ fn outcome_of(status: StatusCode) -> &'static str {
 
 /// Quay's error bodies vary: `error_message`, then `message`, then `error`;
 /// otherwise a short piece of the raw body or the status text.
+/// The longest error text kept from a Quay answer: enough for any message
+/// Quay writes, small enough for a condition and an event (1 KiB).
+const MAX_ERROR_TEXT: usize = 300;
+
 fn error_text(status: StatusCode, body: &Value, raw: &[u8]) -> String {
     for key in ["error_message", "message", "error"] {
         if let Some(s) = body.get(key).and_then(Value::as_str)
             && !s.is_empty()
         {
-            return s.to_string();
+            return truncate(s, MAX_ERROR_TEXT);
         }
     }
     let raw = String::from_utf8_lossy(raw);
@@ -661,7 +665,17 @@ fn error_text(status: StatusCode, body: &Value, raw: &[u8]) -> String {
     if raw.is_empty() || status.is_success() {
         status.canonical_reason().unwrap_or("").to_string()
     } else {
-        raw.chars().take(200).collect()
+        truncate(raw, 200)
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(max).collect();
+        t.push('…');
+        t
     }
 }
 
@@ -735,6 +749,15 @@ mod tests {
             "<html>oops</html>"
         );
         assert_eq!(error_text(s, &Value::Null, b""), "Bad Request");
+    }
+
+    #[test]
+    fn long_error_texts_are_bounded() {
+        let s = StatusCode::BAD_REQUEST;
+        let long = "A".repeat(1100);
+        let got = error_text(s, &json!({ "error_message": long }), b"");
+        assert_eq!(got.chars().count(), MAX_ERROR_TEXT + 1);
+        assert!(got.ends_with('…'));
     }
 
     #[test]
