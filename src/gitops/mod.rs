@@ -114,6 +114,21 @@ pub fn proposal_branch(target: &str) -> String {
     format!("quayside/update-{}", target.replace('/', "-"))
 }
 
+/// Sealed files are ciphertext: a delta against another sealed file saves
+/// next to nothing, but libgit2's delta search over thousands of them costs
+/// seconds each time a pack is built (storing a pass, pushing it). So the
+/// working repository turns the search down: `pack.windowMemory` shrinks the
+/// window to one candidate, and `pack.deltaCacheSize` — which libgit2 1.9
+/// also reads as its big-file threshold — keeps every object out of the
+/// search. If a later libgit2 reads the threshold from its proper key, only
+/// the speed-up is lost. Measured in `docs/benchmarks.md`.
+fn tune_packing(repo: &Repository) -> Result<(), git2::Error> {
+    let mut cfg = repo.config()?;
+    cfg.set_i64("pack.windowMemory", 1)?;
+    cfg.set_i64("pack.deltaCacheSize", 1)?;
+    Ok(())
+}
+
 fn local_ref(branch: &str) -> String {
     format!("refs/heads/{branch}")
 }
@@ -156,6 +171,7 @@ impl SideRepo {
                 Repository::init_bare(&cfg.workdir).map_err(|e| local("initialise", e))?
             }
         };
+        tune_packing(&repo).map_err(|e| local("configure", e))?;
         let mut s = SideRepo { cfg, repo };
         s.sync()?;
         Ok(s)
@@ -193,7 +209,8 @@ impl SideRepo {
             DeliveryMode::Direct => {
                 self.fetch(&[&branch])?;
                 let remote = self.ref_oid(&tracking_ref(&branch));
-                let tip = self.rebase(self.ref_oid(&local_ref(&branch)), &[], remote)?;
+                let local = self.ref_oid(&local_ref(&branch));
+                let tip = self.in_memory(|w| self.rebase(w, local, &[], remote))?;
                 self.set_ref(&local_ref(&branch), tip)
             }
             DeliveryMode::PullRequest { .. } => self.fetch(&[&branch, &proposal_branch(&branch)]),
@@ -225,8 +242,11 @@ impl SideRepo {
         loop {
             attempts += 1;
             let remote = self.ref_oid(&tracking_ref(&branch));
-            let base = self.rebase(self.ref_oid(&local_ref(&branch)), &[], remote)?;
-            let new = self.commit_plan(base, plan, &message)?;
+            let local = self.ref_oid(&local_ref(&branch));
+            let (base, new) = self.in_memory(|w| {
+                let base = self.rebase(w, local, &[], remote)?;
+                Ok((base, self.commit_plan(w, base, plan, &message)?))
+            })?;
             let tip = new.or(base);
             // Recorded before pushing: if the push fails, the work is kept.
             self.set_ref(&local_ref(&branch), tip)?;
@@ -280,10 +300,16 @@ impl SideRepo {
         let prop_remote = self.ref_oid(&tracking_ref(&prop));
         // The open proposal carried onto the current target, then any work a
         // failed push left locally, then this pass.
-        let upstream = self.rebase(prop_remote, &[], target_tip)?;
         let hide: Vec<Oid> = [prop_remote, target_tip].into_iter().flatten().collect();
-        let base = self.rebase(self.ref_oid(&local_ref(&prop)), &hide, upstream)?;
-        let new = self.commit_plan(base, plan, &plan.message.render())?;
+        let local = self.ref_oid(&local_ref(&prop));
+        let (base, new) = self.in_memory(|w| {
+            let upstream = self.rebase(w, prop_remote, &[], target_tip)?;
+            let base = self.rebase(w, local, &hide, upstream)?;
+            Ok((
+                base,
+                self.commit_plan(w, base, plan, &plan.message.render())?,
+            ))
+        })?;
         let tip = new.or(base);
         self.set_ref(&local_ref(&prop), tip)?;
         if self.tree_of(tip)? == self.tree_of(target_tip)? {
@@ -327,17 +353,17 @@ impl SideRepo {
     /// Apply the plan on top of `base`; `None` when nothing changes.
     fn commit_plan(
         &self,
+        repo: &Repository,
         base: Option<Oid>,
         plan: &PassPlan,
         message: &str,
     ) -> Result<Option<Oid>, GitError> {
-        let repo = &self.repo;
         let l = |e| self.local("write the pass", e);
-        let base_tree = self.tree_of(base)?;
+        let base_tree = self.tree_in(repo, base)?;
         let mut root = base_tree;
         for folder in &plan.removed_folders {
             let comps = validate::components(folder);
-            let t = self.find_tree(root)?;
+            let t = self.find_tree_in(repo, root)?;
             root = tree::edit(repo, t.as_ref(), &comps, None).map_err(l)?;
         }
         for (folder, files) in &plan.folders {
@@ -349,7 +375,7 @@ impl SideRepo {
                 blobs.push((comps[prefix..].to_vec(), oid));
             }
             let sub = tree::build(repo, &blobs).map_err(l)?;
-            let t = self.find_tree(root)?;
+            let t = self.find_tree_in(repo, root)?;
             root = tree::edit(
                 repo,
                 t.as_ref(),
@@ -382,6 +408,7 @@ impl SideRepo {
     /// already contains `onto`.
     fn rebase(
         &self,
+        repo: &Repository,
         from: Option<Oid>,
         hide: &[Oid],
         onto: Option<Oid>,
@@ -391,7 +418,6 @@ impl SideRepo {
             return Ok(Some(from));
         };
         let l = |e| self.local("replay unpushed commits", e);
-        let repo = &self.repo;
         if from == onto || repo.graph_descendant_of(from, onto).map_err(l)? {
             return Ok(Some(from));
         }
@@ -429,7 +455,7 @@ impl SideRepo {
                     git2::Delta::Deleted => None,
                     _ => Some((d.new_file().id(), u32::from(d.new_file().mode()) as i32)),
                 };
-                let t = self.find_tree(root)?;
+                let t = self.find_tree_in(repo, root)?;
                 root = tree::edit(repo, t.as_ref(), &comps, entry).map_err(l)?;
             }
             let root = match root {
@@ -528,17 +554,56 @@ impl SideRepo {
         }
     }
 
+    /// Run `f` with a handle whose new objects are kept in memory, then
+    /// store them all as one pack: a pass writes thousands of small objects,
+    /// and one file beats thousands of loose ones by far.
+    fn in_memory<T>(
+        &self,
+        f: impl FnOnce(&Repository) -> Result<T, GitError>,
+    ) -> Result<T, GitError> {
+        let l = |e| self.local("write the pass's objects", e);
+        let w = Repository::open_bare(&self.cfg.workdir).map_err(l)?;
+        let odb = w.odb().map_err(l)?;
+        // Above the on-disk backends, so every write lands in memory.
+        let mempack = odb.add_new_mempack_backend(1000).map_err(l)?;
+        let out = f(&w)?;
+        let mut pack = git2::Buf::new();
+        mempack.dump(&w, &mut pack).map_err(l)?;
+        // An empty pack is a 12-byte header and a 20-byte checksum.
+        if pack.len() > 32 {
+            let mut writer = odb.packwriter().map_err(l)?;
+            std::io::Write::write_all(&mut writer, &pack).map_err(|e| GitError::Local {
+                workdir: self.cfg.workdir.display().to_string(),
+                action: "store the pass's objects",
+                detail: e.to_string(),
+            })?;
+            writer.commit().map_err(l)?;
+        }
+        Ok(out)
+    }
+
+    fn tree_in(&self, repo: &Repository, commit: Option<Oid>) -> Result<Option<Oid>, GitError> {
+        commit
+            .map(|c| repo.find_commit(c).map(|c| c.tree_id()))
+            .transpose()
+            .map_err(|e| self.local("read a commit", e))
+    }
+
+    fn find_tree_in<'r>(
+        &self,
+        repo: &'r Repository,
+        tree: Option<Oid>,
+    ) -> Result<Option<git2::Tree<'r>>, GitError> {
+        tree.map(|t| repo.find_tree(t))
+            .transpose()
+            .map_err(|e| self.local("read a tree", e))
+    }
+
     fn tree_of(&self, commit: Option<Oid>) -> Result<Option<Oid>, GitError> {
         commit
             .map(|c| self.repo.find_commit(c).map(|c| c.tree_id()))
             .transpose()
             .map_err(|e| self.local("read a commit", e))
-    }
-
-    fn find_tree(&self, tree: Option<Oid>) -> Result<Option<git2::Tree<'_>>, GitError> {
-        tree.map(|t| self.repo.find_tree(t))
-            .transpose()
-            .map_err(|e| self.local("read a tree", e))
     }
 
     fn local(&self, action: &'static str, e: git2::Error) -> GitError {

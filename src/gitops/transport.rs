@@ -131,7 +131,7 @@ impl SideRepo {
             Ok(())
         });
         let mut po = PushOptions::new();
-        po.remote_callbacks(cbs);
+        po.remote_callbacks(cbs).packbuilder_parallelism(0);
         let result = remote.push(&[refspec], Some(&mut po));
         drop(po);
         match result {
