@@ -648,8 +648,8 @@ fn outcome_of(status: StatusCode) -> &'static str {
 
 /// Quay's error bodies vary: `error_message`, then `message`, then `error`;
 /// otherwise a short piece of the raw body or the status text.
-/// The longest error text kept from a Quay answer: enough for any message
-/// Quay writes, small enough for a condition and an event (1 KiB).
+/// The longest error text (bytes) kept from a Quay answer: enough for any
+/// message Quay writes, small enough for a condition and an event (1 KiB).
 const MAX_ERROR_TEXT: usize = 300;
 
 fn error_text(status: StatusCode, body: &Value, raw: &[u8]) -> String {
@@ -669,14 +669,16 @@ fn error_text(status: StatusCode, body: &Value, raw: &[u8]) -> String {
     }
 }
 
+/// At most `max` bytes (cut on a character boundary), marked when cut.
 fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(max).collect();
-        t.push('…');
-        t
+    if s.len() <= max {
+        return s.to_string();
     }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
 }
 
 /// A network failure in a few words (the innermost cause is the useful part).
@@ -758,6 +760,9 @@ mod tests {
         let got = error_text(s, &json!({ "error_message": long }), b"");
         assert_eq!(got.chars().count(), MAX_ERROR_TEXT + 1);
         assert!(got.ends_with('…'));
+        let wide = "é".repeat(1000);
+        let got = error_text(s, &json!({ "message": wide }), b"");
+        assert!(got.len() <= MAX_ERROR_TEXT + '…'.len_utf8());
     }
 
     #[test]
