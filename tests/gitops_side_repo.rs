@@ -614,3 +614,55 @@ fn pull_request_mode_opens_one_pull_request_and_updates_it() {
     assert_eq!(third.head, second.head);
     assert_eq!(open_pulls(&server).len(), 1);
 }
+
+#[test]
+fn a_hook_rejection_is_a_clear_permanent_error() {
+    let server = GitServer::start(&[], &["side"]);
+    let relay = relay::start(server.base_url());
+    let hook = server.repo_path("side").join("hooks/pre-receive");
+    std::fs::write(&hook, "#!/bin/sh\necho 'main is protected' >&2\nexit 1\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let mut repo = SideRepo::open(config(
+        url(&server, &relay, "side"),
+        work.path(),
+        auth(PASSWORD),
+    ))
+    .unwrap();
+    let err = repo
+        .apply(&plan(vec![folder("dev", &["api"], "g1")], &[], "Deliver"))
+        .unwrap_err();
+    assert!(matches!(err, GitError::Rejected { .. }), "{err:?}");
+    assert!(!err.is_transient());
+    assert!(err.to_string().contains("refs/heads/main"), "{err}");
+    assert!(!format!("{err} {err:?}").contains(PASSWORD));
+}
+
+#[test]
+fn a_wrong_forge_token_is_a_forge_error_without_the_token() {
+    let server = GitServer::start(&[], &["side"]);
+    let relay = relay::start(server.base_url());
+    let work = tempfile::tempdir().unwrap();
+    let bad = "bad-forge-token-5c4b3a";
+    let mut cfg = config(url(&server, &relay, "side"), work.path(), auth(PASSWORD));
+    cfg.mode = DeliveryMode::PullRequest {
+        api_url: format!("{}/api/v1", server.base_url()),
+        owner: "team".into(),
+        repo: "side".into(),
+        token: SecretString::from(bad.to_string()),
+    };
+    assert!(!format!("{cfg:?}").contains(bad));
+    let mut repo = SideRepo::open(cfg).unwrap();
+    let err = repo
+        .apply(&plan(vec![folder("dev", &["api"], "g1")], &[], "Deliver"))
+        .unwrap_err();
+    match &err {
+        GitError::Forge { status, .. } => assert_eq!(*status, Some(401)),
+        other => panic!("expected a forge error, got {other:?}"),
+    }
+    assert!(!err.is_transient());
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains(bad), "{shown}");
+    assert!(shown.contains("token"), "{shown}");
+}
