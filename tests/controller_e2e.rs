@@ -475,3 +475,63 @@ async fn scheduled_rotation_moves_to_new_robots_and_deletes_the_old_ones() {
     let current = state.robots.iter().find(|r| r.name == robot).unwrap();
     assert_eq!(current.token.expose_secret(), held.token.expose_secret());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_component_costs_six_quay_calls_and_a_restart_none() {
+    let mut h = Harness::start().await;
+    let ns = h.target_namespace("calls", true).await;
+    h.create_environment("e", &ns, &[]).await;
+    h.start_controller().await;
+    let before = h.emulator.api_calls();
+    h.create_component("c", &h.git.repo_url("public-app"), "public")
+        .await;
+    h.wait_component_ready("c", T).await;
+    let provisioning = h.emulator.api_calls() - before;
+    assert_eq!(
+        provisioning,
+        6,
+        "get + create repository, 2 × create robot, 2 × grant: {:?}",
+        h.emulator.snapshot().api_calls
+    );
+    // Let the first passes settle: the Component's status records the
+    // Environment's commit once that Environment reported it.
+    wait::until("status settled", T, || async {
+        let env = h.environments().get("e").await.ok()?;
+        let commit = env.status?.commit?;
+        let c = h.components().get("c").await.ok()?;
+        (c.status?.environments.first()?.commit.as_deref() == Some(commit.as_str())).then_some(())
+    })
+    .await;
+    // A restart re-reconciles everything: nothing changed, so no Quay call,
+    // no Kubernetes write and no commit.
+    h.stop_controller().await;
+    let commits = h.side_repo_log().len();
+    let before = h.emulator.api_calls();
+    h.start_controller().await;
+    let (metrics, _) = h.observed.clone().unwrap();
+    wait::until("the restarted controller reconciled", T, || async {
+        (metrics
+            .reconciles
+            .get_or_create(&quayside::controller::metrics::ReconcileLabels {
+                controller: "environment".into(),
+                result: "ok".into(),
+            })
+            .get()
+            >= 1
+            && metrics
+                .reconciles
+                .get_or_create(&quayside::controller::metrics::ReconcileLabels {
+                    controller: "component".into(),
+                    result: "ok".into(),
+                })
+                .get()
+                >= 1)
+            .then_some(())
+    })
+    .await;
+    h.stop_controller().await;
+    assert_eq!(h.emulator.api_calls() - before, 0, "no Quay call");
+    assert_eq!(metrics.kube_writes.get(), 0, "no Kubernetes write");
+    assert_eq!(metrics.git_commits.get(), 0, "no commit");
+    assert_eq!(h.side_repo_log().len(), commits);
+}
