@@ -30,6 +30,8 @@ pub struct Args {
 pub enum Bench {
     /// Seal+render+commit throughput next to `sops --encrypt` per file.
     Seal(SealArgs),
+    /// The controller at scale: no-op heartbeat, rotation, provisioning, memory, start-up.
+    Controller(super::bench_controller::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -54,6 +56,7 @@ pub struct SealArgs {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.bench {
         Bench::Seal(a) => tokio::task::spawn_blocking(move || seal_bench(a)).await?,
+        Bench::Controller(a) => super::bench_controller::run(a).await,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Subcommands of the `quayside` binary, one module each.
 
 pub mod bench;
+pub mod bench_controller;
 pub mod emulator;
 pub mod render;
 pub mod run;
