@@ -31,6 +31,7 @@ const CONTROLLER: &str = "component";
 pub async fn reconcile(component: Arc<Component>, ctx: Arc<Context>) -> Result<Action> {
     let ns = component.namespace().unwrap_or_default();
     let api: Api<Component> = Api::namespaced(ctx.client.clone(), &ns);
+    let oref = component.object_ref(&());
     let result = finalizer(&api, labels::FINALIZER, component, |event| async {
         match event {
             Finalizer::Apply(c) => apply(c, ctx.clone()).await,
@@ -43,8 +44,15 @@ pub async fn reconcile(component: Arc<Component>, ctx: Arc<Context>) -> Result<A
             ctx.metrics.reconciled(CONTROLLER, "ok");
             Ok(action)
         }
-        Err(kube::runtime::finalizer::Error::ApplyFailed(e))
-        | Err(kube::runtime::finalizer::Error::CleanupFailed(e)) => Err(e),
+        Err(kube::runtime::finalizer::Error::ApplyFailed(e)) => {
+            // The condition already says what to fix; a Warning event makes
+            // it visible in `kubectl describe` and to event-based alerting
+            // (a failed source check or Quay call published none before).
+            ctx.event(&oref, true, e.reason(), "Reconcile", e.to_string())
+                .await;
+            Err(e)
+        }
+        Err(kube::runtime::finalizer::Error::CleanupFailed(e)) => Err(e),
         Err(e) => Err(Error::Internal(e.to_string())),
     }
 }
@@ -279,132 +287,148 @@ async fn apply(component: Arc<Component>, ctx: Arc<Context>) -> Result<Action> {
             .map(|t| t.0.as_second()),
         now.as_second(),
     );
-    loop {
-        let delivered: Vec<(String, Option<i64>)> = deliveries
-            .iter()
-            .map(|(d, g)| (d.name.clone(), *g))
-            .collect();
-        let step = plan_rotation(
-            requested,
-            due,
-            recorded,
-            push.as_ref().map(|p| p.generation),
-            pull.as_ref().map(|p| p.generation),
-            &delivered,
-        );
-        match step {
-            RotationStep::Idle => break,
-            RotationStep::StartScheduled { target } => {
-                let next = 1 - obs.slot;
-                let mut fresh = Vec::new();
-                for (role, quay_role, kind) in [
-                    (RobotRole::Push, Role::Write, "push"),
-                    (RobotRole::Pull, Role::Read, "pull"),
-                ] {
-                    let short = names::robot_short_name(&repo, role, next);
-                    let robot = ctx
-                        .quay
-                        .create_robot(&short, &format!("quayside {kind} robot for {ns}/{name}"))
-                        .await?;
-                    ctx.quay.grant(&repo, &short, quay_role).await?;
-                    fresh.push((kind, robot));
+    // A failed rotation step (Quay refusing, the API down) must show in
+    // the conditions, not only in an event: the credentials still work but
+    // the rotation someone asked for has not happened.
+    let rotation: Result<()> = async {
+        loop {
+            let delivered: Vec<(String, Option<i64>)> = deliveries
+                .iter()
+                .map(|(d, g)| (d.name.clone(), *g))
+                .collect();
+            let step = plan_rotation(
+                requested,
+                due,
+                recorded,
+                push.as_ref().map(|p| p.generation),
+                pull.as_ref().map(|p| p.generation),
+                &delivered,
+            );
+            match step {
+                RotationStep::Idle => break,
+                RotationStep::StartScheduled { target } => {
+                    let next = 1 - obs.slot;
+                    let mut fresh = Vec::new();
+                    for (role, quay_role, kind) in [
+                        (RobotRole::Push, Role::Write, "push"),
+                        (RobotRole::Pull, Role::Read, "pull"),
+                    ] {
+                        let short = names::robot_short_name(&repo, role, next);
+                        let robot = ctx
+                            .quay
+                            .create_robot(&short, &format!("quayside {kind} robot for {ns}/{name}"))
+                            .await?;
+                        ctx.quay.grant(&repo, &short, quay_role).await?;
+                        fresh.push((kind, robot));
+                    }
+                    crash::point("scheduled:robots-created");
+                    for (kind, robot) in fresh {
+                        let creds = RobotCredentials {
+                            registry: ctx.config.registry_host.clone(),
+                            username: robot.name.clone(),
+                            token: robot.token.clone(),
+                        };
+                        workspace::write(&secrets, &ns, &name, kind, &creds, target).await?;
+                        ctx.metrics.kube_writes.inc();
+                        let stored = Some(workspace::Stored {
+                            credentials: creds,
+                            generation: target,
+                        });
+                        if kind == "push" {
+                            push = stored;
+                        } else {
+                            pull = stored;
+                        }
+                    }
+                    crash::point("scheduled:persisted");
+                    obs.slot = next;
+                    tracing::info!(component = %name, namespace = %ns, target, "scheduled rotation: new robots persisted, old ones kept until every Environment follows");
                 }
-                crash::point("scheduled:robots-created");
-                for (kind, robot) in fresh {
+                RotationStep::RegeneratePush { target } => {
+                    let robot = ctx.quay.regenerate_robot_token(&push_short).await?;
+                    crash::point("rotation:push-regenerated");
                     let creds = RobotCredentials {
                         registry: ctx.config.registry_host.clone(),
                         username: robot.name.clone(),
                         token: robot.token.clone(),
                     };
-                    workspace::write(&secrets, &ns, &name, kind, &creds, target).await?;
+                    workspace::write(&secrets, &ns, &name, "push", &creds, target).await?;
                     ctx.metrics.kube_writes.inc();
-                    let stored = Some(workspace::Stored {
+                    crash::point("rotation:push-persisted");
+                    push = Some(workspace::Stored {
                         credentials: creds,
                         generation: target,
                     });
-                    if kind == "push" {
-                        push = stored;
-                    } else {
-                        pull = stored;
-                    }
                 }
-                crash::point("scheduled:persisted");
-                obs.slot = next;
-                tracing::info!(component = %name, namespace = %ns, target, "scheduled rotation: new robots persisted, old ones kept until every Environment follows");
-            }
-            RotationStep::RegeneratePush { target } => {
-                let robot = ctx.quay.regenerate_robot_token(&push_short).await?;
-                crash::point("rotation:push-regenerated");
-                let creds = RobotCredentials {
-                    registry: ctx.config.registry_host.clone(),
-                    username: robot.name.clone(),
-                    token: robot.token.clone(),
-                };
-                workspace::write(&secrets, &ns, &name, "push", &creds, target).await?;
-                ctx.metrics.kube_writes.inc();
-                crash::point("rotation:push-persisted");
-                push = Some(workspace::Stored {
-                    credentials: creds,
-                    generation: target,
-                });
-            }
-            RotationStep::RegeneratePull { target } => {
-                let robot = ctx.quay.regenerate_robot_token(&pull_short).await?;
-                crash::point("rotation:pull-regenerated");
-                let creds = RobotCredentials {
-                    registry: ctx.config.registry_host.clone(),
-                    username: robot.name.clone(),
-                    token: robot.token.clone(),
-                };
-                workspace::write(&secrets, &ns, &name, "pull", &creds, target).await?;
-                ctx.metrics.kube_writes.inc();
-                crash::point("rotation:pull-persisted");
-                pull = Some(workspace::Stored {
-                    credentials: creds,
-                    generation: target,
-                });
-            }
-            RotationStep::AwaitPropagation { target, pending } => {
-                obs.generation = recorded;
-                obs.pending = pending;
-                obs.rotation_pending = true;
-                tracing::info!(component = %name, namespace = %ns, target, pending = obs.pending.len(), "waiting for Environments to hold the rotated token");
-                break;
-            }
-            RotationStep::Finish { target } => {
-                if requested {
-                    let api: Api<Component> = Api::namespaced(ctx.client.clone(), &ns);
-                    let patch = serde_json::json!({"metadata": {"annotations": {GENERATE_ANNOTATION: null}}});
-                    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                        .await?;
+                RotationStep::RegeneratePull { target } => {
+                    let robot = ctx.quay.regenerate_robot_token(&pull_short).await?;
+                    crash::point("rotation:pull-regenerated");
+                    let creds = RobotCredentials {
+                        registry: ctx.config.registry_host.clone(),
+                        username: robot.name.clone(),
+                        token: robot.token.clone(),
+                    };
+                    workspace::write(&secrets, &ns, &name, "pull", &creds, target).await?;
                     ctx.metrics.kube_writes.inc();
-                    crash::point("rotation:annotation-removed");
+                    crash::point("rotation:pull-persisted");
+                    pull = Some(workspace::Stored {
+                        credentials: creds,
+                        generation: target,
+                    });
                 }
-                // Every Environment holds the new robots: the inactive slot's
-                // robots (if a scheduled rotation left any) can go now.
-                let active = active_slot(&ctx, &repo, pull.as_ref());
-                obs.slot = active;
-                for role in [RobotRole::Push, RobotRole::Pull] {
-                    ctx.quay
-                        .delete_robot(&names::robot_short_name(&repo, role, 1 - active))
-                        .await?;
+                RotationStep::AwaitPropagation { target, pending } => {
+                    obs.generation = recorded;
+                    obs.pending = pending;
+                    obs.rotation_pending = true;
+                    tracing::info!(component = %name, namespace = %ns, target, pending = obs.pending.len(), "waiting for Environments to hold the rotated token");
+                    break;
                 }
-                obs.generation = target;
-                obs.rotated_at = Some(Time(now));
-                ctx.event(
-                    &component.object_ref(&()),
-                    false,
-                    "CredentialsRotated",
-                    "Rotate",
-                    format!(
-                        "robot tokens regenerated (generation {target}) and delivered to {} Environment(s)",
-                        deliveries.len()
-                    ),
-                )
-                .await;
-                break;
+                RotationStep::Finish { target } => {
+                    if requested {
+                        let api: Api<Component> = Api::namespaced(ctx.client.clone(), &ns);
+                        let patch = serde_json::json!({"metadata": {"annotations": {GENERATE_ANNOTATION: null}}});
+                        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                            .await?;
+                        ctx.metrics.kube_writes.inc();
+                        crash::point("rotation:annotation-removed");
+                    }
+                    // Every Environment holds the new robots: the inactive slot's
+                    // robots (if a scheduled rotation left any) can go now.
+                    let active = active_slot(&ctx, &repo, pull.as_ref());
+                    obs.slot = active;
+                    for role in [RobotRole::Push, RobotRole::Pull] {
+                        ctx.quay
+                            .delete_robot(&names::robot_short_name(&repo, role, 1 - active))
+                            .await?;
+                    }
+                    obs.generation = target;
+                    obs.rotated_at = Some(Time(now));
+                    ctx.event(
+                        &component.object_ref(&()),
+                        false,
+                        "CredentialsRotated",
+                        "Rotate",
+                        format!(
+                            "robot tokens regenerated (generation {target}) and delivered to {} Environment(s)",
+                            deliveries.len()
+                        ),
+                    )
+                    .await;
+                    break;
+                }
             }
         }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = rotation {
+        obs.credentials_problem = Some((
+            e.reason().into(),
+            format!("rotating the robot tokens failed: {e}"),
+        ));
+        obs.deliveries = deliveries.into_iter().map(|(d, _)| d).collect();
+        write_status(&component, &ctx, &obs, now).await?;
+        return Err(e);
     }
     if !obs.rotation_pending {
         obs.pending = deliveries

@@ -225,12 +225,40 @@ async fn deliver_to_target(
             "spec.target.namespace is empty; set it to the namespace workloads run in".into(),
         ));
     }
+    // Checked here, not by the API server: a name it cannot route would
+    // come back as an opaque Kubernetes error instead of a spec problem.
+    let valid_label = target_ns.len() <= 63
+        && target_ns
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !target_ns.starts_with('-')
+        && !target_ns.ends_with('-');
+    if !valid_label {
+        return Err(Error::InvalidSpec(format!(
+            "spec.target.namespace {target_ns:?} is not a valid namespace name (lower-case letters, digits and '-', at most 63 characters); fix it"
+        )));
+    }
     let client = ctx.targets.for_environment(&ctx.client, env).await?;
-    if Api::<Namespace>::all(client.clone())
+    let lookup = Api::<Namespace>::all(client.clone())
         .get_opt(target_ns)
-        .await?
-        .is_none()
-    {
+        .await;
+    let found = match lookup {
+        Ok(found) => found,
+        // A remote cluster that does not answer at all is a problem of the
+        // kubeconfig or that cluster, not of our Kubernetes API: say so.
+        Err(e) if !matches!(e, kube::Error::Api(_)) => {
+            match env.spec.target.cluster_credentials_secret.as_deref() {
+                Some(secret) => {
+                    return Err(Error::TargetCluster(format!(
+                        "the cluster named by the kubeconfig in Secret {secret} is unreachable ({e}); check its server address and that the cluster is up (will retry)"
+                    )));
+                }
+                None => return Err(e.into()),
+            }
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if found.is_none() {
         return Err(Error::InvalidSpec(format!(
             "the target namespace {target_ns} does not exist; create it or fix spec.target.namespace"
         )));
@@ -377,6 +405,67 @@ fn recipients(env: &Environment, ctx: &Context) -> Result<Vec<Recipient>> {
     Ok(out.into_iter().collect())
 }
 
+/// How folder `a` relates to folder `b`: `Some(Ordering::Equal)` when they
+/// are the same, `Less` when `a` contains `b`, `Greater` when `a` is inside
+/// `b`, `None` when they are apart.
+fn folder_relation(a: &str, b: &str) -> Option<std::cmp::Ordering> {
+    let parts = |p: &str| -> Vec<String> {
+        p.split('/')
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    let (a, b) = (parts(a), parts(b));
+    let n = a.len().min(b.len());
+    (a[..n] == b[..n]).then(|| a.len().cmp(&b.len()))
+}
+
+/// Another live Environment served by this controller (they all share its
+/// side repository, across workspaces) that already owns a folder overlapping this one's. A pass
+/// rewrites its whole folder and prunes what it does not list, so a second
+/// owner — `spec.sideRepo.path` naming another Environment's folder, or a
+/// parent such as `environments` — would overwrite or delete theirs.
+async fn folder_conflict(env: &Environment, ctx: &Context) -> Result<Option<String>> {
+    let folder = env.spec.side_repo_path(&env.name_any());
+    let key = |e: &Environment| {
+        (
+            e.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            e.namespace().unwrap_or_default(),
+            e.name_any(),
+        )
+    };
+    // The Environments this controller serves share its side repository:
+    // those of its watched namespace, or of every namespace.
+    let api: Api<Environment> = match ctx.config.namespace.as_deref() {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    let all = api.list(&ListParams::default()).await?;
+    Ok(all
+        .items
+        .iter()
+        .filter(|o| o.uid() != env.uid() && o.metadata.deletion_timestamp.is_none())
+        .filter(|o| {
+            // A folder holding another Environment's folder can never be
+            // written without pruning theirs: it is always refused (so the
+            // one inside it is free). The same folder: the older one keeps it.
+            match folder_relation(&folder, &o.spec.side_repo_path(&o.name_any())) {
+                Some(std::cmp::Ordering::Less) => true,
+                Some(std::cmp::Ordering::Equal) => key(o) < key(env),
+                _ => false,
+            }
+        })
+        .map(|o| {
+            format!(
+                "the side-repo folder {folder:?} overlaps the folder {:?} of Environment {}/{}; choose a folder of its own with spec.sideRepo.path (default environments/<name>)",
+                o.spec.side_repo_path(&o.name_any()),
+                o.namespace().unwrap_or_default(),
+                o.name_any()
+            )
+        })
+        .next())
+}
+
 async fn commit_side_repo(
     env: &Environment,
     ctx: &Context,
@@ -384,6 +473,9 @@ async fn commit_side_repo(
     linked: Option<String>,
     now: Timestamp,
 ) -> Result<Option<String>> {
+    if let Some(conflict) = folder_conflict(env, ctx).await? {
+        return Err(Error::InvalidSpec(conflict));
+    }
     let input = EnvironmentInput {
         name: env.name_any(),
         workspace: env.namespace().unwrap_or_default(),
@@ -565,7 +657,11 @@ async fn cleanup(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Action> {
         )
         .await;
     }
-    if ctx.config.side_repo.is_some() {
+    // A folder another Environment owns is theirs: deleting this one must
+    // not remove it.
+    let owns_folder =
+        ctx.config.side_repo.is_some() && folder_conflict(&env, &ctx).await?.is_none();
+    if owns_folder {
         let folder = env.spec.side_repo_path(&env.name_any());
         let repo = ctx.side_repo.clone();
         let cfg = ctx.config.side_repo.clone().expect("checked");

@@ -37,7 +37,9 @@ impl Error {
         match self {
             Error::Kube(_) => "KubernetesError",
             Error::Quay(e) => e.reason(),
-            Error::Source(_) => "SourceUnreachable",
+            // The source error knows whether the URL is invalid, the
+            // repository missing or the host unreachable: say which.
+            Error::Source(e) => e.reason(),
             Error::Render(_) => "RenderFailed",
             Error::Git(_) => "SideRepoError",
             Error::Name(_) => "InvalidName",
@@ -53,6 +55,9 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Quay(e) => e.is_transient(),
+            // An invalid URL or a missing repository waits for a spec change
+            // instead of probing again every two seconds.
+            Error::Source(e) => e.is_transient(),
             Error::Name(_) | Error::InvalidSpec(_) => false,
             _ => true,
         }
