@@ -241,6 +241,16 @@ async fn emergency_rotation_propagates_and_revokes_the_old_token() {
         !skopeo_login(&registry, &old).await,
         "the old token is revoked"
     );
+    // The rotation's propagation latency was recorded.
+    let (metrics, _) = h.observed.clone().unwrap();
+    let mut registry_text = String::new();
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    prometheus_client::encoding::text::encode(&mut registry_text, &registry).unwrap();
+    assert!(
+        registry_text.contains("quayside_propagation_seconds_count 1"),
+        "{registry_text}"
+    );
     // The workspace push Secret moved too.
     let push: Secret = Api::namespaced(h.client.clone(), &h.workspace)
         .get("svc-image-push")

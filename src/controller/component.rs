@@ -2,7 +2,7 @@
 //! the workspace Secrets, emergency rotation, delivery status, and cleanup.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -341,6 +341,10 @@ async fn apply(component: Arc<Component>, ctx: Arc<Context>) -> Result<Action> {
                         }
                     }
                     crash::point("scheduled:persisted");
+                    ctx.rotations_started
+                        .lock()
+                        .unwrap()
+                        .insert((component.uid().unwrap_or_default(), target), Instant::now());
                     obs.slot = next;
                     tracing::info!(component = %name, namespace = %ns, target, "scheduled rotation: new robots persisted, old ones kept until every Environment follows");
                 }
@@ -371,6 +375,10 @@ async fn apply(component: Arc<Component>, ctx: Arc<Context>) -> Result<Action> {
                     workspace::write(&secrets, &ns, &name, "pull", &creds, target).await?;
                     ctx.metrics.kube_writes.inc();
                     crash::point("rotation:pull-persisted");
+                    ctx.rotations_started
+                        .lock()
+                        .unwrap()
+                        .insert((component.uid().unwrap_or_default(), target), Instant::now());
                     pull = Some(workspace::Stored {
                         credentials: creds,
                         generation: target,
@@ -401,6 +409,16 @@ async fn apply(component: Arc<Component>, ctx: Arc<Context>) -> Result<Action> {
                             .delete_robot(&names::robot_short_name(&repo, role, 1 - active))
                             .await?;
                     }
+                    if let Some(started) = ctx
+                    .rotations_started
+                    .lock()
+                    .unwrap()
+                    .remove(&(component.uid().unwrap_or_default(), target))
+                {
+                    ctx.metrics
+                        .propagation_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                }
                     obs.generation = target;
                     obs.rotated_at = Some(Time(now));
                     ctx.event(

@@ -1,7 +1,9 @@
 //! What every reconcile pass shares: clients, configuration, the side
 //! repository, metrics and the event recorder.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
@@ -22,6 +24,10 @@ pub struct Context {
     pub targets: TargetClients,
     pub metrics: Metrics,
     pub recorder: Recorder,
+    /// When each in-flight rotation's tokens were persisted (component uid,
+    /// target generation), for the propagation-latency metric. In memory
+    /// only: a restart loses the sample, never the rotation.
+    pub rotations_started: Mutex<HashMap<(String, i64), Instant>>,
 }
 
 impl Context {
@@ -41,6 +47,7 @@ impl Context {
             targets: TargetClients::default(),
             metrics,
             recorder,
+            rotations_started: Mutex::new(HashMap::new()),
         }
     }
 
