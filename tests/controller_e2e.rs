@@ -506,15 +506,22 @@ async fn a_new_component_costs_six_quay_calls_and_a_restart_none() {
     // Let the first passes settle: the Component's status records the
     // Environment's commit once that Environment reported it.
     wait::until("status settled", T, || async {
-        let env = h.environments().get("e").await.ok()?;
-        let commit = env.status?.commit?;
-        let c = h.components().get("c").await.ok()?;
-        (c.status?.environments.first()?.commit.as_deref() == Some(commit.as_str())).then_some(())
+        let env = h.environments().get("e").await.ok()?.status?;
+        let c = h.components().get("c").await.ok()?.status?;
+        let d = c.environments.first()?;
+        (env.commit.is_some()
+            && d.commit == env.commit
+            && d.last_heartbeat == env.last_sync
+            && d.service_account == env.linked_service_account
+            && d.generation == c.credentials_generation)
+            .then_some(())
     })
     .await;
     // A restart re-reconciles everything: nothing changed, so no Quay call,
     // no Kubernetes write and no commit.
     h.stop_controller().await;
+    let c_before = h.components().get("c").await.unwrap();
+    let e_before = h.environments().get("e").await.unwrap();
     let commits = h.side_repo_log().len();
     let before = h.emulator.api_calls();
     h.start_controller().await;
@@ -541,7 +548,17 @@ async fn a_new_component_costs_six_quay_calls_and_a_restart_none() {
     .await;
     h.stop_controller().await;
     assert_eq!(h.emulator.api_calls() - before, 0, "no Quay call");
-    assert_eq!(metrics.kube_writes.get(), 0, "no Kubernetes write");
+    let c_after = h.components().get("c").await.unwrap();
+    let e_after = h.environments().get("e").await.unwrap();
+    assert_eq!(
+        metrics.kube_writes.get(),
+        0,
+        "no Kubernetes write; component {:?} -> {:?}; env {:?} -> {:?}",
+        serde_json::to_string(&c_before.status).unwrap(),
+        serde_json::to_string(&c_after.status).unwrap(),
+        serde_json::to_string(&e_before.status).unwrap(),
+        serde_json::to_string(&e_after.status).unwrap()
+    );
     assert_eq!(metrics.git_commits.get(), 0, "no commit");
     assert_eq!(h.side_repo_log().len(), commits);
 }

@@ -44,7 +44,9 @@ async fn controller_resumes_after_an_api_server_restart_mid_pass() {
         names.push(name);
     }
     for name in &names {
-        h.wait_component_ready(name, Duration::from_secs(120)).await;
+        // Generous: the restart and the watchers' reconnect backoff (up to 30 s)
+        // are slow on a loaded 2-core machine.
+        h.wait_component_ready(name, Duration::from_secs(240)).await;
     }
     // Every pull Secret is in the target and linked; the side repo has all.
     for name in &names {

@@ -142,6 +142,22 @@ async fn apply(component: Arc<Component>, ctx: Arc<Context>) -> Result<Action> {
         && push.is_some()
         && pull.is_some()
         && old_status.image.as_deref() == Some(&image_of(&ctx, &repo));
+    // The pass our own Secret writes trigger sees the Component before its
+    // status says RepositoryReady: remember in memory what this process has
+    // verified for this spec generation, so Quay is not asked twice.
+    let verified_key = (
+        component.uid().unwrap_or_default(),
+        component.metadata.generation.unwrap_or_default(),
+    );
+    let verified_here = push.is_some()
+        && pull.is_some()
+        && ctx
+            .verified
+            .lock()
+            .unwrap()
+            .get(&verified_key.0)
+            .is_some_and(|(g, r)| *g == verified_key.1 && *r == repo);
+    let verified_recently = verified_recently || verified_here;
     if !verified_recently {
         let visibility = match resolve_visibility(&component, &old_status, spec_changed, &ctx).await
         {
@@ -207,6 +223,10 @@ async fn apply(component: Arc<Component>, ctx: Arc<Context>) -> Result<Action> {
             }
         };
         obs.quay_verified = true;
+        ctx.verified
+            .lock()
+            .unwrap()
+            .insert(verified_key.0.clone(), (verified_key.1, repo.clone()));
         // Persist what Quay holds. A token that differs from ours was
         // regenerated outside quayside: it is a new generation.
         let base = push

@@ -28,6 +28,10 @@ pub struct Context {
     /// target generation), for the propagation-latency metric. In memory
     /// only: a restart loses the sample, never the rotation.
     pub rotations_started: Mutex<HashMap<(String, i64), Instant>>,
+    /// Components whose Quay repository and robots this process verified,
+    /// by uid: (spec generation, repository). Saves a second round of Quay
+    /// calls on the pass our own Secret writes trigger.
+    pub verified: Mutex<HashMap<String, (i64, String)>>,
 }
 
 impl Context {
@@ -48,6 +52,7 @@ impl Context {
             metrics,
             recorder,
             rotations_started: Mutex::new(HashMap::new()),
+            verified: Mutex::new(HashMap::new()),
         }
     }
 

@@ -186,6 +186,9 @@ fn environment_controller(client: Client, namespace: Option<&str>) -> Controller
                 let l = s.labels();
                 match (l.get(labels::WORKSPACE), l.get(labels::ENVIRONMENT)) {
                     (Some(ws), Some(env)) => vec![ObjectRef::<Environment>::new(env).within(ws)],
+                    // Environments only deliver pull credentials: a push
+                    // Secret change gives them nothing to do.
+                    _ if l.get(labels::ROLE).map(String::as_str) == Some("push") => Vec::new(),
                     _ => in_workspace(&by_workspace2, &s.namespace().unwrap_or_default()),
                 }
             },
