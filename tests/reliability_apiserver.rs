@@ -46,7 +46,7 @@ async fn controller_resumes_after_an_api_server_restart_mid_pass() {
     for name in &names {
         // Generous: the restart and the watchers' reconnect backoff (up to 30 s)
         // are slow on a loaded 2-core machine.
-        h.wait_component_ready(name, Duration::from_secs(240)).await;
+        h.wait_component_ready(name, Duration::from_secs(360)).await;
     }
     // Every pull Secret is in the target and linked; the side repo has all.
     for name in &names {

@@ -7,15 +7,15 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use quayside::credentials::RobotCredentials;
 use secrecy::ExposeSecret;
-use support::harness::{Harness, ORG, SIDE_REPO};
-use support::{git_server, tools, wait};
+use support::harness::Harness;
+use support::registry::{creds_of, skopeo_login};
+use support::wait;
 
 const T: Duration = Duration::from_secs(120);
 
@@ -25,70 +25,10 @@ fn long() -> bool {
 
 /// The real controller binary (async child: the emulator runs on this runtime).
 fn spawn_controller(h: &Harness) -> tokio::process::Child {
-    let dir = h.dir.path();
-    std::fs::write(
-        dir.join("age.key"),
-        h.identity.to_secret_string().expose_secret(),
-    )
-    .unwrap();
-    std::fs::write(dir.join("git-password"), git_server::PASSWORD).unwrap();
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_quayside"))
-        .arg("run")
-        .arg("--kubeconfig")
-        .arg(h.cp.kubeconfig())
-        .args(["--watch-namespace", &h.workspace])
-        .args(["--leader-election", "false"])
-        .args(["--listen", "127.0.0.1:0"])
-        .args(["--quay-api-url", &h.emulator.api_url()])
-        .args(["--quay-organization", ORG])
-        .arg("--quay-token-file")
-        .arg(dir.join("quay-token"))
-        .args(["--registry-host", &h.emulator.registry_host()])
-        .args(["--side-repo-url", &h.git.repo_url(SIDE_REPO)])
-        .args(["--side-repo-username", git_server::USER])
-        .arg("--side-repo-password-file")
-        .arg(dir.join("git-password"))
-        .arg("--side-repo-workdir")
-        .arg(dir.join("controller-clone"))
-        .arg("--age-identity-file")
-        .arg(dir.join("age.key"))
-        .env_remove("QUAYSIDE_CRASH_AT")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+    tokio::process::Command::from(h.controller_command(None))
         .kill_on_drop(true)
         .spawn()
         .expect("spawn quayside run")
-}
-
-fn creds_of(secret: &Secret) -> RobotCredentials {
-    let raw = &secret.data.as_ref().unwrap()[".dockerconfigjson"].0;
-    RobotCredentials::from_docker_config_json(std::str::from_utf8(raw).unwrap()).unwrap()
-}
-
-async fn skopeo_login(registry: &str, creds: &RobotCredentials) -> bool {
-    use tokio::io::AsyncWriteExt;
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = tokio::process::Command::new(tools::bin("skopeo"))
-        .args(["login", "--tls-verify=false", "--authfile"])
-        .arg(dir.path().join("auth.json"))
-        .args(["-u", &creds.username, "--password-stdin", registry])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(creds.token.expose_secret().as_bytes())
-        .await
-        .unwrap();
-    drop(stdin);
-    tokio::time::timeout(Duration::from_secs(60), child.wait())
-        .await
-        .expect("skopeo login finished within a minute")
-        .unwrap()
-        .success()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -5,16 +5,16 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
 use quayside::controller::crash::ROTATION_POINTS;
 use quayside::credentials::RobotCredentials;
 use secrecy::ExposeSecret;
-use support::harness::{Harness, ORG, SIDE_REPO};
-use support::{git_server, wait};
+use support::harness::Harness;
+use support::registry::creds_of;
+use support::wait;
 
 const T: Duration = Duration::from_secs(90);
 
@@ -28,45 +28,11 @@ impl Drop for Controller {
 }
 
 fn spawn_controller(h: &Harness, crash_at: Option<&str>) -> Controller {
-    let dir = h.dir.path();
-    std::fs::write(
-        dir.join("age.key"),
-        secrecy::ExposeSecret::expose_secret(&h.identity.to_secret_string()),
+    Controller(
+        h.controller_command(crash_at)
+            .spawn()
+            .expect("spawn quayside run"),
     )
-    .unwrap();
-    std::fs::write(dir.join("git-password"), git_server::PASSWORD).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quayside"));
-    cmd.arg("run")
-        .arg("--kubeconfig")
-        .arg(h.cp.kubeconfig())
-        .args(["--watch-namespace", &h.workspace])
-        .args(["--leader-election", "false"])
-        .args(["--listen", "127.0.0.1:0"])
-        .args(["--quay-api-url", &h.emulator.api_url()])
-        .args(["--quay-organization", ORG])
-        .arg("--quay-token-file")
-        .arg(dir.join("quay-token"))
-        .args(["--registry-host", &h.emulator.registry_host()])
-        .args(["--side-repo-url", &h.git.repo_url(SIDE_REPO)])
-        .args(["--side-repo-username", git_server::USER])
-        .arg("--side-repo-password-file")
-        .arg(dir.join("git-password"))
-        .arg("--side-repo-workdir")
-        .arg(dir.join("controller-clone"))
-        .arg("--age-identity-file")
-        .arg(dir.join("age.key"))
-        .env_remove("QUAYSIDE_CRASH_AT")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if let Some(p) = crash_at {
-        cmd.env("QUAYSIDE_CRASH_AT", p);
-    }
-    Controller(cmd.spawn().expect("spawn quayside run"))
-}
-
-fn creds_of(secret: &Secret) -> RobotCredentials {
-    let raw = &secret.data.as_ref().unwrap()[".dockerconfigjson"].0;
-    RobotCredentials::from_docker_config_json(std::str::from_utf8(raw).unwrap()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -223,10 +223,14 @@ async fn apply(component: Arc<Component>, ctx: Arc<Context>) -> Result<Action> {
             }
         };
         obs.quay_verified = true;
-        ctx.verified
-            .lock()
-            .unwrap()
-            .insert(verified_key.0.clone(), (verified_key.1, repo.clone()));
+        // Remember only a clean verification: a refused visibility change
+        // (402) must be retried, and its condition kept, on the next pass.
+        if obs.repository_problem.is_none() {
+            ctx.verified
+                .lock()
+                .unwrap()
+                .insert(verified_key.0.clone(), (verified_key.1, repo.clone()));
+        }
         // Persist what Quay holds. A token that differs from ours was
         // regenerated outside quayside: it is a new generation.
         let base = push

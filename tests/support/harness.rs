@@ -270,6 +270,45 @@ impl Harness {
             .expect("clone the side repository")
     }
 
+    /// `quayside run` for this fixture as a real process (side repository,
+    /// emulator, workspace scope), optionally aborting at a crash point.
+    pub fn controller_command(&self, crash_at: Option<&str>) -> Command {
+        let dir = self.dir.path();
+        std::fs::write(
+            dir.join("age.key"),
+            secrecy::ExposeSecret::expose_secret(&self.identity.to_secret_string()),
+        )
+        .unwrap();
+        std::fs::write(dir.join("git-password"), git_server::PASSWORD).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_quayside"));
+        cmd.arg("run")
+            .arg("--kubeconfig")
+            .arg(self.cp.kubeconfig())
+            .args(["--watch-namespace", &self.workspace])
+            .args(["--leader-election", "false"])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--quay-api-url", &self.emulator.api_url()])
+            .args(["--quay-organization", ORG])
+            .arg("--quay-token-file")
+            .arg(dir.join("quay-token"))
+            .args(["--registry-host", &self.emulator.registry_host()])
+            .args(["--side-repo-url", &self.git.repo_url(SIDE_REPO)])
+            .args(["--side-repo-username", git_server::USER])
+            .arg("--side-repo-password-file")
+            .arg(dir.join("git-password"))
+            .arg("--side-repo-workdir")
+            .arg(dir.join("controller-clone"))
+            .arg("--age-identity-file")
+            .arg(dir.join("age.key"))
+            .env_remove("QUAYSIDE_CRASH_AT")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Some(p) = crash_at {
+            cmd.env("QUAYSIDE_CRASH_AT", p);
+        }
+        cmd
+    }
+
     /// `git log` subjects of the side repository's main branch, newest first.
     pub fn side_repo_log(&self) -> Vec<String> {
         let out = Command::new("git")

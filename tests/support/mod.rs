@@ -5,5 +5,6 @@
 pub mod cluster;
 pub mod git_server;
 pub mod harness;
+pub mod registry;
 pub mod tools;
 pub mod wait;
