@@ -35,10 +35,23 @@ fn deploy_kustomization_applies_with_server_dry_run() {
         "clusterrole.rbac.authorization.k8s.io/quayside-controller",
         "role.rbac.authorization.k8s.io/quayside-leader-election",
         "deployment.apps/quayside-controller",
-        "secret/quayside-credentials",
     ] {
         assert!(stdout.contains(kind), "{kind} missing from:\n{stdout}");
     }
+    // No Secret value is committed: the credentials Secret is created out
+    // of band, and the Deployment mounts it by name.
+    assert!(
+        !stdout.contains("secret/"),
+        "deploy/ must not ship a Secret:\n{stdout}"
+    );
+    let built = cp
+        .kubectl()
+        .args(["kustomize"])
+        .arg(root.join("deploy"))
+        .output()
+        .unwrap();
+    let built = String::from_utf8_lossy(&built.stdout);
+    assert!(built.contains("secretName: quayside-credentials"));
 }
 
 #[test]
