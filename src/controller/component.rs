@@ -14,7 +14,7 @@ use kube::{Resource, ResourceExt};
 
 use super::context::Context;
 use super::error::{Error, Result};
-use super::{crash, labels, workspace};
+use super::{crash, labels, pass, workspace};
 use crate::api::{
     Component, ComponentStatus, ConditionType, EnvironmentDelivery, GENERATE_ANNOTATION,
     KEEP_REPOSITORY_ANNOTATION, ResolvedVisibility, Visibility, set_condition,
@@ -39,33 +39,14 @@ pub async fn reconcile(component: Arc<Component>, ctx: Arc<Context>) -> Result<A
         }
     })
     .await;
-    match result {
-        Ok(action) => {
-            ctx.metrics.reconciled(CONTROLLER, "ok");
-            Ok(action)
-        }
-        Err(kube::runtime::finalizer::Error::ApplyFailed(e)) => {
-            // The condition already says what to fix; a Warning event makes
-            // it visible in `kubectl describe` and to event-based alerting
-            // (a failed source check or Quay call published none before).
-            ctx.event(&oref, true, e.reason(), "Reconcile", e.to_string())
-                .await;
-            Err(e)
-        }
-        Err(kube::runtime::finalizer::Error::CleanupFailed(e)) => Err(e),
-        Err(e) => Err(Error::Internal(e.to_string())),
-    }
+    // The condition already says what to fix; a Warning event makes it
+    // visible in `kubectl describe` and to event-based alerting.
+    pass::finish(CONTROLLER, result, &ctx, Some(&oref)).await
 }
 
 /// Requeue policy on error: transient errors retry soon, spec errors wait.
 pub fn error_policy(_c: Arc<Component>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconciled(CONTROLLER, "error");
-    ctx.metrics.failed(CONTROLLER, error.reason());
-    if error.is_transient() {
-        Action::requeue(Duration::from_secs(2))
-    } else {
-        Action::requeue(Duration::from_secs(300))
-    }
+    pass::requeue_after(CONTROLLER, error, &ctx)
 }
 
 /// What one pass learned, to be written into status.

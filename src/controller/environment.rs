@@ -16,7 +16,7 @@ use kube::{Client, Resource, ResourceExt};
 
 use super::context::Context;
 use super::error::{Error, Result};
-use super::{labels, workspace};
+use super::{labels, pass, workspace};
 use crate::api::{Component, ConditionType, Environment, EnvironmentStatus, set_condition};
 use crate::gitops::{CommitMessage, PassPlan};
 use crate::plan::{
@@ -39,25 +39,12 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
         }
     })
     .await;
-    match result {
-        Ok(action) => {
-            ctx.metrics.reconciled(CONTROLLER, "ok");
-            Ok(action)
-        }
-        Err(kube::runtime::finalizer::Error::ApplyFailed(e))
-        | Err(kube::runtime::finalizer::Error::CleanupFailed(e)) => Err(e),
-        Err(e) => Err(Error::Internal(e.to_string())),
-    }
+    // Failures are reported as events inside the pass, where their cause is known.
+    pass::finish(CONTROLLER, result, &ctx, None).await
 }
 
 pub fn error_policy(_e: Arc<Environment>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconciled(CONTROLLER, "error");
-    ctx.metrics.failed(CONTROLLER, error.reason());
-    if error.is_transient() {
-        Action::requeue(Duration::from_secs(2))
-    } else {
-        Action::requeue(Duration::from_secs(300))
-    }
+    pass::requeue_after(CONTROLLER, error, &ctx)
 }
 
 /// A Component of the workspace with its persisted pull credentials.

@@ -9,6 +9,7 @@ pub mod environment;
 pub mod error;
 pub mod labels;
 pub mod metrics;
+pub mod pass;
 pub mod targets;
 pub mod workspace;
 
