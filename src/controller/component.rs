@@ -60,7 +60,6 @@ struct Observed {
     deliveries: Vec<EnvironmentDelivery>,
     pending: Vec<String>,
     rotation_pending: bool,
-    quay_verified: bool,
     slot: u8,
 }
 
@@ -82,7 +81,6 @@ async fn apply(component: Arc<Component>, ctx: Arc<Context>) -> Result<Action> {
         deliveries: Vec::new(),
         pending: Vec::new(),
         rotation_pending: false,
-        quay_verified: false,
         slot: 0,
     };
 
@@ -203,7 +201,6 @@ async fn apply(component: Arc<Component>, ctx: Arc<Context>) -> Result<Action> {
                 return Err(e);
             }
         };
-        obs.quay_verified = true;
         // Remember only a clean verification: a refused visibility change
         // (402) must be retried, and its condition kept, on the next pass.
         if obs.repository_problem.is_none() {

@@ -2,13 +2,15 @@
 
 use std::collections::BTreeMap;
 
-pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+// The label and annotation keys are the rendering's: the Secret applied to a
+// target and the one sealed into git carry the same metadata.
+pub const MANAGED_BY: &str = crate::render::LABEL_MANAGED_BY;
 pub const MANAGED_BY_VALUE: &str = "quayside";
-pub const COMPONENT: &str = "quayside.dev/component";
-pub const WORKSPACE: &str = "quayside.dev/workspace";
-pub const ENVIRONMENT: &str = "quayside.dev/environment";
+pub const COMPONENT: &str = crate::render::LABEL_COMPONENT;
+pub const WORKSPACE: &str = crate::render::LABEL_WORKSPACE;
+pub const ENVIRONMENT: &str = crate::render::LABEL_ENVIRONMENT;
 pub const ROLE: &str = "quayside.dev/role";
-pub const GENERATION: &str = "quayside.dev/credentials-generation";
+pub const GENERATION: &str = crate::render::ANNOTATION_GENERATION;
 pub const FINALIZER: &str = "quayside.dev/cleanup";
 /// Field manager for server-side apply.
 pub const FIELD_MANAGER: &str = "quayside";
