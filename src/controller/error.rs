@@ -51,6 +51,14 @@ impl Error {
         }
     }
 
+    /// Whether the fix is made outside the object, where no watch sees it:
+    /// a Quay token replaced in the mounted Secret, an organization created,
+    /// a plan upgraded. Such errors are retried every minute rather than
+    /// waiting five, so the fix shows within about a minute.
+    pub fn is_fixed_elsewhere(&self) -> bool {
+        matches!(self, Error::Quay(e) if !e.is_transient())
+    }
+
     /// Whether retrying soon can help (spec errors wait for a spec change).
     pub fn is_transient(&self) -> bool {
         match self {

@@ -36,14 +36,44 @@ pub async fn finish(
     }
 }
 
-/// Requeue policy on error: transient errors retry soon, spec errors wait
-/// for a change (or five minutes).
+/// Requeue policy on error: transient errors retry soon, errors fixed
+/// outside the object every minute, spec errors wait for a change to the
+/// object (which wakes it at once) or five minutes.
 pub fn requeue_after(controller: &str, error: &Error, ctx: &Context) -> Action {
     ctx.metrics.reconciled(controller, "error");
     ctx.metrics.failed(controller, error.reason());
+    Action::requeue(retry_delay(error))
+}
+
+fn retry_delay(error: &Error) -> Duration {
     if error.is_transient() {
-        Action::requeue(Duration::from_secs(2))
+        Duration::from_secs(2)
+    } else if error.is_fixed_elsewhere() {
+        Duration::from_secs(60)
     } else {
-        Action::requeue(Duration::from_secs(300))
+        Duration::from_secs(300)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quay::QuayError;
+
+    #[test]
+    fn each_kind_of_error_waits_as_long_as_its_fix_takes() {
+        let unavailable = Error::Quay(QuayError::Exhausted {
+            attempts: 12,
+            last: "HTTP 503".into(),
+        });
+        let revoked = Error::Quay(QuayError::Unauthorized {
+            organization: "acme".into(),
+            token_file: "/etc/quayside/quay-token".into(),
+            message: "invalid token".into(),
+        });
+        let spec = Error::InvalidSpec("no target namespace".into());
+        assert_eq!(retry_delay(&unavailable), Duration::from_secs(2));
+        assert_eq!(retry_delay(&revoked), Duration::from_secs(60));
+        assert_eq!(retry_delay(&spec), Duration::from_secs(300));
     }
 }
