@@ -11,6 +11,11 @@ use clap::{Parser, Subcommand};
     about = "Quay image repositories and pull credentials for every Environment, delivered through GitOps"
 )]
 struct Cli {
+    /// Check the arguments and exit 0 without doing anything. Hidden: it
+    /// lets tests/docs_commands.rs prove that documented commands too long
+    /// to run in CI (full-size benchmarks) still parse.
+    #[arg(long, global = true, hide = true)]
+    dry_parse: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -37,6 +42,9 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if cli.dry_parse {
+        return Ok(());
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

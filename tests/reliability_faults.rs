@@ -107,9 +107,6 @@ const ENDPOINTS: &[&str] = &[
 /// so 6 for both; 2 grants. Rotation steps are not requested in this test.
 const MAX_LOGICAL_CALLS_PER_PASS: u64 = 10;
 
-// Ignored until understood: about half the runs on the 2-CPU build machine
-// time out with some Components never Ready (run with --ignored).
-#[ignore = "flaky: some runs never converge; under investigation"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn provisioning_under_quay_5xx_and_429_bursts_converges_within_the_retry_bound() {
     let n: usize = if long() { 100 } else { 20 };

@@ -67,6 +67,7 @@ pub struct Args {
     #[arg(
         long,
         value_delimiter = ',',
+        value_parser = ["scale", "rotation", "throttled"],
         default_value = "scale,rotation,throttled"
     )]
     pub only: Vec<String>,
