@@ -110,6 +110,34 @@ fn files_we_write_decrypt_with_sops() {
 }
 
 #[test]
+fn files_sealed_in_one_batch_share_a_data_key_and_each_decrypts_with_sops() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipients = [identity(1).to_recipient(), identity(2).to_recipient()];
+    let mut batch = seal::SealBatch::default();
+    let mut stanzas = Vec::new();
+    for shape in SHAPES {
+        let sealed = batch
+            .seal(
+                &SecretString::from(plain(shape)),
+                &recipients,
+                None,
+                None,
+                now(),
+            )
+            .unwrap();
+        let sops_block = sealed.split("\nsops:\n").nth(1).unwrap();
+        stanzas.push(sops_block.split("lastmodified").next().unwrap().to_string());
+        let file = write_tmp(&dir, &format!("batch-{shape}.sops.yaml"), &sealed);
+        for n in [1, 2] {
+            let by_sops = sops_decrypt(&file, &key_file(n));
+            assert_eq!(yaml(&by_sops), yaml(&plain(shape)), "{shape} with key {n}");
+        }
+    }
+    stanzas.dedup();
+    assert_eq!(stanzas.len(), 1, "one set of age stanzas for the batch");
+}
+
+#[test]
 fn our_data_key_decrypts_with_the_age_cli_to_32_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let sealed = seal::seal(

@@ -210,23 +210,26 @@ pub fn render_environment(
     components.sort_by(|a, b| a.name.cmp(&b.name));
     let dir = folder(env);
     let mut files = Vec::with_capacity(components.len() + 4);
+    // One folder, one recipient list: new files share one data key.
+    let mut batch = seal::SealBatch::default();
 
     for c in &components {
         let path = sealed_secret_path(env, &c.name);
         let plaintext = pull_secret_manifest(env, c);
         let prev = previous(&path);
-        let sealed = seal::seal(
-            &plaintext,
-            &env.recipients,
-            prev.as_deref(),
-            Some(identity),
-            now,
-        )
-        .map_err(|source| RenderError::Seal {
-            component: c.name.clone(),
-            environment: env.name.clone(),
-            source,
-        })?;
+        let sealed = batch
+            .seal(
+                &plaintext,
+                &env.recipients,
+                prev.as_deref(),
+                Some(identity),
+                now,
+            )
+            .map_err(|source| RenderError::Seal {
+                component: c.name.clone(),
+                environment: env.name.clone(),
+                source,
+            })?;
         files.push(RenderedFile {
             path,
             contents: sealed.into_bytes(),

@@ -70,55 +70,125 @@ pub fn seal(
     identity: Option<&Identity>,
     now: Timestamp,
 ) -> Result<String, SealError> {
-    let doc = parse_doc(plaintext_yaml.expose_secret(), "the Secret manifest")?;
-    if doc.iter().any(|(k, _)| k == "sops") {
-        return Err(SealError::Yaml {
-            reason: "the manifest already has a `sops:` block; seal the plaintext manifest instead"
-                .into(),
-        });
-    }
-    let mut recipients = recipients.to_vec();
-    recipients.sort();
-    recipients.dedup();
-    if recipients.is_empty() {
-        return Err(SealError::NoRecipients);
-    }
+    SealBatch::default().seal(plaintext_yaml, recipients, previous, identity, now)
+}
 
-    let prev = match (previous, identity) {
-        (Some(p), Some(id)) => open_full(p, id).ok().filter(|o| {
-            o.meta.rule.is_ours()
-                && !o.meta.mac_only_encrypted
-                && o.meta.age.iter().all(|s| {
-                    s.recipient
-                        .parse::<Recipient>()
-                        .is_ok_and(|r| recipients.contains(&r))
-                })
-        }),
-        _ => None,
-    };
+/// Seals several files for the same recipients, as one Environment's folder
+/// is sealed in a pass: the files sealed afresh share one new data key and
+/// its age stanzas, so the key is wrapped once per recipient per batch
+/// instead of once per file (the X25519 work is most of a fresh seal).
+///
+/// Sharing changes nobody's access: every file of the batch is readable by
+/// exactly the same recipients, and each value still has its own random IV
+/// and its own AAD (its key path). Files re-sealed from a previous version
+/// keep their own data key, as [`seal`] describes.
+#[derive(Default)]
+pub struct SealBatch {
+    fresh: Option<FreshKey>,
+}
 
-    let fresh;
-    let key: &DataKey = match &prev {
-        Some(o) => &o.key,
-        None => {
-            fresh = DataKey::generate();
-            &fresh
+/// A data key made for one batch, with its stanzas for `recipients`.
+struct FreshKey {
+    recipients: Vec<Recipient>,
+    key: DataKey,
+    stanzas: Vec<AgeStanza>,
+}
+
+impl SealBatch {
+    /// [`seal`], sharing the batch's fresh data key when `previous` cannot be
+    /// reused.
+    pub fn seal(
+        &mut self,
+        plaintext_yaml: &SecretString,
+        recipients: &[Recipient],
+        previous: Option<&str>,
+        identity: Option<&Identity>,
+        now: Timestamp,
+    ) -> Result<String, SealError> {
+        let doc = parse_doc(plaintext_yaml.expose_secret(), "the Secret manifest")?;
+        if doc.iter().any(|(k, _)| k == "sops") {
+            return Err(SealError::Yaml {
+                reason:
+                    "the manifest already has a `sops:` block; seal the plaintext manifest instead"
+                        .into(),
+            });
         }
-    };
-    let stanzas = recipients
-        .iter()
-        .map(|r| match prev.as_ref().and_then(|o| o.stanza_for(r)) {
-            Some(s) => Ok(s.clone()),
-            None => wrap(key, r),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+        let mut recipients = recipients.to_vec();
+        recipients.sort();
+        recipients.dedup();
+        if recipients.is_empty() {
+            return Err(SealError::NoRecipients);
+        }
 
+        let prev = match (previous, identity) {
+            (Some(p), Some(id)) => open_full(p, id).ok().filter(|o| {
+                o.meta.rule.is_ours()
+                    && !o.meta.mac_only_encrypted
+                    && o.meta.age.iter().all(|s| {
+                        s.recipient
+                            .parse::<Recipient>()
+                            .is_ok_and(|r| recipients.contains(&r))
+                    })
+            }),
+            _ => None,
+        };
+
+        let (key, stanzas): (&DataKey, Vec<AgeStanza>) = match &prev {
+            Some(o) => {
+                let stanzas = recipients
+                    .iter()
+                    .map(|r| match o.stanza_for(r) {
+                        Some(s) => Ok(s.clone()),
+                        None => wrap(&o.key, r),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                (&o.key, stanzas)
+            }
+            None => {
+                let fresh = self.fresh_for(&recipients)?;
+                (&fresh.key, fresh.stanzas.clone())
+            }
+        };
+        seal_doc(&doc, key, &stanzas, prev.as_ref(), previous, now)
+    }
+
+    fn fresh_for(&mut self, recipients: &[Recipient]) -> Result<&FreshKey, SealError> {
+        if self
+            .fresh
+            .as_ref()
+            .is_none_or(|f| f.recipients != recipients)
+        {
+            let key = DataKey::generate();
+            let stanzas = recipients
+                .iter()
+                .map(|r| wrap(&key, r))
+                .collect::<Result<Vec<_>, _>>()?;
+            self.fresh = Some(FreshKey {
+                recipients: recipients.to_vec(),
+                key,
+                stanzas,
+            });
+        }
+        Ok(self.fresh.as_ref().expect("set above"))
+    }
+}
+
+/// Encrypt `doc`'s values under `key`, reusing `prev`'s ciphertext for
+/// unchanged values, and return `previous` itself when nothing differs.
+fn seal_doc(
+    doc: &[(String, Node)],
+    key: &DataKey,
+    stanzas: &[AgeStanza],
+    prev: Option<&Opened>,
+    previous: Option<&str>,
+    now: Timestamp,
+) -> Result<String, SealError> {
     let rule = Rule::ours();
-    let sealed = tree::map_leaves::<SealError>(&doc, &mut |keys, steps, leaf| {
+    let sealed = tree::map_leaves::<SealError>(doc, &mut |keys, steps, leaf| {
         if !rule.encrypts(keys) || is_blank(leaf) {
             return Ok(leaf.clone());
         }
-        if let Some((enc, old)) = prev.as_ref().and_then(|o| o.enc_at.get(steps))
+        if let Some((enc, old)) = prev.and_then(|o| o.enc_at.get(steps))
             && old == leaf
         {
             return Ok(Node::Str(enc.clone()));
@@ -132,8 +202,8 @@ pub fn seal(
         )))
     })?;
 
-    if let (Some(o), Some(previous)) = (&prev, previous) {
-        let same = render(&sealed, &stanzas, &o.meta.lastmodified, &o.meta.mac);
+    if let (Some(o), Some(previous)) = (prev, previous) {
+        let same = render(&sealed, stanzas, &o.meta.lastmodified, &o.meta.mac);
         if same == previous {
             return Ok(same);
         }
@@ -141,11 +211,11 @@ pub fn seal(
     let lastmodified = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let mac = cipher::encrypt(
         key,
-        compute_mac(&doc, &rule, false).as_bytes(),
+        compute_mac(doc, &rule, false).as_bytes(),
         lastmodified.as_bytes(),
         "str",
     );
-    Ok(render(&sealed, &stanzas, &lastmodified, &mac))
+    Ok(render(&sealed, stanzas, &lastmodified, &mac))
 }
 
 /// Open a sealed file: the plaintext Secret manifest, MAC verified.
@@ -483,5 +553,73 @@ mod tests {
             out.contains("lastmodified: \"2026-03-04T03:06:07Z\""),
             "{out}"
         );
+    }
+
+    /// Each stanza as (recipient, armored key): what a shared key repeats.
+    fn stanzas_of(sealed: &str) -> Vec<(String, String)> {
+        split(sealed)
+            .unwrap()
+            .1
+            .age
+            .into_iter()
+            .map(|s| (s.recipient, s.enc))
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_wraps_one_data_key_for_its_fresh_files_and_each_opens() {
+        let (a, b) = (Identity::generate(), Identity::generate());
+        let rs = [a.to_recipient(), b.to_recipient()];
+        let now: Timestamp = "2026-01-02T03:04:05Z".parse().unwrap();
+        let mut batch = SealBatch::default();
+        let one = SecretString::from("data:\n  x: one\n");
+        let two = SecretString::from("data:\n  x: two\n");
+        let s1 = batch.seal(&one, &rs, None, None, now).unwrap();
+        let s2 = batch.seal(&two, &rs, None, None, now).unwrap();
+        assert_eq!(stanzas_of(&s1), stanzas_of(&s2), "one wrap per recipient");
+        for id in [&a, &b] {
+            assert_eq!(
+                open(&s1, id).unwrap().expose_secret(),
+                "data:\n    x: one\n"
+            );
+            assert_eq!(
+                open(&s2, id).unwrap().expose_secret(),
+                "data:\n    x: two\n"
+            );
+        }
+        // Same plaintext, same key: the random IV still makes the values differ.
+        let s3 = batch.seal(&one, &rs, None, None, now).unwrap();
+        assert_ne!(s1, s3);
+
+        // Other recipients get their own key; standalone seals never share.
+        let s4 = batch.seal(&one, &rs[..1], None, None, now).unwrap();
+        assert_ne!(stanzas_of(&s4)[0], stanzas_of(&s1)[0]);
+        let s5 = seal(&one, &rs, None, None, now).unwrap();
+        assert_ne!(stanzas_of(&s5), stanzas_of(&s1));
+    }
+
+    #[test]
+    fn a_batch_keeps_previous_files_on_their_own_key_byte_for_byte() {
+        let a = Identity::generate();
+        let rs = [a.to_recipient()];
+        let now: Timestamp = "2026-01-02T03:04:05Z".parse().unwrap();
+        let later: Timestamp = "2026-02-02T03:04:05Z".parse().unwrap();
+        let one = SecretString::from("data:\n  x: one\n");
+        let before = seal(&one, &rs, None, None, now).unwrap();
+        let mut batch = SealBatch::default();
+        let fresh = batch
+            .seal(
+                &SecretString::from("data:\n  x: new\n"),
+                &rs,
+                None,
+                None,
+                later,
+            )
+            .unwrap();
+        let again = batch
+            .seal(&one, &rs, Some(&before), Some(&a), later)
+            .unwrap();
+        assert_eq!(again, before);
+        assert_ne!(stanzas_of(&fresh), stanzas_of(&before));
     }
 }
