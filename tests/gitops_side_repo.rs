@@ -13,110 +13,6 @@ use quayside::render::RenderedFile;
 use secrecy::SecretString;
 use support::git_server::{GitServer, PASSWORD, USER};
 
-/// WORKAROUND, remove when `testcluster gitserver` accepts chunked bodies:
-/// Go's `net/http/cgi` answers 400 to a chunked request body, and libgit2
-/// (like `git push` with a large pack) always sends pushes chunked. This relay
-/// forwards each request to the real server with the body de-chunked.
-/// When the server is down the relay drops the connection, which a client
-/// sees as an unreachable server, as it would without the relay.
-mod relay {
-    use std::io::{BufRead, BufReader, Read, Write};
-    use std::net::{TcpListener, TcpStream};
-
-    pub struct Relay {
-        pub url: String,
-    }
-
-    pub fn start(upstream: &str) -> Relay {
-        let upstream = upstream.trim_start_matches("http://").to_string();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        std::thread::spawn(move || {
-            for conn in listener.incoming().map_while(Result::ok) {
-                let upstream = upstream.clone();
-                std::thread::spawn(move || {
-                    let _ = serve(conn, &upstream);
-                });
-            }
-        });
-        Relay { url }
-    }
-
-    fn serve(client: TcpStream, upstream: &str) -> std::io::Result<()> {
-        let mut reader = BufReader::new(client.try_clone()?);
-        let mut head = Vec::new();
-        let mut chunked = false;
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line)? == 0 {
-                return Ok(());
-            }
-            if line == "\r\n" {
-                break;
-            }
-            let lower = line.to_ascii_lowercase();
-            if lower.starts_with("transfer-encoding:") {
-                chunked = lower.contains("chunked");
-                continue;
-            }
-            if let Some(v) = lower.strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap_or(0);
-                continue;
-            }
-            if lower.starts_with("connection:") {
-                continue;
-            }
-            head.push(line);
-        }
-        let mut body = Vec::new();
-        if chunked {
-            loop {
-                let mut size = String::new();
-                reader.read_line(&mut size)?;
-                let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16)
-                    .unwrap_or(0);
-                if n == 0 {
-                    let mut trailer = String::new();
-                    while reader.read_line(&mut trailer)? > 0 && trailer != "\r\n" {
-                        trailer.clear();
-                    }
-                    break;
-                }
-                let mut chunk = vec![0; n + 2];
-                reader.read_exact(&mut chunk)?;
-                body.extend_from_slice(&chunk[..n]);
-            }
-        } else {
-            body.resize(length, 0);
-            reader.read_exact(&mut body)?;
-        }
-        let mut up = TcpStream::connect(upstream)?; // refused: drop the client
-        let mut req = head.concat().into_bytes();
-        req.extend_from_slice(
-            format!(
-                "Content-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            )
-            .as_bytes(),
-        );
-        req.extend_from_slice(&body);
-        up.write_all(&req)?;
-        let mut resp = Vec::new();
-        up.read_to_end(&mut resp)?;
-        let mut client = client;
-        client.write_all(&resp)?;
-        client.shutdown(std::net::Shutdown::Both)
-    }
-}
-
-/// Clone URL of a repository through the relay.
-fn url(server: &GitServer, relay: &relay::Relay, repo: &str) -> String {
-    server
-        .repo_url(repo)
-        .replacen(server.base_url(), &relay.url, 1)
-}
-
 fn auth(password: &str) -> GitAuth {
     GitAuth::Basic {
         username: USER.to_string(),
@@ -241,14 +137,9 @@ fn files_on_main(bare: &Path) -> Vec<String> {
 #[test]
 fn first_pass_on_an_empty_remote_then_no_commit_when_nothing_changed() {
     let server = GitServer::start(&[], &["side"]);
-    let relay = relay::start(server.base_url());
     let work = tempfile::tempdir().unwrap();
-    let mut repo = SideRepo::open(config(
-        url(&server, &relay, "side"),
-        work.path(),
-        auth(PASSWORD),
-    ))
-    .unwrap();
+    let mut repo =
+        SideRepo::open(config(server.repo_url("side"), work.path(), auth(PASSWORD))).unwrap();
     assert_eq!(repo.read("environments/dev/kustomization.yaml"), None);
 
     let p = plan(
@@ -304,7 +195,6 @@ fn first_pass_on_an_empty_remote_then_no_commit_when_nothing_changed() {
 #[test]
 fn prunes_removed_environments_and_components_but_nothing_it_does_not_own() {
     let server = GitServer::start(&[], &["side"]);
-    let relay = relay::start(server.base_url());
     let foreign = foreign_push(
         &server,
         "side",
@@ -312,12 +202,8 @@ fn prunes_removed_environments_and_components_but_nothing_it_does_not_own() {
         "kind: Deployment\n",
     );
     let work = tempfile::tempdir().unwrap();
-    let mut repo = SideRepo::open(config(
-        url(&server, &relay, "side"),
-        work.path(),
-        auth(PASSWORD),
-    ))
-    .unwrap();
+    let mut repo =
+        SideRepo::open(config(server.repo_url("side"), work.path(), auth(PASSWORD))).unwrap();
 
     repo.apply(&plan(
         vec![
@@ -367,14 +253,9 @@ fn prunes_removed_environments_and_components_but_nothing_it_does_not_own() {
 #[test]
 fn a_concurrent_push_is_redone_on_top_never_forced() {
     let server = GitServer::start(&[], &["side"]);
-    let relay = relay::start(server.base_url());
     let work = tempfile::tempdir().unwrap();
-    let mut repo = SideRepo::open(config(
-        url(&server, &relay, "side"),
-        work.path(),
-        auth(PASSWORD),
-    ))
-    .unwrap();
+    let mut repo =
+        SideRepo::open(config(server.repo_url("side"), work.path(), auth(PASSWORD))).unwrap();
     repo.apply(&plan(vec![folder("dev", &["api"], "g1")], &[], "First"))
         .unwrap();
     repo.sync().unwrap();
@@ -416,10 +297,9 @@ fn a_concurrent_push_is_redone_on_top_never_forced() {
 fn wrong_password_is_an_auth_error_and_the_work_is_pushed_once_fixed() {
     // Public: anonymous fetch works, only the push needs the credentials.
     let server = GitServer::start(&["side"], &[]);
-    let relay = relay::start(server.base_url());
     let work = tempfile::tempdir().unwrap();
     let wrong = "not-the-password-9f8e7d";
-    let cfg = config(url(&server, &relay, "side"), work.path(), auth(wrong));
+    let cfg = config(server.repo_url("side"), work.path(), auth(wrong));
     assert!(!format!("{cfg:?}").contains(wrong));
     let mut repo = SideRepo::open(cfg).unwrap();
     let p = plan(
@@ -445,12 +325,8 @@ fn wrong_password_is_an_auth_error_and_the_work_is_pushed_once_fixed() {
 
     // A restart with the right password: the kept commit is pushed, no
     // new one is needed.
-    let mut repo = SideRepo::open(config(
-        url(&server, &relay, "side"),
-        work.path(),
-        auth(PASSWORD),
-    ))
-    .unwrap();
+    let mut repo =
+        SideRepo::open(config(server.repo_url("side"), work.path(), auth(PASSWORD))).unwrap();
     assert_eq!(
         repo.read("environments/dev/secrets/api-pull.sops.yaml")
             .as_deref(),
@@ -469,14 +345,9 @@ fn wrong_password_is_an_auth_error_and_the_work_is_pushed_once_fixed() {
 #[test]
 fn server_down_is_transient_and_the_next_pass_succeeds() {
     let mut server = GitServer::start(&[], &["side"]);
-    let relay = relay::start(server.base_url());
     let work = tempfile::tempdir().unwrap();
-    let mut repo = SideRepo::open(config(
-        url(&server, &relay, "side"),
-        work.path(),
-        auth(PASSWORD),
-    ))
-    .unwrap();
+    let mut repo =
+        SideRepo::open(config(server.repo_url("side"), work.path(), auth(PASSWORD))).unwrap();
     server.stop();
     let p = plan(
         vec![folder("dev", &["api"], "g1")],
@@ -516,12 +387,11 @@ fn open_pulls(server: &GitServer) -> Vec<serde_json::Value> {
 #[test]
 fn pull_request_mode_opens_one_pull_request_and_updates_it() {
     let server = GitServer::start(&[], &["side"]);
-    let relay = relay::start(server.base_url());
     let base = foreign_push(&server, "side", "README.md", "side repo\n");
     let work = tempfile::tempdir().unwrap();
     let token = "s3cret-test-password";
     assert_eq!(token, PASSWORD);
-    let mut cfg = config(url(&server, &relay, "side"), work.path(), auth(PASSWORD));
+    let mut cfg = config(server.repo_url("side"), work.path(), auth(PASSWORD));
     cfg.mode = DeliveryMode::PullRequest {
         api_url: format!("{}/api/v1", server.base_url()),
         owner: "team".into(),
@@ -618,18 +488,13 @@ fn pull_request_mode_opens_one_pull_request_and_updates_it() {
 #[test]
 fn a_hook_rejection_is_a_clear_permanent_error() {
     let server = GitServer::start(&[], &["side"]);
-    let relay = relay::start(server.base_url());
     let hook = server.repo_path("side").join("hooks/pre-receive");
     std::fs::write(&hook, "#!/bin/sh\necho 'main is protected' >&2\nexit 1\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
     let work = tempfile::tempdir().unwrap();
-    let mut repo = SideRepo::open(config(
-        url(&server, &relay, "side"),
-        work.path(),
-        auth(PASSWORD),
-    ))
-    .unwrap();
+    let mut repo =
+        SideRepo::open(config(server.repo_url("side"), work.path(), auth(PASSWORD))).unwrap();
     let err = repo
         .apply(&plan(vec![folder("dev", &["api"], "g1")], &[], "Deliver"))
         .unwrap_err();
@@ -642,10 +507,9 @@ fn a_hook_rejection_is_a_clear_permanent_error() {
 #[test]
 fn a_wrong_forge_token_is_a_forge_error_without_the_token() {
     let server = GitServer::start(&[], &["side"]);
-    let relay = relay::start(server.base_url());
     let work = tempfile::tempdir().unwrap();
     let bad = "bad-forge-token-5c4b3a";
-    let mut cfg = config(url(&server, &relay, "side"), work.path(), auth(PASSWORD));
+    let mut cfg = config(server.repo_url("side"), work.path(), auth(PASSWORD));
     cfg.mode = DeliveryMode::PullRequest {
         api_url: format!("{}/api/v1", server.base_url()),
         owner: "team".into(),
