@@ -530,3 +530,91 @@ fn a_wrong_forge_token_is_a_forge_error_without_the_token() {
     assert!(!shown.contains(bad), "{shown}");
     assert!(shown.contains("token"), "{shown}");
 }
+
+/// Processes (git http-backend and the git commands under it) started for
+/// the git server rooted at `root`, found by their CGI environment.
+fn cgi_processes(root: &Path) -> Vec<u32> {
+    let needle = format!("GIT_PROJECT_ROOT={}", root.display());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()))
+        })
+        .collect()
+}
+
+fn basic_auth() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
+}
+
+// Regression: git-http-backend promised a body that never comes reads its
+// empty stdin in a busy loop forever; one such orphan burnt a CPU for half
+// an hour of test runs. The server now buffers the whole body first.
+#[test]
+fn a_push_body_cut_short_is_refused_before_any_git_process_starts() {
+    use std::io::{Read, Write};
+    let server = GitServer::start(&[], &["side"]);
+    let root = server.repo_path("side").parent().unwrap().to_path_buf();
+    let mut conn =
+        std::net::TcpStream::connect(server.base_url().trim_start_matches("http://")).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        conn,
+        "POST /side.git/git-receive-pack HTTP/1.1\r\nHost: test\r\nAuthorization: Basic {}\r\n\
+         Content-Type: application/x-git-receive-pack-request\r\nContent-Length: 3007\r\n\r\n0000",
+        basic_auth()
+    )
+    .unwrap();
+    conn.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = String::new();
+    let _ = conn.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert_eq!(cgi_processes(&root), Vec::<u32>::new());
+}
+
+// The git server killed (as the outage tests do) while a CGI program still
+// reads its request: `testcluster cgi-exec`, which the server runs every CGI
+// program through, makes the kernel kill the program with its parent.
+#[test]
+fn a_cgi_program_dies_with_the_git_server_that_started_it() {
+    let testcluster = support::tools::bin("testcluster");
+    let mut parent = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} cgi-exec /bin/sleep 300 & echo $!; wait",
+            testcluster.display()
+        ))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(parent.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let child: u32 = line.trim().parse().unwrap();
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+    };
+    support::wait::until_blocking(
+        "cgi-exec to become sleep",
+        std::time::Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(format!("/proc/{child}/cmdline"))
+                .is_ok_and(|c| c.starts_with("/bin/sleep"))
+                .then_some(())
+        },
+    );
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    support::wait::until_blocking(
+        "the CGI program to die with its parent",
+        std::time::Duration::from_secs(10),
+        || (!alive(child)).then_some(()),
+    );
+}

@@ -54,7 +54,11 @@ func runGitServer(args []string) error {
 		}
 	}
 	forge := &forge{pulls: map[string][]*pull{}}
-	srv := &gitServer{root: *root, user: *user, password: *password, public: publicSet, backend: backendPath, forge: forge}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding this executable: %w", err)
+	}
+	srv := &gitServer{root: *root, user: *user, password: *password, public: publicSet, backend: backendPath, self: self, forge: forge}
 	l, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
@@ -86,6 +90,7 @@ func runGitServer(args []string) error {
 
 type gitServer struct {
 	root, user, password, backend string
+	self                          string // this executable, for cgi-exec
 	public                        map[string]bool
 	forge                         *forge
 }
@@ -122,12 +127,15 @@ func (s *gitServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "authentication required", http.StatusUnauthorized)
 		return
 	}
-	// CGI cannot take a chunked body (net/http/cgi answers 400), and libgit2
-	// always sends pushes chunked: buffer the body and give it a length.
-	if len(r.TransferEncoding) > 0 {
+	// Buffer the whole body before starting the CGI program. CGI cannot take
+	// a chunked body (net/http/cgi answers 400) and libgit2 always sends
+	// pushes chunked; and git-http-backend, promised CONTENT_LENGTH bytes
+	// that never come (a client gone mid-push), reads its empty stdin in a
+	// busy loop forever.
+	if r.Body != nil && r.Body != http.NoBody {
 		body, err := io.ReadAll(io.LimitReader(r.Body, 512<<20))
-		if err != nil {
-			http.Error(w, "reading the request body: "+err.Error(), http.StatusBadRequest)
+		if err != nil || (r.ContentLength >= 0 && int64(len(body)) != r.ContentLength) {
+			http.Error(w, "incomplete request body", http.StatusBadRequest)
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
@@ -138,7 +146,9 @@ func (s *gitServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if authed {
 		env = append(env, "REMOTE_USER="+s.user)
 	}
-	h := &cgi.Handler{Path: s.backend, Root: "/", Env: env}
+	// Through `testcluster cgi-exec`, so the CGI program dies with this
+	// server instead of outliving a test that killed it.
+	h := &cgi.Handler{Path: s.self, Args: []string{"cgi-exec", s.backend}, Root: "/", Env: env}
 	h.ServeHTTP(w, r)
 }
 
@@ -238,4 +248,21 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// runCgiExec replaces itself with the CGI program args[0] after asking the
+// kernel to SIGKILL it when its parent (the git server) dies.
+func runCgiExec(args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("usage: testcluster cgi-exec PROGRAM [ARGS...]")
+	}
+	parent := os.Getppid()
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0); errno != 0 {
+		return fmt.Errorf("prctl(PR_SET_PDEATHSIG): %v", errno)
+	}
+	// The parent may have died before prctl: then nobody would signal us.
+	if os.Getppid() != parent {
+		return fmt.Errorf("the git server is gone")
+	}
+	return syscall.Exec(args[0], args, os.Environ())
 }

@@ -2,12 +2,13 @@
 // kube-apiserver) on loopback for quayside's tests and demo, the way
 // controller-runtime's envtest does: no kubelet, no controller-manager.
 //
-// One binary, three subcommands:
+// One binary, several subcommands:
 //
 //	testcluster start --dir DIR [--watch-stdin]   supervise etcd + apiserver
 //	testcluster etcd ...                          embedded etcd (internal)
 //	testcluster apiserver ...                     kube-apiserver (internal)
 //	testcluster gitserver --root DIR --password P git http-backend + pulls API
+//	testcluster cgi-exec PROGRAM ...              CGI child of gitserver (internal)
 //
 // `start` generates a CA, a serving certificate, a service-account key and an
 // admin token in DIR, starts both servers on free loopback ports, writes
@@ -45,6 +46,11 @@ func main() {
 	case "gitserver":
 		if err := runGitServer(args); err != nil {
 			fmt.Fprintf(os.Stderr, "testcluster gitserver: %v\n", err)
+			os.Exit(1)
+		}
+	case "cgi-exec":
+		if err := runCgiExec(args); err != nil {
+			fmt.Fprintf(os.Stderr, "testcluster cgi-exec: %v\n", err)
 			os.Exit(1)
 		}
 	case "apiserver":
