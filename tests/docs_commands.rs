@@ -191,10 +191,6 @@ const LEDGER: &[(&str, How)] = &[
         ArgsOnly("seals 10,000 Secrets and runs sops 1,100 times"),
     ),
     (
-        "quayside bench seal",
-        ArgsOnly("seals 10,000 Secrets and runs sops 1,100 times"),
-    ),
-    (
         "target/release/quayside bench seal --sizes 1000 --sops-sizes 100",
         Run(Bench),
     ),

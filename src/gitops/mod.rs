@@ -154,7 +154,7 @@ impl SideRepo {
                 )));
             }
         }
-        transport::init_timeouts();
+        transport::init_libgit2();
         let local = |action, e: git2::Error| GitError::Local {
             workdir: cfg.workdir.display().to_string(),
             action,
