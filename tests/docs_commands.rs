@@ -1122,10 +1122,19 @@ fn cluster_commands_run_against_a_real_control_plane() {
             "log",
             "--format=%H",
             "--",
-            "environments/dev/secrets/api-pull.sops.yaml",
+            "environments/*/secrets/api-pull.sops.yaml",
         ],
     );
     let changed = String::from_utf8_lossy(&changed.stdout).into_owned();
+    // ...and only those: the trailers name the Components a commit changed,
+    // not every Component of the Environment.
+    for listed in out.stdout.lines().filter_map(|l| l.strip_prefix("commit ")) {
+        assert!(
+            changed.lines().any(|c| c == listed.trim()),
+            "{listed} is listed but did not change api's Secret:\n{}",
+            out.stdout
+        );
+    }
     assert!(
         changed.lines().count() >= 2,
         "created and rotated: {changed}"

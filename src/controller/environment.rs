@@ -19,6 +19,9 @@ use super::error::{Error, Result};
 use super::{labels, pass, workspace};
 use crate::api::{Component, ConditionType, Environment, EnvironmentStatus, set_condition};
 use crate::gitops::{CommitMessage, PassPlan};
+use crate::plan::commit::{
+    EnvironmentRef, RenderedSecret, component_changes, environment_commit_message,
+};
 use crate::plan::{
     DesiredSecret, ObservedSecret, choose_service_account, plan_link, plan_target_secrets,
 };
@@ -481,20 +484,6 @@ async fn commit_side_repo(
             pull: d.stored.credentials.clone(),
         })
         .collect();
-    let generation = components.iter().map(|c| c.generation).max();
-    let message = CommitMessage {
-        summary: format!("quayside: update environment {}", input.name),
-        body: format!(
-            "Pull credentials of {} Component(s) for Environment {}/{} (target namespace {}).",
-            components.len(),
-            input.workspace,
-            input.name,
-            input.target_namespace
-        ),
-        components: components.iter().map(|c| c.name.clone()).collect(),
-        environments: vec![input.name.clone()],
-        generation,
-    };
     let repo = ctx.side_repo.clone();
     let cfg = ctx.config.side_repo.clone().expect("checked by caller");
     let identity = ctx.config.identity.clone();
@@ -513,6 +502,7 @@ async fn commit_side_repo(
             flavor,
             now,
         )?;
+        let message = commit_message(&input, &components, &files, side);
         let plan = PassPlan {
             folders: BTreeMap::from([(input.folder.clone(), files)]),
             removed_folders: Vec::new(),
@@ -527,6 +517,44 @@ async fn commit_side_repo(
         ctx.metrics.git_commits.inc();
     }
     Ok(result)
+}
+
+/// The pass's commit message, naming only the Components whose sealed file
+/// this pass adds, changes or removes (compared with the current tip).
+fn commit_message(
+    input: &EnvironmentInput,
+    components: &[ComponentInput],
+    files: &[render::RenderedFile],
+    side: &crate::gitops::SideRepo,
+) -> CommitMessage {
+    let paths: Vec<String> = components
+        .iter()
+        .map(|c| render::sealed_secret_path(input, &c.name))
+        .collect();
+    let rendered: Vec<RenderedSecret<'_>> = components
+        .iter()
+        .zip(&paths)
+        .filter_map(|(c, path)| {
+            let f = files.iter().find(|f| &f.path == path)?;
+            Some(RenderedSecret {
+                component: &c.name,
+                path,
+                contents: &f.contents,
+                generation: c.generation,
+            })
+        })
+        .collect();
+    let secrets_dir = format!("{}/secrets", input.folder.trim_matches('/'));
+    let previous = side.files_under(&secrets_dir);
+    let changes = component_changes(&rendered, &previous);
+    environment_commit_message(
+        &EnvironmentRef {
+            workspace: &input.workspace,
+            name: &input.name,
+            target_namespace: &input.target_namespace,
+        },
+        &changes,
+    )
 }
 
 async fn write_status(

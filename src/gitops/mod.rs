@@ -189,16 +189,42 @@ impl SideRepo {
     /// A file at our current tip (the proposal in pull-request mode), for
     /// minimal diffs. `None` when absent, not a file, or not UTF-8.
     pub fn read(&self, path: &str) -> Option<String> {
+        let tree = self.tip_tree()?;
+        let entry = tree.get_path(std::path::Path::new(path)).ok()?;
+        let blob = self.repo.find_blob(entry.id()).ok()?;
+        String::from_utf8(blob.content().to_vec()).ok()
+    }
+
+    /// Every UTF-8 file below `dir` at our current tip, by path (empty when
+    /// the folder does not exist), to tell what a pass changes.
+    pub fn files_under(&self, dir: &str) -> BTreeMap<String, String> {
+        let dir = dir.trim_matches('/');
+        let Some(sub) = self
+            .tip_tree()
+            .and_then(|t| t.get_path(std::path::Path::new(dir)).ok())
+            .and_then(|e| self.repo.find_tree(e.id()).ok())
+        else {
+            return BTreeMap::new();
+        };
+        tree::files(&self.repo, Some(sub.id()))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(path, id)| {
+                let blob = self.repo.find_blob(id).ok()?;
+                let text = String::from_utf8(blob.content().to_vec()).ok()?;
+                Some((format!("{dir}/{path}"), text))
+            })
+            .collect()
+    }
+
+    fn tip_tree(&self) -> Option<git2::Tree<'_>> {
         let tip = match self.cfg.mode {
             DeliveryMode::Direct => self.ref_oid(&local_ref(&self.cfg.branch)),
             DeliveryMode::PullRequest { .. } => self
                 .ref_oid(&local_ref(&proposal_branch(&self.cfg.branch)))
                 .or_else(|| self.ref_oid(&tracking_ref(&self.cfg.branch))),
         }?;
-        let tree = self.repo.find_commit(tip).ok()?.tree().ok()?;
-        let entry = tree.get_path(std::path::Path::new(path)).ok()?;
-        let blob = self.repo.find_blob(entry.id()).ok()?;
-        String::from_utf8(blob.content().to_vec()).ok()
+        self.repo.find_commit(tip).ok()?.tree().ok()
     }
 
     /// Fetch and move to the remote tip, keeping (on top of it) any commit a

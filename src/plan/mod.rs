@@ -1,6 +1,7 @@
 //! The pure planner: given what is desired and what was observed, decide the
 //! steps. No tokio, no clients, no clock (`now` is passed in).
 
+pub mod commit;
 pub mod link;
 pub mod rotation;
 pub mod service_account;
