@@ -1,6 +1,7 @@
 //! The reconcilers (kube-runtime): thin loops that observe, ask the pure
 //! planner, and execute. Wiring of watches lives here.
 
+pub mod backoff;
 pub mod component;
 pub mod config;
 pub mod context;
@@ -120,7 +121,7 @@ fn component_controller(client: Client, namespace: Option<&str>) -> Controller<C
         watcher::Config::default(),
     );
     let store = ctrl.store();
-    ctrl
+    ctrl.trigger_backoff(backoff::WatchBackoff::for_watches())
         // Workspace Secrets we own → their Component.
         .watches(
             Api::<Secret>::all(client.clone()),
@@ -171,7 +172,7 @@ fn environment_controller(client: Client, namespace: Option<&str>) -> Controller
             .map(|e| ObjectRef::from_obj(&*e))
             .collect::<Vec<_>>()
     };
-    ctrl
+    ctrl.trigger_backoff(backoff::WatchBackoff::for_watches())
         // Any Component change (new, rotated, deleted) → every Environment of its workspace.
         .watches(
             scoped::<Component>(&client, namespace),
