@@ -2,7 +2,7 @@
 //! the workspace Secrets, emergency rotation, delivery status, and cleanup.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -124,19 +124,10 @@ async fn apply(component: Arc<Component>, ctx: Arc<Context>) -> Result<Action> {
     // The pass our own Secret writes trigger sees the Component before its
     // status says RepositoryReady: remember in memory what this process has
     // verified for this spec generation, so Quay is not asked twice.
-    let verified_key = (
-        component.uid().unwrap_or_default(),
-        component.metadata.generation.unwrap_or_default(),
-    );
-    let verified_here = push.is_some()
-        && pull.is_some()
-        && ctx
-            .verified
-            .lock()
-            .unwrap()
-            .get(&verified_key.0)
-            .is_some_and(|(g, r)| *g == verified_key.1 && *r == repo);
-    let verified_recently = verified_recently || verified_here;
+    let uid = component.uid().unwrap_or_default();
+    let spec_generation = component.metadata.generation.unwrap_or_default();
+    let verified_recently = verified_recently
+        || (push.is_some() && pull.is_some() && ctx.is_verified(&uid, spec_generation, &repo));
     if !verified_recently {
         let visibility = match resolve_visibility(&component, &old_status, spec_changed, &ctx).await
         {
@@ -204,10 +195,7 @@ async fn apply(component: Arc<Component>, ctx: Arc<Context>) -> Result<Action> {
         // Remember only a clean verification: a refused visibility change
         // (402) must be retried, and its condition kept, on the next pass.
         if obs.repository_problem.is_none() {
-            ctx.verified
-                .lock()
-                .unwrap()
-                .insert(verified_key.0.clone(), (verified_key.1, repo.clone()));
+            ctx.mark_verified(&uid, spec_generation, &repo);
         }
         // Persist what Quay holds. A token that differs from ours was
         // regenerated outside quayside: it is a new generation.
@@ -343,10 +331,7 @@ async fn apply(component: Arc<Component>, ctx: Arc<Context>) -> Result<Action> {
                         }
                     }
                     crash::point("scheduled:persisted");
-                    ctx.rotations_started
-                        .lock()
-                        .unwrap()
-                        .insert((component.uid().unwrap_or_default(), target), Instant::now());
+                    ctx.rotation_started(&uid, target);
                     obs.slot = next;
                     tracing::info!(component = %name, namespace = %ns, target, "scheduled rotation: new robots persisted, old ones kept until every Environment follows");
                 }
@@ -377,10 +362,7 @@ async fn apply(component: Arc<Component>, ctx: Arc<Context>) -> Result<Action> {
                     workspace::write(&secrets, &ns, &name, "pull", &creds, target).await?;
                     ctx.metrics.kube_writes.inc();
                     crash::point("rotation:pull-persisted");
-                    ctx.rotations_started
-                        .lock()
-                        .unwrap()
-                        .insert((component.uid().unwrap_or_default(), target), Instant::now());
+                    ctx.rotation_started(&uid, target);
                     pull = Some(workspace::Stored {
                         credentials: creds,
                         generation: target,
@@ -411,16 +393,7 @@ async fn apply(component: Arc<Component>, ctx: Arc<Context>) -> Result<Action> {
                             .delete_robot(&names::robot_short_name(&repo, role, 1 - active))
                             .await?;
                     }
-                    if let Some(started) = ctx
-                    .rotations_started
-                    .lock()
-                    .unwrap()
-                    .remove(&(component.uid().unwrap_or_default(), target))
-                {
-                    ctx.metrics
-                        .propagation_seconds
-                        .observe(started.elapsed().as_secs_f64());
-                }
+                    ctx.rotation_finished(&uid, target);
                     obs.generation = target;
                     obs.rotated_at = Some(Time(now));
                     ctx.event(
@@ -808,6 +781,7 @@ async fn cleanup(component: Arc<Component>, ctx: Arc<Context>) -> Result<Action>
             Err(e) => return Err(e.into()),
         }
     }
+    ctx.forget(&component.uid().unwrap_or_default());
     Ok(Action::await_change())
 }
 

@@ -27,11 +27,11 @@ pub struct Context {
     /// When each in-flight rotation's tokens were persisted (component uid,
     /// target generation), for the propagation-latency metric. In memory
     /// only: a restart loses the sample, never the rotation.
-    pub rotations_started: Mutex<HashMap<(String, i64), Instant>>,
+    rotations_started: Mutex<HashMap<(String, i64), Instant>>,
     /// Components whose Quay repository and robots this process verified,
     /// by uid: (spec generation, repository). Saves a second round of Quay
     /// calls on the pass our own Secret writes trigger.
-    pub verified: Mutex<HashMap<String, (i64, String)>>,
+    verified: Mutex<HashMap<String, (i64, String)>>,
 }
 
 impl Context {
@@ -54,6 +54,39 @@ impl Context {
             rotations_started: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether this process verified the Component `uid`'s Quay repository
+    /// `repo` for its spec `generation`.
+    pub fn is_verified(&self, uid: &str, generation: i64, repo: &str) -> bool {
+        lock(&self.verified)
+            .get(uid)
+            .is_some_and(|(g, r)| *g == generation && r == repo)
+    }
+
+    pub fn mark_verified(&self, uid: &str, generation: i64, repo: &str) {
+        lock(&self.verified).insert(uid.to_string(), (generation, repo.to_string()));
+    }
+
+    /// The rotation of `uid` to `target` has persisted its new tokens.
+    pub fn rotation_started(&self, uid: &str, target: i64) {
+        lock(&self.rotations_started).insert((uid.to_string(), target), Instant::now());
+    }
+
+    /// The rotation of `uid` to `target` reached every Environment: record
+    /// how long that took, when this process saw it start.
+    pub fn rotation_finished(&self, uid: &str, target: i64) {
+        if let Some(started) = lock(&self.rotations_started).remove(&(uid.to_string(), target)) {
+            self.metrics
+                .propagation_seconds
+                .observe(started.elapsed().as_secs_f64());
+        }
+    }
+
+    /// Drop what this process remembers of a deleted Component.
+    pub fn forget(&self, uid: &str) {
+        lock(&self.verified).remove(uid);
+        lock(&self.rotations_started).retain(|(u, _), _| u != uid);
     }
 
     /// Publish an event; failing to record one never fails a pass.
@@ -80,4 +113,9 @@ impl Context {
             tracing::debug!(error = %e, "could not record event");
         }
     }
+}
+
+/// A poisoned lock only means another pass panicked; the map is still usable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
