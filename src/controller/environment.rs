@@ -494,15 +494,22 @@ async fn commit_side_repo(
             *guard = Some(crate::gitops::SideRepo::open(cfg)?);
         }
         let side = guard.as_mut().expect("opened above");
+        // What render reads from the tip, kept for the commit message, so no
+        // sealed file is read from git twice in a pass.
+        let read = std::cell::RefCell::new(BTreeMap::new());
         let files = render::render_environment(
             &input,
             &components,
-            &|path| side.read(path),
+            &|path| {
+                let text = side.read(path);
+                read.borrow_mut().insert(path.to_string(), text.clone());
+                text
+            },
             &identity,
             flavor,
             now,
         )?;
-        let message = commit_message(&input, &components, &files, side);
+        let message = commit_message(&input, &components, &files, side, read.into_inner());
         let plan = PassPlan {
             folders: BTreeMap::from([(input.folder.clone(), files)]),
             removed_folders: Vec::new(),
@@ -520,12 +527,14 @@ async fn commit_side_repo(
 }
 
 /// The pass's commit message, naming only the Components whose sealed file
-/// this pass adds, changes or removes (compared with the current tip).
+/// this pass adds, changes or removes (compared with the current tip, of
+/// which `read` holds what rendering already read).
 fn commit_message(
     input: &EnvironmentInput,
     components: &[ComponentInput],
     files: &[render::RenderedFile],
     side: &crate::gitops::SideRepo,
+    mut read: BTreeMap<String, Option<String>>,
 ) -> CommitMessage {
     let paths: Vec<String> = components
         .iter()
@@ -545,7 +554,15 @@ fn commit_message(
         })
         .collect();
     let secrets_dir = format!("{}/secrets", input.folder.trim_matches('/'));
-    let previous = side.files_under(&secrets_dir);
+    // Only files of Components no longer rendered are read here.
+    let previous: BTreeMap<String, String> = side
+        .paths_under(&secrets_dir)
+        .into_iter()
+        .filter_map(|path| {
+            let text = read.remove(&path).unwrap_or_else(|| side.read(&path))?;
+            Some((path, text))
+        })
+        .collect();
     let changes = component_changes(&rendered, &previous);
     environment_commit_message(
         &EnvironmentRef {

@@ -195,25 +195,20 @@ impl SideRepo {
         String::from_utf8(blob.content().to_vec()).ok()
     }
 
-    /// Every UTF-8 file below `dir` at our current tip, by path (empty when
-    /// the folder does not exist), to tell what a pass changes.
-    pub fn files_under(&self, dir: &str) -> BTreeMap<String, String> {
+    /// The paths of every file below `dir` at our current tip (empty when
+    /// the folder does not exist), to tell what a pass removes.
+    pub fn paths_under(&self, dir: &str) -> Vec<String> {
         let dir = dir.trim_matches('/');
         let Some(sub) = self
             .tip_tree()
             .and_then(|t| t.get_path(std::path::Path::new(dir)).ok())
-            .and_then(|e| self.repo.find_tree(e.id()).ok())
         else {
-            return BTreeMap::new();
+            return Vec::new();
         };
         tree::files(&self.repo, Some(sub.id()))
             .unwrap_or_default()
-            .into_iter()
-            .filter_map(|(path, id)| {
-                let blob = self.repo.find_blob(id).ok()?;
-                let text = String::from_utf8(blob.content().to_vec()).ok()?;
-                Some((format!("{dir}/{path}"), text))
-            })
+            .into_keys()
+            .map(|path| format!("{dir}/{path}"))
             .collect()
     }
 
