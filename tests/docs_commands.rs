@@ -1461,6 +1461,15 @@ fn bench_commands_run() {
     for part in ["scale", "rotation", "throttled"] {
         assert!(figures[part].is_object(), "{part} missing: {figures}");
     }
+    // The scale part records a failed step instead of erroring out: a run
+    // that measured nothing must not pass.
+    assert!(figures["scale"]["failed"].is_null(), "{figures}");
+    assert!(
+        figures["scale"]["steps"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty()),
+        "{figures}"
+    );
 
     sh.assert_ran_everything();
 }

@@ -28,7 +28,13 @@ fn free_port() -> u16 {
 }
 
 async fn get(url: &str) -> Option<(u16, String)> {
-    let resp = reqwest::get(url).await.ok()?;
+    // Bounded: a server that accepts and never answers must not hang the
+    // polling loop that calls this (it checks its deadline between calls).
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .ok()?;
+    let resp = client.get(url).send().await.ok()?;
     let code = resp.status().as_u16();
     Some((code, resp.text().await.ok()?))
 }

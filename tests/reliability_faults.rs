@@ -327,12 +327,12 @@ async fn service_account_links_survive_a_concurrent_writer() {
             .then_some(links)
     })
     .await;
+    assert!(!theirs.is_empty());
     for t in &theirs {
         assert!(links.contains(t), "their entry {t} was lost");
     }
     let set: BTreeSet<&String> = links.iter().collect();
     assert_eq!(set.len(), links.len(), "no duplicate entry");
-    assert!(!theirs.is_empty());
     eprintln!(
         "FIGURES sa-conflicts: components={n} their_writes={} their_409s={}",
         theirs.len(),
@@ -460,17 +460,23 @@ async fn side_repo_outage_and_a_racing_writer_lose_no_commit() {
                 git_ok(&clone, &["add", "-A"]).await;
                 let subject = format!("other writer change {i}");
                 git_ok(&clone, &["commit", "--quiet", "-m", &subject]).await;
-                loop {
+                let mut pushed = false;
+                for _ in 0..50 {
                     if git(&clone, &["push", "--quiet", "origin", "main"])
                         .await
                         .status
                         .success()
                     {
+                        pushed = true;
                         break;
                     }
                     rejected += 1;
                     git_ok(&clone, &["pull", "--quiet", "--rebase", "origin", "main"]).await;
                 }
+                assert!(
+                    pushed,
+                    "the other writer could not push change {i} in 50 tries"
+                );
                 subjects.push(subject);
                 tokio::time::sleep(Duration::from_millis(30)).await; // pacing
             }

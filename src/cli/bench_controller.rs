@@ -321,10 +321,12 @@ impl Proc {
 
     fn check_alive(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {
-            bail!(
-                "the controller exited ({status}); see {}",
-                self.log.display()
-            );
+            // The log lives in the scratch folder, which is removed as this
+            // error unwinds: quote its end here.
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+            bail!("the controller exited ({status}); the end of its log:\n{tail}");
         }
         Ok(())
     }
