@@ -602,31 +602,6 @@ fn git(dir: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-fn init_bare(path: &Path) {
-    let parent = path.parent().unwrap();
-    std::fs::create_dir_all(parent).unwrap();
-    assert!(
-        git(
-            parent,
-            &[
-                "init",
-                "--quiet",
-                "--bare",
-                "--initial-branch=main",
-                &p(path)
-            ]
-        )
-        .status
-        .success()
-    );
-    // http-backend refuses pushes unless the repository allows them.
-    assert!(
-        git(path, &["config", "http.receivepack", "true"])
-            .status
-            .success()
-    );
-}
-
 /// The pull robot in `<component>-pull` of `namespace`.
 fn pull_credentials(kubeconfig: &Path, namespace: &str, component: &str) -> RobotCredentials {
     use base64::Engine;
@@ -767,8 +742,8 @@ fn cluster_commands_run_against_a_real_control_plane() {
     // docs/development.md: the git server. `a.git` is public, the side
     // repository is not.
     let git_root = t.join("git");
-    init_bare(&git_root.join("a.git"));
-    init_bare(&git_root.join("gitops.git"));
+    support::git_server::init_bare(&git_root.join("a.git"));
+    support::git_server::init_bare(&git_root.join("gitops.git"));
     let gitserver = sh
         .run(
             Cmd::doc("testcluster gitserver --root DIR --password P [--public a.git]")

@@ -58,6 +58,7 @@ async fn sigkill_at_random_moments_during_rotations_converges() {
     let record = |seen: &mut BTreeMap<String, RobotCredentials>, c: RobotCredentials| {
         seen.insert(c.token.expose_secret().to_string(), c);
     };
+    let mut requested = 0usize;
     let mut killed_mid_rotation = 0;
     for round in 0..k {
         for c in components {
@@ -82,6 +83,7 @@ async fn sigkill_at_random_moments_during_rotations_converges() {
         } else {
             &components[round % 2..round % 2 + 1]
         };
+        requested += which.len();
         for c in which {
             let patch = serde_json::json!({"metadata": {"annotations": {"image.redhat.com/generate": "true"}}});
             h.components()
@@ -193,7 +195,7 @@ async fn sigkill_at_random_moments_during_rotations_converges() {
         g
     };
     eprintln!(
-        "FIGURES sigkill: rotations_requested={k} kills={k} killed_with_rotation_pending={killed_mid_rotation} \
+        "FIGURES sigkill: rotations_requested={requested} kills={k} killed_with_rotation_pending={killed_mid_rotation} \
          revoked_tokens_checked={} final_generations={generations:?}",
         seen.len()
     );

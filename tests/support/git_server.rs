@@ -116,7 +116,8 @@ impl Drop for GitServer {
     }
 }
 
-fn init_bare(path: &Path) {
+/// A bare repository on `main` that `git http-backend` accepts pushes to.
+pub fn init_bare(path: &Path) {
     let ok = Command::new("git")
         .args(["init", "--quiet", "--bare", "--initial-branch=main"])
         .arg(path)
