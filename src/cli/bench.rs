@@ -71,16 +71,11 @@ struct Ours {
     cpu: Option<Duration>,
 }
 
-/// User+system CPU time of this process so far (Linux `/proc/self/stat`).
+/// User+system CPU time of this process so far.
 fn process_cpu() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name, which is in parentheses.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    // USER_HZ is 100 on every Linux architecture quayside targets.
-    Some(Duration::from_millis((utime + stime) * 10))
+    super::procfs::cpu_seconds("self")
+        .ok()
+        .map(Duration::from_secs_f64)
 }
 
 fn seal_bench(mut a: SealArgs) -> anyhow::Result<()> {

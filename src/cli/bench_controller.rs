@@ -348,17 +348,6 @@ impl Proc {
     }
 }
 
-/// CPU seconds (user + system) of a process, from /proc/<pid>/stat.
-fn cpu_seconds(pid: u32, ticks: f64) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after = stat.rsplit_once(')').context("malformed /proc stat")?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // Fields 14 and 15 of stat(5); `after` starts at field 3.
-    let utime: f64 = fields.get(11).context("utime")?.parse()?;
-    let stime: f64 = fields.get(12).context("stime")?.parse()?;
-    Ok((utime + stime) / ticks)
-}
-
 /// (VmRSS, VmHWM) in MB (10^6 bytes) from /proc/<pid>/status.
 fn rss_mb(pid: u32) -> anyhow::Result<(f64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -371,16 +360,6 @@ fn rss_mb(pid: u32) -> anyhow::Result<(f64, f64)> {
         Ok(kb * 1024.0 / 1e6)
     };
     Ok((field("VmRSS:")?, field("VmHWM:")?))
-}
-
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -456,7 +435,6 @@ struct Bench {
     token_file: PathBuf,
     /// The Argo CD-like decryptor every Environment also seals to.
     argo: String,
-    ticks: f64,
     timeout: Duration,
     spawned: Mutex<usize>,
 }
@@ -486,7 +464,6 @@ impl Bench {
             identity_file,
             token_file,
             argo: Identity::generate().to_recipient().to_string(),
-            ticks: clock_ticks(),
             timeout,
             spawned: Mutex::new(0),
         })
@@ -831,7 +808,7 @@ impl Bench {
                 Duration::from_millis(250),
             )
             .await?;
-        let cpu1 = cpu_seconds(p.pid(), self.ticks)?;
+        let cpu1 = super::procfs::cpu_seconds(&p.pid().to_string())?;
         let calls1 = emu.api_calls();
         let t1 = Instant::now();
         let (pass_end, s2) = self
@@ -844,7 +821,7 @@ impl Bench {
                 Duration::from_millis(250),
             )
             .await?;
-        let cpu2 = cpu_seconds(p.pid(), self.ticks)?;
+        let cpu2 = super::procfs::cpu_seconds(&p.pid().to_string())?;
         let calls2 = emu.api_calls();
         let (rss, hwm) = rss_mb(p.pid())?;
         let beat_at = heartbeat.as_secs_f64();
@@ -930,7 +907,7 @@ impl Bench {
                 Duration::from_millis(100),
             )
             .await?;
-        let cpu = cpu_seconds(p.pid(), self.ticks)?;
+        let cpu = super::procfs::cpu_seconds(&p.pid().to_string())?;
         let (rss, hwm) = rss_mb(p.pid())?;
         let startup_calls = emu.api_calls() - calls0;
         println!(

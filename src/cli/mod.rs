@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod bench_controller;
 pub mod emulator;
+mod procfs;
 pub mod render;
 pub mod run;
 pub mod verify;
