@@ -3,8 +3,10 @@
 //! and as Secrets linked in the target namespace.
 //!
 //! Pure core, thin adapters (see `docs/architecture.md`):
-//! - [`api`]: the custom resources; [`credentials`]: robot logins.
-//! - pure: [`names`], [`render`], and the sealed format in [`seal`].
+//! - [`api`]: the custom resources; [`credentials`]: robot logins;
+//!   [`vocabulary`]: every label, annotation, object name and finalizer.
+//! - pure: [`plan`] (steps and status), [`names`], [`render`], and the
+//!   sealed format in [`seal`].
 //! - adapters: [`quay`] (reqwest), [`source`] and [`gitops`] (git2).
 //! - [`emulator`]: a Quay emulator for tests, the demo and benchmarks.
 
@@ -21,3 +23,4 @@ pub mod render;
 pub mod seal;
 pub mod server;
 pub mod source;
+pub mod vocabulary;

@@ -36,6 +36,27 @@ impl RobotRole {
     }
 }
 
+/// A Kubernetes DNS label (RFC 1123): namespace names, at most 63
+/// lower-case letters, digits and `-`, starting and ending alphanumeric.
+pub fn is_dns_label(s: &str) -> bool {
+    s.len() <= 63 && is_dns_part(s)
+}
+
+/// A Kubernetes DNS subdomain (RFC 1123): most object names, parts like
+/// DNS labels joined by `.`, at most 253 characters in all (the API server
+/// does not bound each part, so neither do we).
+pub fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_part)
+}
+
+fn is_dns_part(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
 /// A name that cannot be brought to Quay's rules.
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 pub enum NameError {
@@ -163,6 +184,21 @@ fn short_hash(input: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dns_labels_and_subdomains() {
+        for ok in ["a", "team-a", "a1", &"x".repeat(63)] {
+            assert!(is_dns_label(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "A", "a_b", "shop.staging", &"x".repeat(64)] {
+            assert!(!is_dns_label(bad), "{bad}");
+        }
+        assert!(is_dns_subdomain("shop.staging"));
+        assert!(is_dns_subdomain(&"x".repeat(100)));
+        for bad in ["", "a..b", ".a", "a.", "a.-b", &"x".repeat(254)] {
+            assert!(!is_dns_subdomain(bad), "{bad}");
+        }
+    }
 
     fn is_valid_repository(s: &str) -> bool {
         !s.is_empty() && s.len() <= MAX_REPOSITORY_LEN && s.split('/').all(is_valid_component)

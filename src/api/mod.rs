@@ -9,20 +9,18 @@ pub use component::{
     Component, ComponentSpec, ComponentStatus, EnvironmentDelivery, GitSource, ResolvedVisibility,
     SourceSpec, Visibility,
 };
-pub use condition::{ConditionType, set_condition};
+pub use condition::{ConditionStatus, ConditionType, ConditionValue, set_condition};
 pub use environment::{Environment, EnvironmentSpec, EnvironmentStatus, SideRepoSpec, TargetSpec};
 pub use reference::crd_reference_markdown;
 
 use kube::CustomResourceExt;
 
-/// API group of every quayside resource.
-pub const GROUP: &str = "quayside.dev";
-
-/// Annotation that asks for an emergency rotation of a Component's robot tokens.
-pub const GENERATE_ANNOTATION: &str = "image.redhat.com/generate";
-
-/// Annotation that keeps the Quay repository when its Component is deleted.
-pub const KEEP_REPOSITORY_ANNOTATION: &str = "quayside.dev/keep-repository";
+// The keys live in `crate::vocabulary`; these names are what tools and
+// tests outside the controller import.
+pub use crate::vocabulary::{
+    ANNOTATION_GENERATE as GENERATE_ANNOTATION,
+    ANNOTATION_KEEP_REPOSITORY as KEEP_REPOSITORY_ANNOTATION, GROUP,
+};
 
 /// The CRDs of this API, rendered as one multi-document YAML stream in a stable order.
 pub fn crds_yaml() -> String {

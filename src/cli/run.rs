@@ -61,8 +61,8 @@ pub struct Args {
     )]
     pub side_repo_workdir: PathBuf,
     /// `direct` commits to the branch; `pull-request` pushes a branch and opens a pull request.
-    #[arg(long, env = "QUAYSIDE_SIDE_REPO_MODE", default_value = "direct")]
-    pub side_repo_mode: String,
+    #[arg(long, env = "QUAYSIDE_SIDE_REPO_MODE", value_enum, default_value_t = SideRepoMode::Direct)]
+    pub side_repo_mode: SideRepoMode,
     /// Forge REST API (GitHub shape) for pull-request mode, e.g. https://api.github.com.
     #[arg(long, env = "QUAYSIDE_FORGE_API_URL")]
     pub forge_api_url: Option<String>,
@@ -74,7 +74,7 @@ pub struct Args {
     pub forge_token_file: Option<PathBuf>,
     /// `ksops` (Argo CD) or `flux` kustomization flavour.
     #[arg(long, env = "QUAYSIDE_KUSTOMIZE_FLAVOR", default_value = "ksops")]
-    pub kustomize_flavor: String,
+    pub kustomize_flavor: KustomizeFlavor,
     /// The controller's age identity file (AGE-SECRET-KEY-1…), mounted from a Secret.
     #[arg(long, env = "QUAYSIDE_AGE_IDENTITY_FILE")]
     pub age_identity_file: PathBuf,
@@ -105,8 +105,24 @@ pub struct Args {
     #[arg(long, env = "POD_NAMESPACE", default_value = "quayside-system")]
     pub leader_election_namespace: String,
     /// `json` or `text` logs.
-    #[arg(long, env = "QUAYSIDE_LOG_FORMAT", default_value = "text")]
-    pub log_format: String,
+    #[arg(long, env = "QUAYSIDE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How the controller delivers to the side repository.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SideRepoMode {
+    /// Commit to the branch.
+    Direct,
+    /// Push a branch and open a pull request.
+    PullRequest,
+}
+
+/// How log lines are written.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// `30s`, `5m`, `24h`, `1d`, `250ms`, or plain seconds.
@@ -158,9 +174,9 @@ fn side_repo_config(args: &Args) -> anyhow::Result<Option<SideRepoConfig>> {
         },
         _ => GitAuth::None,
     };
-    let mode = match args.side_repo_mode.as_str() {
-        "direct" => DeliveryMode::Direct,
-        "pull-request" => {
+    let mode = match args.side_repo_mode {
+        SideRepoMode::Direct => DeliveryMode::Direct,
+        SideRepoMode::PullRequest => {
             let api_url = args
                 .forge_api_url
                 .clone()
@@ -185,7 +201,6 @@ fn side_repo_config(args: &Args) -> anyhow::Result<Option<SideRepoConfig>> {
                 token,
             }
         }
-        other => anyhow::bail!("--side-repo-mode {other:?}: use direct or pull-request"),
     };
     Ok(Some(SideRepoConfig {
         url,
@@ -199,11 +214,11 @@ fn side_repo_config(args: &Args) -> anyhow::Result<Option<SideRepoConfig>> {
     }))
 }
 
-fn init_tracing(format: &str) {
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,hyper=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if format == "json" {
+    if format == LogFormat::Json {
         let _ = builder.json().try_init();
     } else {
         let _ = builder.try_init();
@@ -211,15 +226,11 @@ fn init_tracing(format: &str) {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    init_tracing(&args.log_format);
+    init_tracing(args.log_format);
     let identity_text = read_secret_file(&args.age_identity_file, "age identity")?;
     let identity = Identity::parse(secrecy::ExposeSecret::expose_secret(&identity_text))
         .context("the --age-identity-file does not hold an age identity (AGE-SECRET-KEY-1…)")?;
-    let flavor = match args.kustomize_flavor.as_str() {
-        "ksops" => KustomizeFlavor::Ksops,
-        "flux" => KustomizeFlavor::Flux,
-        other => anyhow::bail!("--kustomize-flavor {other:?}: use ksops or flux"),
-    };
+    let flavor = args.kustomize_flavor;
     let quay = QuayClient::new(QuayConfig {
         api_url: args.quay_api_url.clone(),
         organization: args.quay_organization.clone(),

@@ -32,6 +32,20 @@ pub struct Context {
     /// by uid: (spec generation, repository). Saves a second round of Quay
     /// calls on the pass our own Secret writes trigger.
     verified: Mutex<HashMap<String, (i64, String)>>,
+    /// Failed passes in a row per object (controller, namespace/name) and
+    /// the last reason: sets the backoff, and logs a failure at warn once
+    /// per change of reason instead of on every retry.
+    failures: Mutex<HashMap<FailureKey, (u32, &'static str)>>,
+}
+
+/// (controller, `namespace/name`) of a reconciled object.
+type FailureKey = (&'static str, String);
+
+/// The kind of an event: a Warning asks a person to look.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    Normal,
+    Warning,
 }
 
 impl Context {
@@ -53,7 +67,42 @@ impl Context {
             recorder,
             rotations_started: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Count a failed pass of `object`: how many failed in a row, and
+    /// whether the reason differs from the previous failure's.
+    pub fn failed_pass(
+        &self,
+        controller: &'static str,
+        object: &str,
+        reason: &'static str,
+    ) -> (u32, bool) {
+        let mut map = lock(&self.failures);
+        let entry = map
+            .entry((controller, object.to_string()))
+            .or_insert((0, ""));
+        let changed = entry.1 != reason;
+        *entry = (entry.0.saturating_add(1), reason);
+        (entry.0, changed)
+    }
+
+    /// A good pass of `object`: the next failure starts a new backoff.
+    pub fn good_pass(&self, controller: &'static str, object: &str) -> bool {
+        lock(&self.failures)
+            .remove(&(controller, object.to_string()))
+            .is_some()
+    }
+
+    /// The full pull spec of a repository: `<registry>/<organization>/<repo>`.
+    pub fn image_of(&self, repo: &str) -> String {
+        format!(
+            "{}/{}/{}",
+            self.config.registry_host,
+            self.quay.organization(),
+            repo
+        )
     }
 
     /// Whether this process verified the Component `uid`'s Quay repository
@@ -89,20 +138,31 @@ impl Context {
         lock(&self.rotations_started).retain(|(u, _), _| u != uid);
     }
 
+    /// Publish a Warning event.
+    pub async fn warn(&self, object: &ObjectReference, reason: &str, action: &str, note: String) {
+        self.event(object, EventKind::Warning, reason, action, note)
+            .await
+    }
+
+    /// Publish a Normal event.
+    pub async fn notice(&self, object: &ObjectReference, reason: &str, action: &str, note: String) {
+        self.event(object, EventKind::Normal, reason, action, note)
+            .await
+    }
+
     /// Publish an event; failing to record one never fails a pass.
     pub async fn event(
         &self,
         object: &ObjectReference,
-        warning: bool,
+        kind: EventKind,
         reason: &str,
         action: &str,
         note: String,
     ) {
         let ev = Event {
-            type_: if warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
+            type_: match kind {
+                EventKind::Normal => EventType::Normal,
+                EventKind::Warning => EventType::Warning,
             },
             reason: reason.into(),
             note: Some(note.chars().take(1000).collect()),

@@ -1,9 +1,15 @@
-//! Errors of a reconcile pass, each with a condition reason a person can act on.
+//! Errors of a reconcile pass, each with a condition reason a person can
+//! act on and a retry class that says how soon trying again can help.
 
 use crate::gitops::GitError;
+use crate::names::NameError;
+use crate::plan::SpecError;
+use crate::plan::requeue::Retry;
 use crate::quay::QuayError;
 use crate::render::RenderError;
 use crate::source::SourceError;
+
+use super::targets::TargetClusterError;
 
 #[derive(thiserror::Error, Debug)]
 pub enum Error {
@@ -11,6 +17,11 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("Quay: {0}")]
     Quay(#[from] QuayError),
+    /// The organization's plan refused a private repository (402).
+    #[error(
+        "the Quay organization's plan allows no more private repositories, so {repository} cannot be made private; raise the plan limit or set spec.visibility: public"
+    )]
+    PlanLimit { repository: String },
     #[error("source repository: {0}")]
     Source(#[from] SourceError),
     #[error("rendering the side-repository folder: {0}")]
@@ -18,17 +29,25 @@ pub enum Error {
     #[error("side repository: {0}")]
     Git(#[from] GitError),
     #[error("invalid name: {0}")]
-    Name(#[from] crate::names::NameError),
+    Name(#[from] NameError),
     #[error("{0}")]
-    InvalidSpec(String),
+    Spec(#[from] SpecError),
     #[error("target cluster: {0}")]
-    TargetCluster(String),
-    #[error("the workspace Secret {0} is malformed; delete it and quayside recreates it from Quay")]
-    MalformedSecret(String),
-    #[error("cleanup in progress: {0}")]
-    CleanupPending(String),
-    #[error("internal: {0}")]
-    Internal(String),
+    TargetCluster(#[from] TargetClusterError),
+    /// Someone else kept writing the ServiceAccount between our read and write.
+    #[error(
+        "the ServiceAccount {name} kept changing under us ({attempts} conflicts in a row); will retry"
+    )]
+    ServiceAccountContention { name: String, attempts: u32 },
+    /// Deletion waits for these Environments to drop the pull Secret.
+    #[error("cleanup in progress: waiting for Environment(s) {} to drop the pull Secret", .environments.join(", "))]
+    CleanupPending { environments: Vec<String> },
+    /// The finalizer machinery failed (adding or removing the finalizer).
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+    /// A blocking side-repository task did not finish (it panicked).
+    #[error("side-repo task: {0}")]
+    Task(String),
 }
 
 impl Error {
@@ -37,39 +56,83 @@ impl Error {
         match self {
             Error::Kube(_) => "KubernetesError",
             Error::Quay(e) => e.reason(),
+            Error::PlanLimit { .. } => "QuayPlanLimit",
             // The source error knows whether the URL is invalid, the
             // repository missing or the host unreachable: say which.
             Error::Source(e) => e.reason(),
             Error::Render(_) => "RenderFailed",
             Error::Git(_) => "SideRepoError",
             Error::Name(_) => "InvalidName",
-            Error::InvalidSpec(_) => "InvalidSpec",
+            Error::Spec(_) => "InvalidSpec",
             Error::TargetCluster(_) => "TargetClusterUnavailable",
-            Error::MalformedSecret(_) => "MalformedSecret",
-            Error::CleanupPending(_) => "CleanupPending",
-            Error::Internal(_) => "InternalError",
+            Error::ServiceAccountContention { .. } => "ServiceAccountConflict",
+            Error::CleanupPending { .. } => "CleanupPending",
+            Error::Finalizer(_) | Error::Task(_) => "InternalError",
         }
     }
 
-    /// Whether the fix is made outside the object, where no watch sees it:
-    /// a Quay token replaced in the mounted Secret, an organization created,
-    /// a plan upgraded. Such errors are retried every minute rather than
-    /// waiting five, so the fix shows within about a minute.
-    pub fn is_fixed_elsewhere(&self) -> bool {
-        matches!(self, Error::Quay(e) if !e.is_transient())
+    /// How soon trying again can help. Every variant is listed, so a new
+    /// one has to say.
+    pub fn retry(&self) -> Retry {
+        match self {
+            // Fixed where no watch sees it: a Quay token replaced in the
+            // mounted Secret, an organization created, a plan upgraded.
+            Error::Quay(e) if !e.is_transient() => Retry::FixedElsewhere,
+            Error::PlanLimit { .. } => Retry::FixedElsewhere,
+            Error::Quay(_) => Retry::Soon,
+            // An invalid URL or a missing repository waits for a spec change
+            // instead of probing again every few seconds.
+            Error::Source(e) if !e.is_transient() => Retry::SpecChange,
+            Error::Source(_) => Retry::Soon,
+            Error::Name(_) | Error::Spec(_) => Retry::SpecChange,
+            Error::Kube(_)
+            | Error::Render(_)
+            | Error::Git(_)
+            | Error::TargetCluster(_)
+            | Error::ServiceAccountContention { .. }
+            | Error::CleanupPending { .. }
+            | Error::Finalizer(_)
+            | Error::Task(_) => Retry::Soon,
+        }
     }
 
     /// Whether retrying soon can help (spec errors wait for a spec change).
     pub fn is_transient(&self) -> bool {
-        match self {
-            Error::Quay(e) => e.is_transient(),
-            // An invalid URL or a missing repository waits for a spec change
-            // instead of probing again every two seconds.
-            Error::Source(e) => e.is_transient(),
-            Error::Name(_) | Error::InvalidSpec(_) => false,
-            _ => true,
-        }
+        self.retry() == Retry::Soon
     }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_of_error_retries_as_its_fix_needs() {
+        let unavailable = Error::Quay(QuayError::Exhausted {
+            attempts: 12,
+            last: "HTTP 503".into(),
+        });
+        let revoked = Error::Quay(QuayError::Unauthorized {
+            organization: "acme".into(),
+            token_file: "/etc/quayside/quay-token".into(),
+            message: "invalid token".into(),
+        });
+        let plan = Error::PlanLimit {
+            repository: "team/app".into(),
+        };
+        let spec = Error::Spec(SpecError::EmptyTargetNamespace);
+        assert_eq!(unavailable.retry(), Retry::Soon);
+        assert_eq!(revoked.retry(), Retry::FixedElsewhere);
+        assert_eq!(plan.retry(), Retry::FixedElsewhere);
+        assert_eq!(spec.retry(), Retry::SpecChange);
+        assert_eq!(spec.reason(), "InvalidSpec");
+        assert_eq!(plan.reason(), "QuayPlanLimit");
+        assert!(plan.to_string().contains("set spec.visibility: public"));
+        let pending = Error::CleanupPending {
+            environments: vec!["dev".into(), "prod".into()],
+        };
+        assert!(pending.to_string().contains("dev, prod"));
+    }
+}

@@ -1,5 +1,6 @@
-//! The reconcilers (kube-runtime): thin loops that observe, ask the pure
-//! planner, and execute. Wiring of watches lives here.
+//! The reconcilers (kube-runtime): thin passes that observe, ask the pure
+//! core (`plan`), execute its steps and write the status it derives.
+//! Wiring of watches lives here; each reconciler is a module of steps.
 
 pub mod backoff;
 pub mod component;
@@ -8,9 +9,9 @@ pub mod context;
 pub mod crash;
 pub mod environment;
 pub mod error;
-pub mod labels;
 pub mod metrics;
 pub mod pass;
+pub mod status;
 pub mod targets;
 pub mod workspace;
 
@@ -26,6 +27,10 @@ use kube::runtime::{Controller, watcher};
 use kube::{Client, ResourceExt};
 
 use crate::api::{Component, Environment};
+use crate::names::RobotRole;
+use crate::vocabulary::{
+    LABEL_COMPONENT, LABEL_ENVIRONMENT, LABEL_WORKSPACE, managed_selector, role_of,
+};
 pub use config::Config;
 pub use context::Context;
 pub use error::Error;
@@ -125,14 +130,14 @@ fn component_controller(client: Client, namespace: Option<&str>) -> Controller<C
         // Workspace Secrets we own → their Component.
         .watches(
             Api::<Secret>::all(client.clone()),
-            watcher::Config::default().labels(&labels::managed_selector()),
+            watcher::Config::default().labels(&managed_selector()),
             move |s: Secret| {
                 let labels = s.labels();
-                let component = labels.get(labels::COMPONENT).cloned();
+                let component = labels.get(LABEL_COMPONENT).cloned();
                 // Target Secrets carry the workspace label; workspace ones
                 // live in the workspace itself.
                 let ns = labels
-                    .get(labels::WORKSPACE)
+                    .get(LABEL_WORKSPACE)
                     .cloned()
                     .or_else(|| s.namespace());
                 component
@@ -183,14 +188,14 @@ fn environment_controller(client: Client, namespace: Option<&str>) -> Controller
         // Environment; a workspace Secret rewritten → its workspace.
         .watches(
             Api::<Secret>::all(client.clone()),
-            watcher::Config::default().labels(&labels::managed_selector()),
+            watcher::Config::default().labels(&managed_selector()),
             move |s: Secret| {
                 let l = s.labels();
-                match (l.get(labels::WORKSPACE), l.get(labels::ENVIRONMENT)) {
+                match (l.get(LABEL_WORKSPACE), l.get(LABEL_ENVIRONMENT)) {
                     (Some(ws), Some(env)) => vec![ObjectRef::<Environment>::new(env).within(ws)],
                     // Environments only deliver pull credentials: a push
                     // Secret change gives them nothing to do.
-                    _ if l.get(labels::ROLE).map(String::as_str) == Some("push") => Vec::new(),
+                    _ if role_of(l) == Some(RobotRole::Push) => Vec::new(),
                     _ => in_workspace(&by_workspace2, &s.namespace().unwrap_or_default()),
                 }
             },

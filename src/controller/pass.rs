@@ -1,79 +1,88 @@
-//! What every reconcile pass shares around its work: the outcome of the
-//! finalizer wrapper turned into metrics (and an event), and the requeue
-//! policy on error.
-
-use std::time::Duration;
+//! What every reconcile pass shares around its work: the finalizer's
+//! outcome turned into metrics (and a Warning event), and the error policy:
+//! backoff by kind of error, the error metric by reason, and a warn log once
+//! per change of reason.
 
 use k8s_openapi::api::core::v1::ObjectReference;
+use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::Error as FinalizerError;
 
 use super::context::Context;
 use super::error::{Error, Result};
+use crate::plan::requeue::retry_delay;
+
+/// The two reconcilers, as named in metrics and logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Component,
+    Environment,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Component => "component",
+            Kind::Environment => "environment",
+        }
+    }
+}
+
+/// `namespace/name` of an object, the key of its failure count.
+pub fn key_of(object: &impl ResourceExt) -> String {
+    format!(
+        "{}/{}",
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    )
+}
 
 /// Count the pass and unwrap the finalizer's error. With `warn`, a failed
-/// apply also publishes a Warning event on that object.
+/// apply also publishes a Warning event on that object (reconcilers that
+/// report their failures themselves, where the cause is known, pass `None`).
 pub async fn finish(
-    controller: &str,
+    kind: Kind,
+    key: &str,
     result: std::result::Result<Action, FinalizerError<Error>>,
     ctx: &Context,
     warn: Option<&ObjectReference>,
 ) -> Result<Action> {
     match result {
         Ok(action) => {
-            ctx.metrics.reconciled(controller, "ok");
+            ctx.metrics.reconciled(kind.as_str(), "ok");
+            if ctx.good_pass(kind.as_str(), key) {
+                tracing::info!(
+                    controller = kind.as_str(),
+                    object = key,
+                    "reconciled again after failures"
+                );
+            }
             Ok(action)
         }
         Err(FinalizerError::ApplyFailed(e)) => {
             if let Some(object) = warn {
-                ctx.event(object, true, e.reason(), "Reconcile", e.to_string())
+                ctx.warn(object, e.reason(), "Reconcile", e.to_string())
                     .await;
             }
             Err(e)
         }
         Err(FinalizerError::CleanupFailed(e)) => Err(e),
-        Err(e) => Err(Error::Internal(e.to_string())),
+        Err(e) => Err(Error::Finalizer(e.to_string())),
     }
 }
 
-/// Requeue policy on error: transient errors retry soon, errors fixed
-/// outside the object every minute, spec errors wait for a change to the
-/// object (which wakes it at once) or five minutes.
-pub fn requeue_after(controller: &str, error: &Error, ctx: &Context) -> Action {
-    ctx.metrics.reconciled(controller, "error");
-    ctx.metrics.failed(controller, error.reason());
-    Action::requeue(retry_delay(error))
-}
-
-fn retry_delay(error: &Error) -> Duration {
-    if error.is_transient() {
-        Duration::from_secs(2)
-    } else if error.is_fixed_elsewhere() {
-        Duration::from_secs(60)
+/// The error policy of both reconcilers: count the failure by reason, log
+/// it at warn when its reason changed (debug while it repeats), and retry
+/// after the delay its kind of error needs, backing off while it lasts.
+pub fn requeue_after(kind: Kind, key: &str, error: &Error, ctx: &Context) -> Action {
+    ctx.metrics.reconciled(kind.as_str(), "error");
+    ctx.metrics.failed(kind.as_str(), error.reason());
+    let (failures, changed) = ctx.failed_pass(kind.as_str(), key, error.reason());
+    let delay = retry_delay(error.retry(), failures);
+    if changed {
+        tracing::warn!(controller = kind.as_str(), object = key, reason = error.reason(), error = %error, retry_in = ?delay, "reconcile failed");
     } else {
-        Duration::from_secs(300)
+        tracing::debug!(controller = kind.as_str(), object = key, reason = error.reason(), failures, retry_in = ?delay, "reconcile failed again");
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::quay::QuayError;
-
-    #[test]
-    fn each_kind_of_error_waits_as_long_as_its_fix_takes() {
-        let unavailable = Error::Quay(QuayError::Exhausted {
-            attempts: 12,
-            last: "HTTP 503".into(),
-        });
-        let revoked = Error::Quay(QuayError::Unauthorized {
-            organization: "acme".into(),
-            token_file: "/etc/quayside/quay-token".into(),
-            message: "invalid token".into(),
-        });
-        let spec = Error::InvalidSpec("no target namespace".into());
-        assert_eq!(retry_delay(&unavailable), Duration::from_secs(2));
-        assert_eq!(retry_delay(&revoked), Duration::from_secs(60));
-        assert_eq!(retry_delay(&spec), Duration::from_secs(300));
-    }
+    Action::requeue(delay)
 }

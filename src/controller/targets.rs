@@ -10,11 +10,37 @@ use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
-use super::error::{Error, Result};
+use super::error::Result;
 use crate::api::Environment;
 
 /// Key in the cluster-credentials Secret that holds the kubeconfig.
 pub const KUBECONFIG_KEY: &str = "kubeconfig";
+
+/// Why a target cluster cannot be reached; messages never quote the
+/// kubeconfig's contents.
+#[derive(thiserror::Error, Debug)]
+pub enum TargetClusterError {
+    #[error(
+        "the Secret {secret} named by spec.target.clusterCredentialsSecret does not exist in {namespace}; create it with the target cluster's kubeconfig under the key `{KUBECONFIG_KEY}`"
+    )]
+    SecretMissing { secret: String, namespace: String },
+    #[error(
+        "the Secret {0} has no `{KUBECONFIG_KEY}` key; put the target cluster's kubeconfig there"
+    )]
+    NoKubeconfig(String),
+    #[error("the kubeconfig in Secret {0} is not UTF-8 text")]
+    NotText(String),
+    #[error("the kubeconfig in Secret {secret} is malformed: {detail}")]
+    Malformed { secret: String, detail: String },
+    #[error("the kubeconfig in Secret {secret} is unusable: {detail}")]
+    Unusable { secret: String, detail: String },
+    #[error("building a client from {secret}: {detail}")]
+    Client { secret: String, detail: String },
+    #[error(
+        "the cluster named by the kubeconfig in Secret {secret} is unreachable ({detail}); check its server address and that the cluster is up (will retry)"
+    )]
+    Unreachable { secret: String, detail: String },
+}
 
 #[derive(Default)]
 pub struct TargetClients {
@@ -31,10 +57,9 @@ impl TargetClients {
         let secret = Api::<Secret>::namespaced(local.clone(), &ns)
             .get_opt(secret_name)
             .await?
-            .ok_or_else(|| {
-                Error::TargetCluster(format!(
-                    "the Secret {secret_name} named by spec.target.clusterCredentialsSecret does not exist in {ns}; create it with the target cluster's kubeconfig under the key `{KUBECONFIG_KEY}`"
-                ))
+            .ok_or_else(|| TargetClusterError::SecretMissing {
+                secret: secret_name.to_string(),
+                namespace: ns.clone(),
             })?;
         let version = secret.metadata.resource_version.clone().unwrap_or_default();
         let key = (ns.clone(), secret_name.to_string());
@@ -47,32 +72,23 @@ impl TargetClients {
             .data
             .as_ref()
             .and_then(|d| d.get(KUBECONFIG_KEY))
-            .ok_or_else(|| {
-                Error::TargetCluster(format!(
-                    "the Secret {secret_name} has no `{KUBECONFIG_KEY}` key; put the target cluster's kubeconfig there"
-                ))
+            .ok_or_else(|| TargetClusterError::NoKubeconfig(secret_name.to_string()))?;
+        let text = String::from_utf8(raw.0.clone())
+            .map_err(|_| TargetClusterError::NotText(secret_name.to_string()))?;
+        let kubeconfig =
+            Kubeconfig::from_yaml(&text).map_err(|e| TargetClusterError::Malformed {
+                secret: secret_name.to_string(),
+                detail: redact(&e.to_string()),
             })?;
-        let text = String::from_utf8(raw.0.clone()).map_err(|_| {
-            Error::TargetCluster(format!(
-                "the kubeconfig in Secret {secret_name} is not UTF-8 text"
-            ))
-        })?;
-        let kubeconfig = Kubeconfig::from_yaml(&text).map_err(|e| {
-            Error::TargetCluster(format!(
-                "the kubeconfig in Secret {secret_name} is malformed: {}",
-                redact(&e.to_string())
-            ))
-        })?;
         let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
-            .map_err(|e| {
-                Error::TargetCluster(format!(
-                    "the kubeconfig in Secret {secret_name} is unusable: {}",
-                    redact(&e.to_string())
-                ))
+            .map_err(|e| TargetClusterError::Unusable {
+                secret: secret_name.to_string(),
+                detail: redact(&e.to_string()),
             })?;
-        let client = Client::try_from(config).map_err(|e| {
-            Error::TargetCluster(format!("building a client from {secret_name}: {e}"))
+        let client = Client::try_from(config).map_err(|e| TargetClusterError::Client {
+            secret: secret_name.to_string(),
+            detail: e.to_string(),
         })?;
         self.cache
             .lock()

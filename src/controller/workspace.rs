@@ -1,14 +1,18 @@
 //! The workspace Secrets: where a Component's robot credentials are
-//! persisted (push for builds, pull for delivery) before anything else uses them.
+//! persisted (push for builds, pull for delivery) before anything else uses
+//! them, and the Secret objects quayside applies.
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::error::{Error, Result};
-use super::labels;
+use super::error::Result;
 use crate::credentials::RobotCredentials;
+use crate::names::RobotRole;
+use crate::vocabulary::{
+    ANNOTATION_GENERATION, FIELD_MANAGER, generation_of, workspace_labels, workspace_secret_name,
+};
 
 const DOCKER_CONFIG_KEY: &str = ".dockerconfigjson";
 
@@ -20,20 +24,16 @@ pub struct Stored {
 }
 
 /// Read a Component's workspace Secret for `role`; `None` when absent.
-pub async fn read(api: &Api<Secret>, component: &str, role: &str) -> Result<Option<Stored>> {
-    let name = labels::workspace_secret_name(component, role);
-    let Some(secret) = api.get_opt(&name).await? else {
-        return Ok(None);
-    };
-    Ok(parse(&secret))
+pub async fn read(api: &Api<Secret>, component: &str, role: RobotRole) -> Result<Option<Stored>> {
+    let name = workspace_secret_name(component, role);
+    Ok(api.get_opt(&name).await?.as_ref().and_then(parse))
 }
 
 /// Credentials and generation of a Secret we wrote; `None` when it was
 /// tampered with beyond recognition (the caller rewrites it).
 pub fn parse(secret: &Secret) -> Option<Stored> {
-    let generation = labels::generation_of(secret.metadata.annotations.as_ref())?;
-    let raw = secret.data.as_ref()?.get(DOCKER_CONFIG_KEY)?;
-    let json = SecretString::from(String::from_utf8(raw.0.clone()).ok()?);
+    let generation = generation_of(secret.metadata.annotations.as_ref())?;
+    let json = payload_of(secret)?;
     let credentials = RobotCredentials::from_docker_config_json(json.expose_secret())?;
     Some(Stored {
         credentials,
@@ -55,7 +55,7 @@ pub fn manifest(
             name: Some(name.to_string()),
             namespace: Some(namespace.to_string()),
             labels: Some(labels),
-            annotations: Some([(labels::GENERATION.to_string(), generation.to_string())].into()),
+            annotations: Some([(ANNOTATION_GENERATION.to_string(), generation.to_string())].into()),
             ..Default::default()
         },
         type_: Some("kubernetes.io/dockerconfigjson".to_string()),
@@ -75,15 +75,15 @@ pub async fn write(
     api: &Api<Secret>,
     namespace: &str,
     component: &str,
-    role: &str,
+    role: RobotRole,
     credentials: &RobotCredentials,
     generation: i64,
 ) -> Result<()> {
-    let name = labels::workspace_secret_name(component, role);
+    let name = workspace_secret_name(component, role);
     let secret = manifest(
         &name,
         namespace,
-        labels::workspace_labels(component, role),
+        workspace_labels(component, role),
         credentials,
         generation,
     );
@@ -91,18 +91,33 @@ pub async fn write(
 }
 
 /// Server-side apply of a Secret under quayside's field manager.
-pub async fn apply_secret(api: &Api<Secret>, name: &str, mut secret: Secret) -> Result<()> {
-    secret.metadata.managed_fields = None;
-    let mut value = serde_json::to_value(&secret).map_err(|e| Error::Internal(e.to_string()))?;
-    value["apiVersion"] = "v1".into();
-    value["kind"] = "Secret".into();
+pub async fn apply_secret(api: &Api<Secret>, name: &str, secret: Secret) -> Result<()> {
     api.patch(
         name,
-        &PatchParams::apply(labels::FIELD_MANAGER).force(),
-        &Patch::Apply(&value),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&applied(secret)),
     )
     .await?;
     Ok(())
+}
+
+/// A Secret as an apply patch: with its kind, without managed fields.
+fn applied(mut secret: Secret) -> serde_json::Value {
+    secret.metadata.managed_fields = None;
+    // A Secret of strings and byte strings always serialises.
+    let mut value = serde_json::to_value(&secret).expect("a Secret serialises");
+    value["apiVersion"] = "v1".into();
+    value["kind"] = "Secret".into();
+    value
+}
+
+/// Delete a Secret; one already gone is fine. Says whether it deleted one.
+pub async fn delete_secret(api: &Api<Secret>, name: &str) -> Result<bool> {
+    match api.delete(name, &Default::default()).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The payload of a Secret, as a secret string.

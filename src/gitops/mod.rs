@@ -25,10 +25,14 @@ use git2::{Oid, Repository, Sort};
 use secrecy::SecretString;
 
 pub use error::GitError;
-pub use message::{CommitMessage, TRAILER_COMPONENT, TRAILER_ENVIRONMENT, TRAILER_GENERATION};
+// The message is the pure core's (plan decides what a commit says); the
+// writer is what uses it, so its callers find it here too.
+pub use crate::plan::commit_message::{
+    CommitMessage, TRAILER_COMPONENT, TRAILER_ENVIRONMENT, TRAILER_GENERATION, parse_trailers,
+};
 
 use crate::render::RenderedFile;
-use message::{Change, Proposal, parse_trailers};
+use message::{FileChange, Proposal};
 use transport::PushResult;
 
 /// How to authenticate to the side repository (https/http; local paths need none).
@@ -519,13 +523,13 @@ impl SideRepo {
         };
         for (path, oid) in &after {
             match before.get(path) {
-                None => p.files.push((Change::Added, path.clone())),
-                Some(o) if o != oid => p.files.push((Change::Modified, path.clone())),
+                None => p.files.push((FileChange::Added, path.clone())),
+                Some(o) if o != oid => p.files.push((FileChange::Modified, path.clone())),
                 _ => {}
             }
         }
         for path in before.keys().filter(|k| !after.contains_key(*k)) {
-            p.files.push((Change::Removed, path.clone()));
+            p.files.push((FileChange::Removed, path.clone()));
         }
         p.files.sort_by(|a, b| a.1.cmp(&b.1));
         if let Some(tip) = tip {

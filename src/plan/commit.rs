@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::gitops::CommitMessage;
-use crate::render::{ANNOTATION_GENERATION, LABEL_COMPONENT};
+use super::commit_message::CommitMessage;
+use crate::vocabulary::{ANNOTATION_GENERATION, LABEL_COMPONENT};
 
 /// How one Component's sealed file changes in a pass.
 #[derive(Clone, Debug, PartialEq, Eq)]

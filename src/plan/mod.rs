@@ -1,13 +1,23 @@
-//! The pure planner: given what is desired and what was observed, decide the
-//! steps. No tokio, no clients, no clock (`now` is passed in).
+//! The pure core: given what is desired and what was observed, decide the
+//! steps and the status. No tokio, no clients, no clock (`now` is passed in);
+//! nothing here imports an adapter.
 
 pub mod commit;
+pub mod commit_message;
+pub mod credentials;
+pub mod folders;
 pub mod link;
+pub mod requeue;
 pub mod rotation;
 pub mod service_account;
+pub mod spec;
+pub mod status;
 pub mod target;
 
+pub use commit_message::CommitMessage;
 pub use link::plan_link;
 pub use rotation::{RotationStep, plan_rotation, scheduled_rotation_due};
 pub use service_account::choose_service_account;
+pub use spec::SpecError;
+pub use status::{ComponentReport, EnvironmentReport, Problem, Propagation};
 pub use target::{DesiredSecret, ObservedSecret, TargetPlan, plan_target_secrets};

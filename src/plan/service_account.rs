@@ -1,9 +1,6 @@
 //! Which ServiceAccount an Environment's pull Secrets are linked to.
 
-/// The account that must exist for `deployer` to win over `default`.
-pub const DEPLOYER: &str = "deployer";
-/// The fallback every namespace has.
-pub const DEFAULT: &str = "default";
+use crate::vocabulary::{SERVICE_ACCOUNT_DEFAULT as DEFAULT, SERVICE_ACCOUNT_DEPLOYER as DEPLOYER};
 
 /// `spec.serviceAccount` when set, else `deployer` when it exists, else `default`.
 pub fn choose_service_account(requested: Option<&str>, deployer_exists: bool) -> String {

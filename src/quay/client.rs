@@ -1,4 +1,4 @@
-//! The Quay API client: each call of design §5, idempotent, retried on
+//! The Quay API client: each call quayside makes (docs/quay.md), idempotent, retried on
 //! transient failures, with the OAuth token re-read from its file every time.
 
 use std::path::PathBuf;
@@ -97,6 +97,17 @@ impl Robot {
 pub enum Role {
     Read,
     Write,
+}
+
+impl From<crate::names::RobotRole> for Role {
+    /// The permission each of quayside's robots gets: push robots write,
+    /// pull robots (the ones delivered to Environments) only read.
+    fn from(role: crate::names::RobotRole) -> Role {
+        match role {
+            crate::names::RobotRole::Push => Role::Write,
+            crate::names::RobotRole::Pull => Role::Read,
+        }
+    }
 }
 
 impl Role {

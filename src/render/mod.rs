@@ -14,7 +14,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use crate::credentials::RobotCredentials;
+use crate::names::is_dns_subdomain;
 use crate::seal::{self, Identity, Recipient, SealError};
+use crate::vocabulary::{ANNOTATION_GENERATION, ANNOTATION_IMAGE, target_labels};
 
 pub use inputs::{InputError, component_input, environment_input};
 
@@ -113,27 +115,7 @@ pub enum RenderError {
     },
 }
 
-/// Name of a Component's pull Secret.
-pub fn pull_secret_name(component: &str) -> String {
-    format!("{component}-pull")
-}
-
-pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
-pub const LABEL_WORKSPACE: &str = "quayside.dev/workspace";
-pub const LABEL_ENVIRONMENT: &str = "quayside.dev/environment";
-pub const LABEL_COMPONENT: &str = "quayside.dev/component";
-pub const ANNOTATION_GENERATION: &str = "quayside.dev/credentials-generation";
-pub const ANNOTATION_IMAGE: &str = "quayside.dev/image";
-
-/// The labels that mark a pull Secret as quayside's and tie it to its objects.
-pub fn pull_secret_labels(env: &EnvironmentInput, component: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (LABEL_MANAGED_BY.to_string(), "quayside".to_string()),
-        (LABEL_WORKSPACE.to_string(), env.workspace.clone()),
-        (LABEL_ENVIRONMENT.to_string(), env.name.clone()),
-        (LABEL_COMPONENT.to_string(), component.to_string()),
-    ])
-}
+pub use crate::vocabulary::pull_secret_name;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -165,7 +147,7 @@ pub fn pull_secret_manifest(env: &EnvironmentInput, c: &ComponentInput) -> Secre
         metadata: Metadata {
             name: pull_secret_name(&c.name),
             namespace: &env.target_namespace,
-            labels: pull_secret_labels(env, &c.name),
+            labels: target_labels(&env.workspace, &env.name, &c.name),
             annotations: BTreeMap::from([
                 (ANNOTATION_GENERATION, c.generation.to_string()),
                 (ANNOTATION_IMAGE, c.image.clone()),
@@ -342,23 +324,9 @@ fn readme(
     )
 }
 
-/// A Kubernetes object name (RFC 1123 subdomain).
-fn is_k8s_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.split('.').all(|part| {
-            !part.is_empty()
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !part.starts_with('-')
-                && !part.ends_with('-')
-        })
-}
-
 fn validate(env: &EnvironmentInput, components: &[ComponentInput]) -> Result<(), RenderError> {
     let name = |what, value: &str| {
-        if is_k8s_name(value) {
+        if is_dns_subdomain(value) {
             Ok(())
         } else {
             Err(RenderError::InvalidName {

@@ -1,0 +1,116 @@
+//! Deleting a Component: wait until no Environment holds its pull Secret
+//! (their passes drop deleted Components), then delete the robots and the
+//! repository (unless kept or shared) and the workspace Secrets.
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+
+use super::deliveries;
+use crate::api::Component;
+use crate::controller::context::Context;
+use crate::controller::error::{Error, Result};
+use crate::controller::workspace;
+use crate::names::{self, RobotRole};
+use crate::vocabulary::{ANNOTATION_KEEP_REPOSITORY, workspace_secret_name};
+
+pub(super) async fn run(component: &Component, ctx: &Context) -> Result<Action> {
+    let ns = component.namespace().unwrap_or_default();
+    let name = component.name_any();
+    wait_for_environments(component, ctx).await?;
+    if let Ok(repo) = names::repository_name(&ns, &name, component.spec.image.as_deref()) {
+        let keep = component
+            .annotations()
+            .get(ANNOTATION_KEEP_REPOSITORY)
+            .is_some_and(|v| v == "true");
+        // A repository another Component uses keeps its robots too: they
+        // are that Component's as much as this one's.
+        if !repository_shared(ctx, component, &repo).await? {
+            // Robots go even with a kept repository, so no credential
+            // outlives the Component.
+            delete_robots(ctx, &repo).await?;
+            if !keep {
+                ctx.quay.delete_repository(&repo).await?;
+            }
+        }
+    }
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    for role in [RobotRole::Push, RobotRole::Pull] {
+        if workspace::delete_secret(&secrets, &workspace_secret_name(&name, role)).await? {
+            ctx.metrics.kube_writes.inc();
+        }
+    }
+    ctx.forget(&component.uid().unwrap_or_default());
+    Ok(Action::await_change())
+}
+
+/// Wait (by failing the pass, which keeps the finalizer) until no
+/// Environment holds the pull Secret; after the cleanup timeout, report
+/// the ones left and go on.
+async fn wait_for_environments(component: &Component, ctx: &Context) -> Result<()> {
+    let still: Vec<String> = deliveries::observe(ctx, component)
+        .await?
+        .into_iter()
+        .filter(|(_, g)| g.is_some())
+        .map(|(d, _)| d.name)
+        .collect();
+    if still.is_empty() {
+        return Ok(());
+    }
+    let deleted_at = component
+        .metadata
+        .deletion_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .unwrap_or_else(Timestamp::now);
+    let waited = Timestamp::now().duration_since(deleted_at);
+    if waited.as_secs() < ctx.config.cleanup_timeout.as_secs() as i64 {
+        return Err(Error::CleanupPending {
+            environments: still,
+        });
+    }
+    let note = format!(
+        "gave up waiting for Environment(s) {} to drop the pull Secret after {:?}; remove it there by hand",
+        still.join(", "),
+        ctx.config.cleanup_timeout
+    );
+    ctx.warn(
+        &component.object_ref(&()),
+        "CleanupIncomplete",
+        "Cleanup",
+        note,
+    )
+    .await;
+    Ok(())
+}
+
+/// Both slots' robots of a repository; ones already gone are fine.
+async fn delete_robots(ctx: &Context, repo: &str) -> Result<()> {
+    for role in [RobotRole::Push, RobotRole::Pull] {
+        for slot in [0, 1] {
+            ctx.quay
+                .delete_robot(&names::robot_short_name(repo, role, slot))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Another live Component (in any workspace) resolves to the same repository.
+async fn repository_shared(ctx: &Context, component: &Component, repo: &str) -> Result<bool> {
+    let all = Api::<Component>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await?;
+    Ok(all.items.iter().any(|c| {
+        c.uid() != component.uid()
+            && c.metadata.deletion_timestamp.is_none()
+            && names::repository_name(
+                &c.namespace().unwrap_or_default(),
+                &c.name_any(),
+                c.spec.image.as_deref(),
+            )
+            .is_ok_and(|r| r == repo)
+    }))
+}

@@ -1,0 +1,61 @@
+//! The step of a Component pass that looks at its Environments: which
+//! credentials generation each target Secret holds.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+
+use super::Pass;
+use crate::api::{Component, Environment, EnvironmentDelivery};
+use crate::controller::context::Context;
+use crate::controller::error::Result;
+use crate::vocabulary::{generation_of, pull_secret_name};
+
+impl Pass<'_> {
+    pub(super) async fn observe_deliveries(
+        &self,
+    ) -> Result<Vec<(EnvironmentDelivery, Option<i64>)>> {
+        observe(self.ctx, self.component).await
+    }
+}
+
+/// For each live Environment of the workspace, the delivery record and the
+/// generation its target Secret holds (`None`: missing or unreadable).
+pub(super) async fn observe(
+    ctx: &Context,
+    component: &Component,
+) -> Result<Vec<(EnvironmentDelivery, Option<i64>)>> {
+    let ns = component.namespace().unwrap_or_default();
+    let secret_name = pull_secret_name(&component.name_any());
+    let envs = Api::<Environment>::namespaced(ctx.client.clone(), &ns)
+        .list(&ListParams::default())
+        .await?;
+    let mut out = Vec::new();
+    for env in envs.items {
+        if env.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let generation = match ctx.targets.for_environment(&ctx.client, &env).await {
+            Ok(client) => Api::<Secret>::namespaced(client, &env.spec.target.namespace)
+                .get_opt(&secret_name)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|s| generation_of(s.metadata.annotations.as_ref())),
+            Err(_) => None,
+        };
+        let status = env.status.clone().unwrap_or_default();
+        out.push((
+            EnvironmentDelivery {
+                name: env.name_any(),
+                generation: generation.unwrap_or(0),
+                commit: status.commit,
+                service_account: status.linked_service_account,
+                last_heartbeat: status.last_sync,
+            },
+            generation,
+        ));
+    }
+    out.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    Ok(out)
+}

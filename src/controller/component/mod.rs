@@ -1,0 +1,341 @@
+//! The Component reconciler: the Quay repository, its push and pull robots,
+//! the workspace Secrets, rotation, delivery status, and cleanup.
+//!
+//! A pass is a [`Pass`] value that runs named steps in order — names,
+//! `ensure_repository`, `ensure_robots`, `observe_deliveries`, `rotate` —
+//! each recording what it found; status is derived from that record by
+//! `plan::status` and written once at the end, whether a step failed or not.
+
+mod cleanup;
+mod deliveries;
+mod repository;
+mod rotation;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::{Resource, ResourceExt};
+
+use super::context::Context;
+use super::error::{Error, Result};
+use super::pass::{self, Kind};
+use super::workspace::{self, Stored};
+use crate::api::{Component, ComponentStatus, EnvironmentDelivery, ResolvedVisibility};
+use crate::names::{self, RobotRole};
+use crate::plan::status::{ComponentReport, Problem, Propagation, component_status};
+use crate::plan::{credentials, requeue};
+use crate::quay::Robot;
+use crate::vocabulary::{FINALIZER, workspace_secret_name};
+
+/// Entry point for kube-runtime.
+pub async fn reconcile(component: Arc<Component>, ctx: Arc<Context>) -> Result<Action> {
+    let api: Api<Component> = Api::namespaced(
+        ctx.client.clone(),
+        &component.namespace().unwrap_or_default(),
+    );
+    let oref = component.object_ref(&());
+    let key = pass::key_of(component.as_ref());
+    let result = finalizer(&api, FINALIZER, component, |event| async {
+        match event {
+            Finalizer::Apply(c) => apply(&c, &ctx).await,
+            Finalizer::Cleanup(c) => cleanup::run(&c, &ctx).await,
+        }
+    })
+    .await;
+    // The condition already says what to fix; a Warning event makes it
+    // visible in `kubectl describe` and to event-based alerting.
+    pass::finish(Kind::Component, &key, result, &ctx, Some(&oref)).await
+}
+
+/// Requeue policy on error: see [`pass::requeue_after`].
+pub fn error_policy(component: Arc<Component>, error: &Error, ctx: Arc<Context>) -> Action {
+    pass::requeue_after(
+        Kind::Component,
+        &pass::key_of(component.as_ref()),
+        error,
+        &ctx,
+    )
+}
+
+/// One pass: run the steps, then write the status they add up to.
+async fn apply(component: &Component, ctx: &Context) -> Result<Action> {
+    let mut pass = Pass::new(component, ctx);
+    let outcome = pass.run().await;
+    let status = component_status(
+        &pass.old,
+        &pass.report(),
+        component.metadata.generation,
+        Time(pass.now),
+    );
+    super::status::write(ctx, component, component.status.as_ref(), &status).await?;
+    outcome
+}
+
+/// What a Component pass has observed and done so far.
+struct Pass<'a> {
+    component: &'a Component,
+    ctx: &'a Context,
+    ns: String,
+    name: String,
+    uid: String,
+    now: Timestamp,
+    secrets: Api<Secret>,
+    /// Status as the pass found it.
+    old: ComponentStatus,
+    /// The Quay repository, once the names step derived it.
+    repo: Option<String>,
+    push: Option<Stored>,
+    pull: Option<Stored>,
+    /// The robot slot (0 or 1) the persisted credentials belong to.
+    slot: u8,
+    visibility: Option<ResolvedVisibility>,
+    repository_problem: Option<Problem>,
+    credentials_problem: Option<Problem>,
+    /// The last completed credentials generation.
+    generation: i64,
+    rotated_at: Option<Time>,
+    /// Per Environment, the delivery record and the generation its target
+    /// Secret holds; `None` until the pass looked.
+    deliveries: Option<Vec<(EnvironmentDelivery, Option<i64>)>>,
+    /// A rotation waits for these Environments.
+    rotating: Option<Vec<String>>,
+    /// A failure recorded in status that did not stop the pass; returned at
+    /// the end so the error policy retries it.
+    deferred: Option<Error>,
+}
+
+impl<'a> Pass<'a> {
+    fn new(component: &'a Component, ctx: &'a Context) -> Self {
+        let ns = component.namespace().unwrap_or_default();
+        let old = component.status.clone().unwrap_or_default();
+        Pass {
+            component,
+            ctx,
+            name: component.name_any(),
+            uid: component.uid().unwrap_or_default(),
+            now: Timestamp::now(),
+            secrets: Api::namespaced(ctx.client.clone(), &ns),
+            ns,
+            repo: None,
+            push: None,
+            pull: None,
+            slot: 0,
+            visibility: old.visibility,
+            repository_problem: None,
+            credentials_problem: None,
+            generation: old.credentials_generation,
+            rotated_at: old.rotated_at.clone(),
+            deliveries: None,
+            rotating: None,
+            deferred: None,
+            old,
+        }
+    }
+
+    /// The steps in order. A step that fails has recorded its problem for
+    /// status; the error goes on to the error policy.
+    async fn run(&mut self) -> Result<Action> {
+        let repo =
+            names::repository_name(&self.ns, &self.name, self.component.spec.image.as_deref());
+        let repo = record(&mut self.repository_problem, repo.map_err(Error::from))?;
+        self.repo = Some(repo.clone());
+        self.push = workspace::read(&self.secrets, &self.name, RobotRole::Push).await?;
+        self.pull = workspace::read(&self.secrets, &self.name, RobotRole::Pull).await?;
+        self.slot = self.active_slot(&repo);
+        if self.must_check_quay(&repo) {
+            match self.ensure_repository(&repo).await {
+                Ok(()) => {}
+                // The repository exists with the wrong visibility, or not at
+                // all: robots and delivery go on, the condition says why.
+                Err(e @ Error::PlanLimit { .. }) => {
+                    self.repository_problem = Some(problem(&e));
+                    self.deferred = Some(e);
+                }
+                Err(e) => {
+                    self.repository_problem = Some(problem(&e));
+                    return Err(e);
+                }
+            }
+            let robots = self.ensure_robots(&repo).await;
+            record(&mut self.credentials_problem, robots)?;
+        }
+        self.deliveries = Some(self.observe_deliveries().await?);
+        self.generation = credentials::recorded_generation(
+            self.old.credentials_generation,
+            self.generation_of(RobotRole::Pull),
+        );
+        if let Err(e) = self.rotate(&repo).await {
+            self.credentials_problem = Some(Problem::new(
+                e.reason(),
+                format!("rotating the robot tokens failed: {e}"),
+            ));
+            return Err(e);
+        }
+        match self.deferred.take() {
+            Some(e) => Err(e),
+            None => Ok(self.next_action()),
+        }
+    }
+
+    /// Whether this pass must ask Quay (see `plan::credentials`).
+    fn must_check_quay(&self, repo: &str) -> bool {
+        let spec_generation = self.component.metadata.generation.unwrap_or_default();
+        credentials::must_check_quay(credentials::QuayCheck {
+            repository_ready: self
+                .old
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "RepositoryReady" && c.status == "True"),
+            spec_changed: self.old.observed_generation != self.component.metadata.generation,
+            credentials_stored: self.push.is_some() && self.pull.is_some(),
+            same_image: self.old.image.as_deref() == Some(&self.ctx.image_of(repo)),
+            verified_in_memory: self.ctx.is_verified(&self.uid, spec_generation, repo),
+        })
+    }
+
+    /// The robot slot (0 or 1) the persisted pull credentials belong to.
+    fn active_slot(&self, repo: &str) -> u8 {
+        let alternate =
+            self.ctx
+                .quay
+                .robot_name(&names::robot_short_name(repo, RobotRole::Pull, 1));
+        match &self.pull {
+            Some(p) if p.credentials.username == alternate => 1,
+            _ => 0,
+        }
+    }
+
+    fn stored(&mut self, role: RobotRole) -> &mut Option<Stored> {
+        match role {
+            RobotRole::Push => &mut self.push,
+            RobotRole::Pull => &mut self.pull,
+        }
+    }
+
+    fn generation_of(&self, role: RobotRole) -> Option<i64> {
+        match role {
+            RobotRole::Push => self.push.as_ref().map(|s| s.generation),
+            RobotRole::Pull => self.pull.as_ref().map(|s| s.generation),
+        }
+    }
+
+    /// Persist a robot's login as the workspace Secret of its role, before
+    /// anything else uses it.
+    async fn persist(&mut self, role: RobotRole, robot: &Robot, generation: i64) -> Result<()> {
+        let credentials = robot.credentials(&self.ctx.config.registry_host);
+        workspace::write(
+            &self.secrets,
+            &self.ns,
+            &self.name,
+            role,
+            &credentials,
+            generation,
+        )
+        .await?;
+        self.ctx.metrics.kube_writes.inc();
+        *self.stored(role) = Some(Stored {
+            credentials,
+            generation,
+        });
+        Ok(())
+    }
+
+    /// What a robot of `role` is for, as Quay shows it.
+    fn robot_description(&self, role: RobotRole) -> String {
+        format!(
+            "quayside {} robot for {}/{}",
+            role.as_str(),
+            self.ns,
+            self.name
+        )
+    }
+
+    /// After a good pass: soon while Environments still have to follow,
+    /// else at the heartbeat or the next scheduled rotation.
+    fn next_action(&self) -> Action {
+        if self.rotating.is_some() || !self.pending().is_empty() {
+            // Watches on the target Secrets wake us sooner; this is the backstop.
+            return Action::requeue(Duration::from_secs(5));
+        }
+        let last = self
+            .rotated_at
+            .as_ref()
+            .map(|t| t.0)
+            .or(self
+                .component
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0))
+            .unwrap_or(self.now);
+        Action::requeue(requeue::next_pass(
+            self.ctx.config.heartbeat,
+            self.ctx.config.rotation_interval,
+            last.as_second(),
+            self.now.as_second(),
+        ))
+    }
+
+    /// Environments whose target Secret holds less than the recorded generation.
+    fn pending(&self) -> Vec<String> {
+        self.deliveries
+            .iter()
+            .flatten()
+            .filter(|(_, g)| g.unwrap_or(0) < self.generation)
+            .map(|(d, _)| d.name.clone())
+            .collect()
+    }
+
+    /// What status reports of this pass.
+    fn report(&self) -> ComponentReport {
+        let robot = |role| {
+            self.repo.as_ref().map(|r| {
+                self.ctx
+                    .quay
+                    .robot_name(&names::robot_short_name(r, role, self.slot))
+            })
+        };
+        let propagation = match (&self.deliveries, &self.rotating) {
+            (None, _) => Propagation::NotChecked,
+            (Some(_), Some(waiting)) => Propagation::Rotating(waiting.clone()),
+            (Some(d), None) => match self.pending() {
+                p if p.is_empty() => Propagation::Delivered {
+                    environments: d.len(),
+                },
+                p => Propagation::Pending(p),
+            },
+        };
+        ComponentReport {
+            image: self.repo.as_ref().map(|r| self.ctx.image_of(r)),
+            visibility: self.visibility,
+            push_secret: workspace_secret_name(&self.name, RobotRole::Push),
+            push_robot: robot(RobotRole::Push),
+            pull_robot: robot(RobotRole::Pull),
+            repository: self.repository_problem.clone(),
+            credentials: self.credentials_problem.clone(),
+            generation: self.generation,
+            rotated_at: self.rotated_at.clone(),
+            propagation,
+            deliveries: self
+                .deliveries
+                .as_ref()
+                .map(|d| d.iter().map(|(d, _)| d.clone()).collect()),
+        }
+    }
+}
+
+/// A condition problem from an error.
+fn problem(e: &Error) -> Problem {
+    Problem::new(e.reason(), e.to_string())
+}
+
+/// Pass a step's result on, recording its failure in `slot` first.
+fn record<T>(slot: &mut Option<Problem>, result: Result<T>) -> Result<T> {
+    result.inspect_err(|e| *slot = Some(problem(e)))
+}

@@ -1,0 +1,159 @@
+//! The rotation step of a Component pass: runs what `plan::rotation`
+//! decides from durable state, one step at a time, until it waits for the
+//! Environments or is done. Crash points sit between every two writes.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams};
+
+use super::Pass;
+use crate::api::Component;
+use crate::controller::crash;
+use crate::controller::error::Result;
+use crate::names::{self, RobotRole};
+use crate::plan::{RotationStep, plan_rotation, scheduled_rotation_due};
+use crate::vocabulary::ANNOTATION_GENERATE;
+
+impl Pass<'_> {
+    pub(super) async fn rotate(&mut self, repo: &str) -> Result<()> {
+        let requested = self.rotation_requested().await;
+        let due = scheduled_rotation_due(
+            self.ctx
+                .config
+                .rotation_interval
+                .map(|d| d.as_secs() as i64),
+            self.old.rotated_at.as_ref().map(|t| t.0.as_second()),
+            self.component
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second()),
+            self.now.as_second(),
+        );
+        let delivered: Vec<(String, Option<i64>)> = self
+            .deliveries
+            .iter()
+            .flatten()
+            .map(|(d, g)| (d.name.clone(), *g))
+            .collect();
+        loop {
+            let step = plan_rotation(
+                requested,
+                due,
+                self.generation,
+                self.generation_of(RobotRole::Push),
+                self.generation_of(RobotRole::Pull),
+                &delivered,
+            );
+            match step {
+                RotationStep::Idle => return Ok(()),
+                RotationStep::StartScheduled { target } => {
+                    self.start_scheduled(repo, target).await?
+                }
+                RotationStep::RegeneratePush { target } => {
+                    self.regenerate(repo, RobotRole::Push, target).await?
+                }
+                RotationStep::RegeneratePull { target } => {
+                    self.regenerate(repo, RobotRole::Pull, target).await?
+                }
+                RotationStep::AwaitPropagation { target, pending } => {
+                    tracing::info!(component = %self.name, namespace = %self.ns, target, pending = pending.len(), "waiting for Environments to hold the rotated token");
+                    self.rotating = Some(pending);
+                    return Ok(());
+                }
+                RotationStep::Finish { target } => {
+                    return self.finish_rotation(repo, target, requested).await;
+                }
+            }
+        }
+    }
+
+    /// Whether the emergency annotation asks for a rotation; any other
+    /// value than `"true"` is reported and ignored.
+    async fn rotation_requested(&self) -> bool {
+        let value = self.component.annotations().get(ANNOTATION_GENERATE);
+        match value.map(String::as_str) {
+            None => false,
+            Some("true") => true,
+            Some(v) => {
+                let note = format!(
+                    "{ANNOTATION_GENERATE}={v:?} is ignored; set it to \"true\" to rotate the robot tokens"
+                );
+                self.ctx
+                    .warn(&self.component_ref(), "InvalidAnnotation", "Rotate", note)
+                    .await;
+                false
+            }
+        }
+    }
+
+    /// Scheduled rotation: new robots in the other slot, granted and
+    /// persisted as `target`. The old robots keep working meanwhile.
+    async fn start_scheduled(&mut self, repo: &str, target: i64) -> Result<()> {
+        let next = 1 - self.slot;
+        let mut fresh = Vec::new();
+        for role in [RobotRole::Push, RobotRole::Pull] {
+            let short = names::robot_short_name(repo, role, next);
+            let robot = self
+                .ctx
+                .quay
+                .create_robot(&short, &self.robot_description(role))
+                .await?;
+            self.ctx.quay.grant(repo, &short, role.into()).await?;
+            fresh.push((role, robot));
+        }
+        crash::point("scheduled:robots-created");
+        for (role, robot) in fresh {
+            self.persist(role, &robot, target).await?;
+        }
+        crash::point("scheduled:persisted");
+        self.ctx.rotation_started(&self.uid, target);
+        self.slot = next;
+        tracing::info!(component = %self.name, namespace = %self.ns, target, "scheduled rotation: new robots persisted, old ones kept until every Environment follows");
+        Ok(())
+    }
+
+    /// Emergency rotation of one robot: Quay revokes the old token at once,
+    /// so the new one is persisted before anything else.
+    async fn regenerate(&mut self, repo: &str, role: RobotRole, target: i64) -> Result<()> {
+        let short = names::robot_short_name(repo, role, self.slot);
+        let robot = self.ctx.quay.regenerate_robot_token(&short).await?;
+        crash::point(&format!("rotation:{}-regenerated", role.as_str()));
+        self.persist(role, &robot, target).await?;
+        crash::point(&format!("rotation:{}-persisted", role.as_str()));
+        if role == RobotRole::Pull {
+            self.ctx.rotation_started(&self.uid, target);
+        }
+        Ok(())
+    }
+
+    /// Every Environment holds `target`: remove the annotation, delete the
+    /// inactive slot's robots (a scheduled rotation's old ones), record it.
+    async fn finish_rotation(&mut self, repo: &str, target: i64, requested: bool) -> Result<()> {
+        if requested {
+            let api: Api<Component> = Api::namespaced(self.ctx.client.clone(), &self.ns);
+            let patch =
+                serde_json::json!({"metadata": {"annotations": {ANNOTATION_GENERATE: null}}});
+            api.patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+            self.ctx.metrics.kube_writes.inc();
+            crash::point("rotation:annotation-removed");
+        }
+        self.slot = self.active_slot(repo);
+        for role in [RobotRole::Push, RobotRole::Pull] {
+            let inactive = names::robot_short_name(repo, role, 1 - self.slot);
+            self.ctx.quay.delete_robot(&inactive).await?;
+        }
+        self.ctx.rotation_finished(&self.uid, target);
+        self.generation = target;
+        self.rotated_at = Some(Time(self.now));
+        let note = format!(
+            "robot tokens regenerated (generation {target}) and delivered to {} Environment(s)",
+            self.deliveries.as_ref().map_or(0, Vec::len)
+        );
+        self.ctx
+            .notice(&self.component_ref(), "CredentialsRotated", "Rotate", note)
+            .await;
+        Ok(())
+    }
+}

@@ -1,0 +1,108 @@
+//! Deleting an Environment: our Secrets and links leave the target, the
+//! folder leaves the side repository. An unreachable target is retried
+//! until the cleanup timeout, then reported and let go.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+
+use super::link::{Missing, set_entries};
+use super::side_repo;
+use crate::api::Environment;
+use crate::controller::context::Context;
+use crate::controller::error::Result;
+use crate::controller::workspace;
+use crate::gitops::PassPlan;
+use crate::plan::CommitMessage;
+use crate::vocabulary::{SERVICE_ACCOUNT_DEFAULT, SERVICE_ACCOUNT_DEPLOYER, target_selector};
+
+pub(super) async fn run(env: &Environment, ctx: &Context) -> Result<Action> {
+    if let Err(e) = clean_target(env, ctx).await {
+        let deleted_at = env
+            .metadata
+            .deletion_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .unwrap_or_else(Timestamp::now);
+        let waited = Timestamp::now().duration_since(deleted_at);
+        if waited.as_secs() < ctx.config.cleanup_timeout.as_secs() as i64 {
+            return Err(e);
+        }
+        let note = format!(
+            "could not remove the pull Secrets from the target ({e}); gave up after {:?}: remove Secrets labelled {} there by hand",
+            ctx.config.cleanup_timeout,
+            selector(env)
+        );
+        ctx.warn(&env.object_ref(&()), "CleanupIncomplete", "Cleanup", note)
+            .await;
+    }
+    // A folder another Environment owns is theirs: deleting this one must
+    // not remove it.
+    if ctx.config.side_repo.is_some() && side_repo::conflict(env, ctx).await?.is_none() {
+        let folder = env.spec.side_repo_path(&env.name_any());
+        let message = CommitMessage {
+            summary: format!("quayside: remove environment {}", env.name_any()),
+            body: format!(
+                "Environment {}/{} was deleted; its folder is removed.",
+                env.namespace().unwrap_or_default(),
+                env.name_any()
+            ),
+            components: Vec::new(),
+            environments: vec![env.name_any()],
+            generation: None,
+        };
+        side_repo::with_side_repo(ctx, move |_| {
+            Ok(PassPlan {
+                folders: Default::default(),
+                removed_folders: vec![folder],
+                message,
+            })
+        })
+        .await?;
+    }
+    Ok(Action::await_change())
+}
+
+fn selector(env: &Environment) -> String {
+    target_selector(&env.namespace().unwrap_or_default(), &env.name_any())
+}
+
+/// Unlink our Secrets from every account they may be on, then delete them.
+async fn clean_target(env: &Environment, ctx: &Context) -> Result<()> {
+    let client = ctx.targets.for_environment(&ctx.client, env).await?;
+    let target_ns = env.spec.target.namespace.trim();
+    if target_ns.is_empty() {
+        return Ok(());
+    }
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), target_ns);
+    let ours: BTreeSet<String> = secrets
+        .list(&ListParams::default().labels(&selector(env)))
+        .await?
+        .items
+        .iter()
+        .map(|s| s.name_any())
+        .collect();
+    let sas: Api<ServiceAccount> = Api::namespaced(client, target_ns);
+    let mut accounts: BTreeSet<String> = [SERVICE_ACCOUNT_DEFAULT, SERVICE_ACCOUNT_DEPLOYER]
+        .map(String::from)
+        .into();
+    accounts.extend(env.spec.service_account.clone());
+    accounts.extend(
+        env.status
+            .as_ref()
+            .and_then(|s| s.linked_service_account.clone()),
+    );
+    for sa in accounts {
+        set_entries(&sas, &sa, &BTreeSet::new(), &ours, ctx, Missing::Fine).await?;
+    }
+    for name in ours {
+        if workspace::delete_secret(&secrets, &name).await? {
+            ctx.metrics.kube_writes.inc();
+        }
+    }
+    Ok(())
+}

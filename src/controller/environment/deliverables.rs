@@ -1,0 +1,62 @@
+//! What an Environment delivers: every live Component of its workspace that
+//! has persisted pull credentials.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+
+use crate::api::Component;
+use crate::controller::context::Context;
+use crate::controller::error::Result;
+use crate::controller::workspace::{self, Stored};
+use crate::names::{self, RobotRole};
+use crate::vocabulary::{LABEL_COMPONENT, role_selector};
+
+/// A Component of the workspace with its persisted pull credentials.
+pub(super) struct Deliverable {
+    pub name: String,
+    pub image: String,
+    pub stored: Stored,
+}
+
+pub(super) async fn list(ctx: &Context, workspace_ns: &str) -> Result<Vec<Deliverable>> {
+    let components = Api::<Component>::namespaced(ctx.client.clone(), workspace_ns)
+        .list(&ListParams::default())
+        .await?;
+    let secrets = Api::<Secret>::namespaced(ctx.client.clone(), workspace_ns)
+        .list(&ListParams::default().labels(&role_selector(RobotRole::Pull)))
+        .await?;
+    let mut by_component: BTreeMap<String, Stored> = secrets
+        .items
+        .iter()
+        .filter_map(|s| {
+            Some((
+                s.labels().get(LABEL_COMPONENT)?.clone(),
+                workspace::parse(s)?,
+            ))
+        })
+        .collect();
+    let mut out = Vec::new();
+    for c in components.items {
+        if c.metadata.deletion_timestamp.is_some() {
+            continue; // a deleted Component is pruned from every Environment
+        }
+        let name = c.name_any();
+        if let Some(stored) = by_component.remove(&name) {
+            // Derived from the spec, not read from status: the status may
+            // not be written yet, and a changing input would re-seal files.
+            let image = names::repository_name(workspace_ns, &name, c.spec.image.as_deref())
+                .map(|repo| ctx.image_of(&repo))
+                .unwrap_or_default();
+            out.push(Deliverable {
+                image,
+                name,
+                stored,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}

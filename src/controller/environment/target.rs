@@ -1,0 +1,130 @@
+//! The deliver step of an Environment pass: the pull Secrets in the target
+//! namespace as `plan::target` decides, then the ServiceAccount link.
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{Api, ListParams};
+use kube::{Client, ResourceExt};
+
+use super::deliverables::Deliverable;
+use super::link;
+use crate::api::Environment;
+use crate::controller::context::Context;
+use crate::controller::error::{Error, Result};
+use crate::controller::targets::TargetClusterError;
+use crate::controller::workspace;
+use crate::plan::{DesiredSecret, ObservedSecret, SpecError, plan_target_secrets, spec};
+use crate::vocabulary::{generation_of, pull_secret_name, target_labels, target_selector};
+
+/// What delivery did.
+pub(super) struct Delivered {
+    pub linked: String,
+    pub changed: bool,
+}
+
+pub(super) async fn deliver(
+    env: &Environment,
+    ctx: &Context,
+    items: &[Deliverable],
+) -> Result<Delivered> {
+    let target_ns = spec::target_namespace(&env.spec.target.namespace)?;
+    let client = open_target(env, ctx, target_ns).await?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), target_ns);
+    let desired: Vec<DesiredSecret> = items
+        .iter()
+        .map(|d| DesiredSecret {
+            name: pull_secret_name(&d.name),
+            component: d.name.clone(),
+            generation: d.stored.generation,
+            payload: d.stored.credentials.docker_config_json(),
+        })
+        .collect();
+    let observed = observe_secrets(env, &secrets).await?;
+    let mut changed = apply_secrets(env, ctx, &secrets, items, &desired, &observed).await?;
+    let (linked, relinked) =
+        link::link_service_account(env, ctx, &client, target_ns, &desired, &observed).await?;
+    changed |= relinked;
+    Ok(Delivered { linked, changed })
+}
+
+/// The client for the target cluster, once it is known the target
+/// namespace exists there.
+async fn open_target(env: &Environment, ctx: &Context, target_ns: &str) -> Result<Client> {
+    let client = ctx.targets.for_environment(&ctx.client, env).await?;
+    match Api::<Namespace>::all(client.clone())
+        .get_opt(target_ns)
+        .await
+    {
+        Ok(Some(_)) => Ok(client),
+        Ok(None) => Err(SpecError::TargetNamespaceMissing(target_ns.to_string()).into()),
+        // A remote cluster that does not answer at all is a problem of the
+        // kubeconfig or that cluster, not of our Kubernetes API: say so.
+        Err(e) if !matches!(e, kube::Error::Api(_)) => {
+            match env.spec.target.cluster_credentials_secret.as_deref() {
+                Some(secret) => Err(TargetClusterError::Unreachable {
+                    secret: secret.to_string(),
+                    detail: e.to_string(),
+                }
+                .into()),
+                None => Err(e.into()),
+            }
+        }
+        Err(e) => Err(Error::from(e)),
+    }
+}
+
+/// The Secrets of this Environment in the target namespace, by label.
+async fn observe_secrets(env: &Environment, secrets: &Api<Secret>) -> Result<Vec<ObservedSecret>> {
+    let selector = target_selector(&env.namespace().unwrap_or_default(), &env.name_any());
+    let list = secrets
+        .list(&ListParams::default().labels(&selector))
+        .await?;
+    Ok(list
+        .items
+        .iter()
+        .map(|s| ObservedSecret {
+            name: s.name_any(),
+            generation: generation_of(s.metadata.annotations.as_ref()),
+            payload: workspace::payload_of(s),
+            labels_intact: true,
+        })
+        .collect())
+}
+
+/// Apply what is missing or stale, delete what no Component wants.
+/// A Secret of ours whose labels were stripped does not show up in the
+/// labelled list, so it is re-applied like a missing one.
+async fn apply_secrets(
+    env: &Environment,
+    ctx: &Context,
+    secrets: &Api<Secret>,
+    items: &[Deliverable],
+    desired: &[DesiredSecret],
+    observed: &[ObservedSecret],
+) -> Result<bool> {
+    let plan = plan_target_secrets(desired, observed);
+    let workspace = env.namespace().unwrap_or_default();
+    let namespace = env.spec.target.namespace.trim();
+    for d in items
+        .iter()
+        .filter(|d| plan.apply.contains(&pull_secret_name(&d.name)))
+    {
+        let name = pull_secret_name(&d.name);
+        let manifest = workspace::manifest(
+            &name,
+            namespace,
+            target_labels(&workspace, &env.name_any(), &d.name),
+            &d.stored.credentials,
+            d.stored.generation,
+        );
+        workspace::apply_secret(secrets, &name, manifest).await?;
+        ctx.metrics.kube_writes.inc();
+    }
+    let mut changed = !plan.apply.is_empty();
+    for name in &plan.delete {
+        if workspace::delete_secret(secrets, name).await? {
+            ctx.metrics.kube_writes.inc();
+            changed = true;
+        }
+    }
+    Ok(changed)
+}

@@ -1,0 +1,33 @@
+//! Writing a reconciled object's status: once per pass, and only when the
+//! pure core derived something different from what is there.
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::context::Context;
+use super::error::Result;
+
+/// Merge-patch `status` onto `object` unless `current` already equals it.
+pub async fn write<K, S>(ctx: &Context, object: &K, current: Option<&S>, status: &S) -> Result<()>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+    S: Serialize + PartialEq,
+{
+    if current == Some(status) {
+        return Ok(());
+    }
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+    api.patch_status(
+        &object.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&serde_json::json!({ "status": status })),
+    )
+    .await?;
+    ctx.metrics.kube_writes.inc();
+    Ok(())
+}

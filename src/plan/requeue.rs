@@ -1,0 +1,90 @@
+//! When a reconciled object is looked at again: after a failure (backoff by
+//! kind of error) and after a good pass (heartbeat, or the next scheduled
+//! rotation when it comes first). Pure: the caller passes the clock.
+
+use std::time::Duration;
+
+/// How a failed pass can be fixed, which sets how soon retrying helps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// A passing fault (network, conflict, an API server restarting): soon,
+    /// backing off while it lasts.
+    Soon,
+    /// Fixed outside the object, where no watch sees it (a Quay token
+    /// replaced, an organization created, a plan upgraded): every minute.
+    FixedElsewhere,
+    /// Fixed by changing the object, which wakes it at once: five minutes
+    /// is only the backstop.
+    SpecChange,
+}
+
+/// First and longest delay of [`Retry::Soon`].
+pub const SOON_FIRST: Duration = Duration::from_secs(2);
+pub const SOON_MAX: Duration = Duration::from_secs(16);
+
+/// The delay before the next pass after `failures` failed passes in a row
+/// (1 for the first failure).
+pub fn retry_delay(retry: Retry, failures: u32) -> Duration {
+    match retry {
+        Retry::Soon => {
+            let doublings = failures.saturating_sub(1).min(8);
+            (SOON_FIRST * 2u32.pow(doublings)).min(SOON_MAX)
+        }
+        Retry::FixedElsewhere => Duration::from_secs(60),
+        Retry::SpecChange => Duration::from_secs(300),
+    }
+}
+
+/// After a good pass with nothing pending: the heartbeat, or the next
+/// scheduled rotation when it is due first. `last` is the last rotation
+/// (or creation), `now` the pass's time, both in seconds.
+pub fn next_pass(
+    heartbeat: Duration,
+    rotation_interval: Option<Duration>,
+    last: i64,
+    now: i64,
+) -> Duration {
+    let Some(interval) = rotation_interval else {
+        return heartbeat;
+    };
+    let elapsed = (now - last).max(0) as u64;
+    let left = interval.as_secs().saturating_sub(elapsed).max(1);
+    heartbeat.min(Duration::from_secs(left))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passing_faults_back_off_to_a_cap_and_others_wait_for_their_fix() {
+        let soon: Vec<u64> = (1..=6)
+            .map(|n| retry_delay(Retry::Soon, n).as_secs())
+            .collect();
+        assert_eq!(soon, [2, 4, 8, 16, 16, 16]);
+        assert_eq!(retry_delay(Retry::Soon, 0), SOON_FIRST);
+        assert_eq!(retry_delay(Retry::Soon, u32::MAX), SOON_MAX);
+        assert_eq!(
+            retry_delay(Retry::FixedElsewhere, 5),
+            Duration::from_secs(60)
+        );
+        assert_eq!(retry_delay(Retry::SpecChange, 1), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn the_next_pass_comes_at_the_heartbeat_or_the_rotation() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(next_pass(day, None, 0, 1_000), day);
+        let hour = Duration::from_secs(3_600);
+        assert_eq!(
+            next_pass(day, Some(hour), 1_000, 1_600),
+            Duration::from_secs(3_000)
+        );
+        // Overdue: at once (one second), not never.
+        assert_eq!(
+            next_pass(day, Some(hour), 0, 10_000),
+            Duration::from_secs(1)
+        );
+        assert_eq!(next_pass(hour, Some(day), 0, 10), hour);
+    }
+}

@@ -1,0 +1,565 @@
+//! Status from what a pass found and did: the conditions and fields of a
+//! Component's and an Environment's status, derived by pure functions so
+//! every reason is covered by a table test, and written once per pass.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::{
+    ComponentStatus, ConditionStatus, ConditionType, ConditionValue, EnvironmentDelivery,
+    EnvironmentStatus, ResolvedVisibility, set_condition,
+};
+
+/// Why something is not ready: a CamelCase reason and a message that tells
+/// a person what to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub reason: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(reason: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem {
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// What a Component pass learned about its Environments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Propagation {
+    /// The pass stopped before it looked (an earlier step failed).
+    NotChecked,
+    /// Every Environment holds the recorded generation.
+    Delivered { environments: usize },
+    /// These Environments do not hold the recorded generation yet.
+    Pending(Vec<String>),
+    /// A rotation waits for these Environments to hold its new token.
+    Rotating(Vec<String>),
+}
+
+/// Everything a Component pass found and did that status reports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ComponentReport {
+    /// Full pull spec, when the repository name could be derived.
+    pub image: Option<String>,
+    pub visibility: Option<ResolvedVisibility>,
+    pub push_secret: String,
+    pub push_robot: Option<String>,
+    pub pull_robot: Option<String>,
+    /// `None`: the repository is there as the spec asks.
+    pub repository: Option<Problem>,
+    /// `None`: no step about the credentials failed.
+    pub credentials: Option<Problem>,
+    /// The last completed credentials generation (0: never provisioned).
+    pub generation: i64,
+    pub rotated_at: Option<Time>,
+    pub propagation: Propagation,
+    /// Per Environment, when the pass looked (`None`: keep the last record).
+    pub deliveries: Option<Vec<EnvironmentDelivery>>,
+}
+
+const TRUE: ConditionStatus = ConditionStatus::True;
+const FALSE: ConditionStatus = ConditionStatus::False;
+
+/// The four conditions of a Component, Ready last.
+pub fn component_conditions(r: &ComponentReport) -> [ConditionValue; 4] {
+    let repository = match &r.repository {
+        None => ConditionValue::new(ConditionType::RepositoryReady, TRUE, "RepositoryReady", ""),
+        Some(p) => failed(ConditionType::RepositoryReady, p),
+    };
+    let credentials = match &r.credentials {
+        Some(p) => failed(ConditionType::CredentialsReady, p),
+        None if r.generation > 0 => ConditionValue::new(
+            ConditionType::CredentialsReady,
+            TRUE,
+            "CredentialsReady",
+            "",
+        ),
+        None => ConditionValue::new(
+            ConditionType::CredentialsReady,
+            FALSE,
+            "Pending",
+            "robot credentials are not provisioned yet",
+        ),
+    };
+    let propagated = propagated(r);
+    let ready = if [&repository, &credentials, &propagated]
+        .iter()
+        .all(|c| c.status == TRUE)
+    {
+        ConditionValue::new(ConditionType::Ready, TRUE, "Ready", "")
+    } else if let Some(p) = &r.repository {
+        failed(ConditionType::Ready, p)
+    } else if credentials.status != TRUE {
+        ConditionValue::new(
+            ConditionType::Ready,
+            FALSE,
+            "CredentialsNotReady",
+            "see the CredentialsReady condition",
+        )
+    } else {
+        ConditionValue::new(
+            ConditionType::Ready,
+            FALSE,
+            "NotPropagated",
+            "see the Propagated condition",
+        )
+    };
+    [repository, credentials, propagated, ready]
+}
+
+fn propagated(r: &ComponentReport) -> ConditionValue {
+    let kind = ConditionType::Propagated;
+    match &r.propagation {
+        Propagation::NotChecked => ConditionValue::new(
+            kind,
+            ConditionStatus::Unknown,
+            "NotChecked",
+            "the Environments were not checked because an earlier step failed; see the other conditions",
+        ),
+        // Nothing was delivered: saying "generation 0 delivered" would
+        // claim what did not happen.
+        _ if r.generation == 0 => ConditionValue::new(
+            kind,
+            FALSE,
+            "AwaitingCredentials",
+            "nothing to deliver until the robot credentials are provisioned",
+        ),
+        Propagation::Delivered { environments } => ConditionValue::new(
+            kind,
+            TRUE,
+            "Propagated",
+            format!(
+                "generation {} delivered to {environments} Environment(s)",
+                r.generation
+            ),
+        ),
+        Propagation::Rotating(pending) => ConditionValue::new(
+            kind,
+            FALSE,
+            "RotationInProgress",
+            format!(
+                "waiting for Environment(s) {} to hold the rotated token; see their conditions if this lasts",
+                pending.join(", ")
+            ),
+        ),
+        Propagation::Pending(pending) => ConditionValue::new(
+            kind,
+            FALSE,
+            "Propagating",
+            format!(
+                "waiting for Environment(s) {} to receive generation {}; see their conditions if this lasts",
+                pending.join(", "),
+                r.generation
+            ),
+        ),
+    }
+}
+
+fn failed(kind: ConditionType, p: &Problem) -> ConditionValue {
+    ConditionValue::new(kind, FALSE, p.reason.clone(), p.message.clone())
+}
+
+/// The Component's new status. `old` keeps the transition times of
+/// conditions whose status did not change, and the delivery records when
+/// the pass did not look at the Environments.
+pub fn component_status(
+    old: &ComponentStatus,
+    r: &ComponentReport,
+    observed_generation: Option<i64>,
+    now: Time,
+) -> ComponentStatus {
+    let mut conditions = old.conditions.clone();
+    for value in component_conditions(r) {
+        set_condition(&mut conditions, &value, observed_generation, now.clone());
+    }
+    ComponentStatus {
+        image: r.image.clone(),
+        visibility: r.visibility,
+        push_secret: Some(r.push_secret.clone()),
+        push_robot: r.push_robot.clone(),
+        pull_robot: r.pull_robot.clone(),
+        credentials_generation: r.generation,
+        rotated_at: r.rotated_at.clone(),
+        environments: r
+            .deliveries
+            .clone()
+            .unwrap_or_else(|| old.environments.clone()),
+        observed_generation,
+        conditions,
+    }
+}
+
+/// Everything an Environment pass found and did that status reports.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EnvironmentReport {
+    /// The ServiceAccount linked, or why delivery to the target failed.
+    pub applied: Option<Result<String, Problem>>,
+    /// `None` without a side repository; the commit made (if any) or why
+    /// committing failed.
+    pub committed: Option<Result<Option<String>, Problem>>,
+    /// The pass wrote something (a Secret, a link, a commit).
+    pub changed: bool,
+}
+
+/// The conditions of an Environment: Applied, Committed (with a side
+/// repository), Ready last.
+pub fn environment_conditions(r: &EnvironmentReport) -> Vec<ConditionValue> {
+    let mut out = vec![match &r.applied {
+        Some(Ok(sa)) => ConditionValue::new(
+            ConditionType::Applied,
+            TRUE,
+            "Applied",
+            format!("pull Secrets applied and linked to ServiceAccount {sa}"),
+        ),
+        Some(Err(p)) => failed(ConditionType::Applied, p),
+        None => ConditionValue::new(
+            ConditionType::Applied,
+            ConditionStatus::Unknown,
+            "NotChecked",
+            "the target was not reached in this pass",
+        ),
+    }];
+    match &r.committed {
+        None => {}
+        Some(Ok(_)) => out.push(ConditionValue::new(
+            ConditionType::Committed,
+            TRUE,
+            "Committed",
+            "side-repository folder is up to date",
+        )),
+        Some(Err(p)) => out.push(failed(ConditionType::Committed, p)),
+    }
+    let first_problem = out.iter().find(|c| c.status != TRUE);
+    out.push(match first_problem {
+        None => ConditionValue::new(ConditionType::Ready, TRUE, "Ready", ""),
+        Some(c) => ConditionValue::new(ConditionType::Ready, FALSE, &c.reason, &c.message),
+    });
+    out
+}
+
+/// The Environment's new status: what changed moves `lastSync` to `now`;
+/// the linked account and commit are kept when the pass did not learn new ones.
+pub fn environment_status(
+    old: &EnvironmentStatus,
+    r: &EnvironmentReport,
+    observed_generation: Option<i64>,
+    now: Time,
+) -> EnvironmentStatus {
+    let mut conditions = old.conditions.clone();
+    for value in environment_conditions(r) {
+        set_condition(&mut conditions, &value, observed_generation, now.clone());
+    }
+    let linked = match &r.applied {
+        Some(Ok(sa)) => Some(sa.clone()),
+        _ => old.linked_service_account.clone(),
+    };
+    let commit = match &r.committed {
+        Some(Ok(Some(c))) => Some(c.clone()),
+        _ => old.commit.clone(),
+    };
+    EnvironmentStatus {
+        linked_service_account: linked,
+        last_sync: if r.changed || old.last_sync.is_none() {
+            Some(now)
+        } else {
+            old.last_sync.clone()
+        },
+        commit,
+        observed_generation,
+        conditions,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn t(s: i64) -> Time {
+        Time(Timestamp::from_second(s).unwrap())
+    }
+
+    fn report() -> ComponentReport {
+        ComponentReport {
+            image: Some("quay.io/acme/team/api".into()),
+            visibility: Some(ResolvedVisibility::Private),
+            push_secret: "api-image-push".into(),
+            push_robot: Some("acme+push".into()),
+            pull_robot: Some("acme+pull".into()),
+            repository: None,
+            credentials: None,
+            generation: 2,
+            rotated_at: None,
+            propagation: Propagation::Delivered { environments: 2 },
+            deliveries: Some(Vec::new()),
+        }
+    }
+
+    fn problem(reason: &str) -> Option<Problem> {
+        Some(Problem::new(reason, format!("{reason} happened; fix it")))
+    }
+
+    /// (condition, status, reason) for each of the four conditions.
+    fn summary(r: &ComponentReport) -> Vec<(&'static str, &'static str, String)> {
+        component_conditions(r)
+            .iter()
+            .map(|c| (c.kind.as_str(), c.status.as_str(), c.reason.clone()))
+            .collect()
+    }
+
+    fn row(v: [(&'static str, &'static str); 4]) -> Vec<(&'static str, &'static str, String)> {
+        let kinds = ["RepositoryReady", "CredentialsReady", "Propagated", "Ready"];
+        kinds
+            .iter()
+            .zip(v)
+            .map(|(k, (s, r))| (*k, s, r.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn every_component_reason_from_what_the_pass_saw() {
+        let ok = report();
+        let mut invalid_name = report();
+        invalid_name.repository = problem("InvalidName");
+        invalid_name.generation = 0;
+        invalid_name.propagation = Propagation::NotChecked;
+        let mut plan_limit = report();
+        plan_limit.repository = problem("QuayPlanLimit");
+        let mut robots_failed = report();
+        robots_failed.credentials = problem("QuayUnavailable");
+        robots_failed.propagation = Propagation::NotChecked;
+        let mut fresh = report();
+        fresh.generation = 0;
+        let mut pending = report();
+        pending.propagation = Propagation::Pending(vec!["prod".into()]);
+        let mut rotating = report();
+        rotating.propagation = Propagation::Rotating(vec!["dev".into()]);
+        let table = [
+            (
+                &ok,
+                [
+                    ("True", "RepositoryReady"),
+                    ("True", "CredentialsReady"),
+                    ("True", "Propagated"),
+                    ("True", "Ready"),
+                ],
+            ),
+            (
+                &invalid_name,
+                [
+                    ("False", "InvalidName"),
+                    ("False", "Pending"),
+                    ("Unknown", "NotChecked"),
+                    ("False", "InvalidName"),
+                ],
+            ),
+            (
+                &plan_limit,
+                [
+                    ("False", "QuayPlanLimit"),
+                    ("True", "CredentialsReady"),
+                    ("True", "Propagated"),
+                    ("False", "QuayPlanLimit"),
+                ],
+            ),
+            (
+                &robots_failed,
+                [
+                    ("True", "RepositoryReady"),
+                    ("False", "QuayUnavailable"),
+                    ("Unknown", "NotChecked"),
+                    ("False", "CredentialsNotReady"),
+                ],
+            ),
+            (
+                &fresh,
+                [
+                    ("True", "RepositoryReady"),
+                    ("False", "Pending"),
+                    ("False", "AwaitingCredentials"),
+                    ("False", "CredentialsNotReady"),
+                ],
+            ),
+            (
+                &pending,
+                [
+                    ("True", "RepositoryReady"),
+                    ("True", "CredentialsReady"),
+                    ("False", "Propagating"),
+                    ("False", "NotPropagated"),
+                ],
+            ),
+            (
+                &rotating,
+                [
+                    ("True", "RepositoryReady"),
+                    ("True", "CredentialsReady"),
+                    ("False", "RotationInProgress"),
+                    ("False", "NotPropagated"),
+                ],
+            ),
+        ];
+        for (r, want) in table {
+            assert_eq!(summary(r), row(want), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn a_component_never_provisioned_claims_no_delivery() {
+        // The old status said "generation 0 delivered to 0 Environment(s)".
+        let mut r = report();
+        r.generation = 0;
+        r.propagation = Propagation::Delivered { environments: 0 };
+        let [_, _, propagated, ready] = component_conditions(&r);
+        assert_eq!(propagated.status, ConditionStatus::False);
+        assert!(!propagated.message.contains("delivered"));
+        assert_eq!(ready.status, ConditionStatus::False);
+    }
+
+    #[test]
+    fn messages_say_what_to_do_and_name_the_environments() {
+        let mut r = report();
+        r.propagation = Propagation::Pending(vec!["dev".into(), "prod".into()]);
+        let [_, _, p, _] = component_conditions(&r);
+        assert!(p.message.contains("dev, prod") && p.message.contains("generation 2"));
+        let [_, _, p, _] = component_conditions(&report());
+        assert_eq!(p.message, "generation 2 delivered to 2 Environment(s)");
+        r.repository = problem("InvalidName");
+        let [repo, _, _, ready] = component_conditions(&r);
+        assert_eq!(ready.message, repo.message);
+    }
+
+    #[test]
+    fn an_unchanged_pass_produces_an_identical_status() {
+        let first = component_status(&ComponentStatus::default(), &report(), Some(1), t(10));
+        let second = component_status(&first, &report(), Some(1), t(20));
+        assert_eq!(first, second);
+    }
+
+    #[test]
+    fn deliveries_are_kept_when_the_pass_did_not_look() {
+        let mut r = report();
+        r.deliveries = Some(vec![EnvironmentDelivery {
+            name: "dev".into(),
+            generation: 2,
+            ..Default::default()
+        }]);
+        let first = component_status(&ComponentStatus::default(), &r, Some(1), t(10));
+        r.deliveries = None;
+        r.propagation = Propagation::NotChecked;
+        r.credentials = problem("QuayUnavailable");
+        let second = component_status(&first, &r, Some(1), t(20));
+        assert_eq!(second.environments, first.environments);
+        let ready = second
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(ready.last_transition_time, t(20));
+    }
+
+    fn env_summary(r: &EnvironmentReport) -> Vec<(&'static str, &'static str, String)> {
+        environment_conditions(r)
+            .iter()
+            .map(|c| (c.kind.as_str(), c.status.as_str(), c.reason.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn every_environment_reason_from_what_the_pass_saw() {
+        let applied = Some(Ok("deployer".to_string()));
+        let target_down = Some(Err(Problem::new("TargetClusterUnavailable", "m")));
+        let cases = [
+            (
+                EnvironmentReport {
+                    applied: applied.clone(),
+                    committed: None,
+                    changed: false,
+                },
+                vec![("Applied", "True", "Applied"), ("Ready", "True", "Ready")],
+            ),
+            (
+                EnvironmentReport {
+                    applied: applied.clone(),
+                    committed: Some(Ok(Some("abc".into()))),
+                    changed: true,
+                },
+                vec![
+                    ("Applied", "True", "Applied"),
+                    ("Committed", "True", "Committed"),
+                    ("Ready", "True", "Ready"),
+                ],
+            ),
+            (
+                EnvironmentReport {
+                    applied: target_down.clone(),
+                    committed: Some(Ok(None)),
+                    changed: false,
+                },
+                vec![
+                    ("Applied", "False", "TargetClusterUnavailable"),
+                    ("Committed", "True", "Committed"),
+                    ("Ready", "False", "TargetClusterUnavailable"),
+                ],
+            ),
+            (
+                EnvironmentReport {
+                    applied: applied.clone(),
+                    committed: Some(Err(Problem::new("SideRepoError", "m"))),
+                    changed: false,
+                },
+                vec![
+                    ("Applied", "True", "Applied"),
+                    ("Committed", "False", "SideRepoError"),
+                    ("Ready", "False", "SideRepoError"),
+                ],
+            ),
+            (
+                EnvironmentReport::default(),
+                vec![
+                    ("Applied", "Unknown", "NotChecked"),
+                    ("Ready", "False", "NotChecked"),
+                ],
+            ),
+        ];
+        for (r, want) in cases {
+            let want: Vec<_> = want
+                .into_iter()
+                .map(|(k, s, reason)| (k, s, reason.to_string()))
+                .collect();
+            assert_eq!(env_summary(&r), want, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn environment_status_keeps_what_the_pass_did_not_learn() {
+        let ok = EnvironmentReport {
+            applied: Some(Ok("deployer".into())),
+            committed: Some(Ok(Some("c1".into()))),
+            changed: true,
+        };
+        let first = environment_status(&EnvironmentStatus::default(), &ok, Some(1), t(10));
+        assert_eq!(first.linked_service_account.as_deref(), Some("deployer"));
+        assert_eq!(first.commit.as_deref(), Some("c1"));
+        assert_eq!(first.last_sync, Some(t(10)));
+        // A heartbeat that changes nothing keeps lastSync and the commit.
+        let quiet = EnvironmentReport {
+            applied: Some(Ok("deployer".into())),
+            committed: Some(Ok(None)),
+            changed: false,
+        };
+        let second = environment_status(&first, &quiet, Some(1), t(20));
+        assert_eq!(second, first);
+        // A failed delivery keeps the last linked account.
+        let failed = EnvironmentReport {
+            applied: Some(Err(Problem::new("KubernetesError", "m"))),
+            committed: Some(Ok(None)),
+            changed: false,
+        };
+        let third = environment_status(&first, &failed, Some(1), t(30));
+        assert_eq!(third.linked_service_account.as_deref(), Some("deployer"));
+    }
+}
