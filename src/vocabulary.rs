@@ -58,6 +58,12 @@ pub fn pull_secret_name(component: &str) -> String {
     format!("{component}-pull")
 }
 
+/// The Component a pull Secret's name is for (the inverse of
+/// [`pull_secret_name`]); a name not of that form is returned as it is.
+pub fn component_of_pull_secret(name: &str) -> &str {
+    name.strip_suffix("-pull").unwrap_or(name)
+}
+
 /// Labels of a workspace Secret.
 pub fn workspace_labels(component: &str, role: RobotRole) -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -117,6 +123,11 @@ mod tests {
             "api-image-push"
         );
         assert_eq!(pull_secret_name("api"), "api-pull");
+        assert_eq!(
+            component_of_pull_secret(&pull_secret_name("a-pull")),
+            "a-pull"
+        );
+        assert_eq!(component_of_pull_secret("other"), "other");
         assert_eq!(
             target_selector("team-a", "prod"),
             "app.kubernetes.io/managed-by=quayside,quayside.dev/workspace=team-a,quayside.dev/environment=prod"

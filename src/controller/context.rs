@@ -13,6 +13,7 @@ use super::config::Config;
 use super::metrics::Metrics;
 use super::targets::TargetClients;
 use crate::gitops::SideRepo;
+use crate::plan::requeue::FailureCounts;
 use crate::quay::QuayClient;
 
 pub struct Context {
@@ -35,7 +36,7 @@ pub struct Context {
     /// Failed passes in a row per object (controller, namespace/name) and
     /// the last reason: sets the backoff, and logs a failure at warn once
     /// per change of reason instead of on every retry.
-    failures: Mutex<HashMap<FailureKey, (u32, &'static str)>>,
+    failures: Mutex<FailureCounts<FailureKey>>,
 }
 
 /// (controller, `namespace/name`) of a reconciled object.
@@ -67,7 +68,7 @@ impl Context {
             recorder,
             rotations_started: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
-            failures: Mutex::new(HashMap::new()),
+            failures: Mutex::new(FailureCounts::default()),
         }
     }
 
@@ -79,20 +80,12 @@ impl Context {
         object: &str,
         reason: &'static str,
     ) -> (u32, bool) {
-        let mut map = lock(&self.failures);
-        let entry = map
-            .entry((controller, object.to_string()))
-            .or_insert((0, ""));
-        let changed = entry.1 != reason;
-        *entry = (entry.0.saturating_add(1), reason);
-        (entry.0, changed)
+        lock(&self.failures).fail((controller, object.to_string()), reason)
     }
 
     /// A good pass of `object`: the next failure starts a new backoff.
     pub fn good_pass(&self, controller: &'static str, object: &str) -> bool {
-        lock(&self.failures)
-            .remove(&(controller, object.to_string()))
-            .is_some()
+        lock(&self.failures).succeed(&(controller, object.to_string()))
     }
 
     /// The full pull spec of a repository: `<registry>/<organization>/<repo>`.

@@ -37,6 +37,18 @@ pub fn key_of(object: &impl ResourceExt) -> String {
     )
 }
 
+/// Whether an object's cleanup has waited longer than `--cleanup-timeout`
+/// since its deletion, and should report what is left and let go.
+pub fn cleanup_overdue(object: &impl ResourceExt, ctx: &Context) -> bool {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let deleted_at = object
+        .meta()
+        .deletion_timestamp
+        .as_ref()
+        .map_or(now, |t| t.0);
+    now.duration_since(deleted_at).as_secs() >= ctx.config.cleanup_timeout.as_secs() as i64
+}
+
 /// Count the pass and unwrap the finalizer's error. With `warn`, a failed
 /// apply also publishes a Warning event on that object (reconcilers that
 /// report their failures themselves, where the cause is known, pass `None`).

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::commit_message::CommitMessage;
-use crate::vocabulary::{ANNOTATION_GENERATION, LABEL_COMPONENT};
+use crate::vocabulary::{ANNOTATION_GENERATION, LABEL_COMPONENT, component_of_pull_secret};
 
 /// How one Component's sealed file changes in a pass.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,9 +66,7 @@ pub fn component_changes(
         let name = sealed_metadata(old).0.unwrap_or_else(|| {
             // Not readable as ours: name it after the file.
             let file = path.rsplit('/').next().unwrap_or(path);
-            file.trim_end_matches(".sops.yaml")
-                .trim_end_matches("-pull")
-                .to_string()
+            component_of_pull_secret(file.trim_end_matches(".sops.yaml")).to_string()
         });
         out.push(ComponentChange {
             component: name,

@@ -2,6 +2,7 @@
 //! kind of error) and after a good pass (heartbeat, or the next scheduled
 //! rotation when it comes first). Pure: the caller passes the clock.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// How a failed pass can be fixed, which sets how soon retrying helps.
@@ -52,9 +53,45 @@ pub fn next_pass(
     heartbeat.min(Duration::from_secs(left))
 }
 
+/// Failed passes in a row per object, and the reason of the last one: the
+/// backoff's count, and whether a failure is news (its reason changed) or a
+/// repeat. A good pass forgets the object.
+#[derive(Debug, Default)]
+pub struct FailureCounts<K: std::hash::Hash + Eq> {
+    by_object: HashMap<K, (u32, &'static str)>,
+}
+
+impl<K: std::hash::Hash + Eq> FailureCounts<K> {
+    /// Count a failure: how many in a row now, and whether its reason
+    /// differs from the previous failure's (always, for the first).
+    pub fn fail(&mut self, object: K, reason: &'static str) -> (u32, bool) {
+        let entry = self.by_object.entry(object).or_insert((0, ""));
+        let changed = entry.1 != reason;
+        *entry = (entry.0.saturating_add(1), reason);
+        (entry.0, changed)
+    }
+
+    /// A good pass: whether the object had been failing.
+    pub fn succeed(&mut self, object: &K) -> bool {
+        self.by_object.remove(object).is_some()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_count_in_a_row_and_news_is_a_changed_reason() {
+        let mut f = FailureCounts::default();
+        assert_eq!(f.fail("a", "QuayUnavailable"), (1, true));
+        assert_eq!(f.fail("a", "QuayUnavailable"), (2, false));
+        assert_eq!(f.fail("b", "QuayUnavailable"), (1, true));
+        assert_eq!(f.fail("a", "KubernetesError"), (3, true));
+        assert!(f.succeed(&"a"));
+        assert!(!f.succeed(&"a"));
+        assert_eq!(f.fail("a", "KubernetesError"), (1, true));
+    }
 
     #[test]
     fn passing_faults_back_off_to_a_cap_and_others_wait_for_their_fix() {

@@ -3,7 +3,6 @@
 //! repository (unless kept or shared) and the workspace Secrets.
 
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
@@ -12,6 +11,7 @@ use super::deliveries;
 use crate::api::Component;
 use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
+use crate::controller::pass;
 use crate::controller::workspace;
 use crate::names::{self, RobotRole};
 use crate::vocabulary::{ANNOTATION_KEEP_REPOSITORY, workspace_secret_name};
@@ -59,14 +59,7 @@ async fn wait_for_environments(component: &Component, ctx: &Context) -> Result<(
     if still.is_empty() {
         return Ok(());
     }
-    let deleted_at = component
-        .metadata
-        .deletion_timestamp
-        .as_ref()
-        .map(|t| t.0)
-        .unwrap_or_else(Timestamp::now);
-    let waited = Timestamp::now().duration_since(deleted_at);
-    if waited.as_secs() < ctx.config.cleanup_timeout.as_secs() as i64 {
+    if !pass::cleanup_overdue(component, ctx) {
         return Err(Error::CleanupPending {
             environments: still,
         });

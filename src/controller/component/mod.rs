@@ -26,7 +26,10 @@ use super::context::Context;
 use super::error::{Error, Result};
 use super::pass::{self, Kind};
 use super::workspace::{self, Stored};
-use crate::api::{Component, ComponentStatus, EnvironmentDelivery, ResolvedVisibility};
+use crate::api::{
+    Component, ComponentStatus, ConditionStatus, ConditionType, EnvironmentDelivery,
+    ResolvedVisibility,
+};
 use crate::names::{self, RobotRole};
 use crate::plan::status::{ComponentReport, Problem, Propagation, component_status};
 use crate::plan::{credentials, requeue};
@@ -139,8 +142,18 @@ impl<'a> Pass<'a> {
     }
 
     /// The steps in order. A step that fails has recorded its problem for
-    /// status; the error goes on to the error policy.
+    /// status; the error goes on to the error policy. A problem recorded
+    /// without stopping the pass (a plan limit) is the root cause of what
+    /// fails after it, so it is the error returned.
     async fn run(&mut self) -> Result<Action> {
+        let result = self.steps().await;
+        match self.deferred.take() {
+            Some(e) => Err(e),
+            None => result.map(|()| self.next_action()),
+        }
+    }
+
+    async fn steps(&mut self) -> Result<()> {
         let repo =
             names::repository_name(&self.ns, &self.name, self.component.spec.image.as_deref());
         let repo = record(&mut self.repository_problem, repo.map_err(Error::from))?;
@@ -170,28 +183,22 @@ impl<'a> Pass<'a> {
             self.old.credentials_generation,
             self.generation_of(RobotRole::Pull),
         );
-        if let Err(e) = self.rotate(&repo).await {
+        self.rotate(&repo).await.inspect_err(|e| {
             self.credentials_problem = Some(Problem::new(
                 e.reason(),
                 format!("rotating the robot tokens failed: {e}"),
             ));
-            return Err(e);
-        }
-        match self.deferred.take() {
-            Some(e) => Err(e),
-            None => Ok(self.next_action()),
-        }
+        })
     }
 
     /// Whether this pass must ask Quay (see `plan::credentials`).
     fn must_check_quay(&self, repo: &str) -> bool {
         let spec_generation = self.component.metadata.generation.unwrap_or_default();
         credentials::must_check_quay(credentials::QuayCheck {
-            repository_ready: self
-                .old
-                .conditions
-                .iter()
-                .any(|c| c.type_ == "RepositoryReady" && c.status == "True"),
+            repository_ready: self.old.conditions.iter().any(|c| {
+                c.type_ == ConditionType::RepositoryReady.as_str()
+                    && c.status == ConditionStatus::True.as_str()
+            }),
             spec_changed: self.old.observed_generation != self.component.metadata.generation,
             credentials_stored: self.push.is_some() && self.pull.is_some(),
             same_image: self.old.image.as_deref() == Some(&self.ctx.image_of(repo)),

@@ -5,7 +5,6 @@
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
-use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
@@ -15,6 +14,7 @@ use super::side_repo;
 use crate::api::Environment;
 use crate::controller::context::Context;
 use crate::controller::error::Result;
+use crate::controller::pass;
 use crate::controller::workspace;
 use crate::gitops::PassPlan;
 use crate::plan::CommitMessage;
@@ -22,14 +22,7 @@ use crate::vocabulary::{SERVICE_ACCOUNT_DEFAULT, SERVICE_ACCOUNT_DEPLOYER, targe
 
 pub(super) async fn run(env: &Environment, ctx: &Context) -> Result<Action> {
     if let Err(e) = clean_target(env, ctx).await {
-        let deleted_at = env
-            .metadata
-            .deletion_timestamp
-            .as_ref()
-            .map(|t| t.0)
-            .unwrap_or_else(Timestamp::now);
-        let waited = Timestamp::now().duration_since(deleted_at);
-        if waited.as_secs() < ctx.config.cleanup_timeout.as_secs() as i64 {
+        if !pass::cleanup_overdue(env, ctx) {
             return Err(e);
         }
         let note = format!(
