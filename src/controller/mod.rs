@@ -9,6 +9,7 @@ pub mod context;
 pub mod crash;
 pub mod environment;
 pub mod error;
+pub mod kubeconfig;
 pub mod metrics;
 pub mod pass;
 pub mod status;

@@ -32,6 +32,13 @@ pub enum TargetClusterError {
     NotText(String),
     #[error("the kubeconfig in Secret {secret} is malformed: {detail}")]
     Malformed { secret: String, detail: String },
+    #[error(
+        "the kubeconfig in Secret {secret} is refused: {reason}; fix it and quayside uses it at once"
+    )]
+    Refused {
+        secret: String,
+        reason: super::kubeconfig::Refused,
+    },
     #[error("the kubeconfig in Secret {secret} is unusable: {detail}")]
     Unusable { secret: String, detail: String },
     #[error("building a client from {secret}: {detail}")]
@@ -80,15 +87,23 @@ impl TargetClients {
                 secret: secret_name.to_string(),
                 detail: redact(&e.to_string()),
             })?;
+        // Only the allowlisted part is ever handed to the client: nothing in
+        // it can make the controller read a file or run a program.
+        let kubeconfig = super::kubeconfig::allowlisted(&kubeconfig).map_err(|reason| {
+            TargetClusterError::Refused {
+                secret: secret_name.to_string(),
+                reason,
+            }
+        })?;
         let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
             .map_err(|e| TargetClusterError::Unusable {
                 secret: secret_name.to_string(),
-                detail: redact(&e.to_string()),
+                detail: bounded(&redact(&e.to_string())),
             })?;
         let client = Client::try_from(config).map_err(|e| TargetClusterError::Client {
             secret: secret_name.to_string(),
-            detail: e.to_string(),
+            detail: bounded(&e.to_string()),
         })?;
         self.cache
             .lock()
@@ -96,6 +111,16 @@ impl TargetClients {
             .insert(key, (version, client.clone()));
         Ok(client)
     }
+}
+
+/// Text from a remote cluster's side, bounded: it lands in status and events.
+pub fn bounded(text: &str) -> String {
+    const MAX: usize = 200;
+    let mut out: String = text.chars().take(MAX).collect();
+    if text.chars().nth(MAX).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 /// Kubeconfig parse errors can quote the offending input, which may be a

@@ -10,7 +10,7 @@ use super::link;
 use crate::api::Environment;
 use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
-use crate::controller::targets::TargetClusterError;
+use crate::controller::targets::{self, TargetClusterError};
 use crate::controller::workspace;
 use crate::plan::{DesiredSecret, ObservedSecret, SpecError, plan_target_secrets, spec};
 use crate::vocabulary::{generation_of, pull_secret_name, target_labels, target_selector};
@@ -62,7 +62,7 @@ async fn open_target(env: &Environment, ctx: &Context, target_ns: &str) -> Resul
             match env.spec.target.cluster_credentials_secret.as_deref() {
                 Some(secret) => Err(TargetClusterError::Unreachable {
                     secret: secret.to_string(),
-                    detail: e.to_string(),
+                    detail: targets::bounded(&e.to_string()),
                 }
                 .into()),
                 None => Err(e.into()),
