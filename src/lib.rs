@@ -23,4 +23,5 @@ pub mod render;
 pub mod seal;
 pub mod server;
 pub mod source;
+pub mod text;
 pub mod vocabulary;

@@ -13,6 +13,28 @@ use crate::quay::RetryPolicy;
 
 /// Longest one ls-remote may take before it counts as a network failure.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a whole check may take, every attempt and pause included.
+const DEADLINE: Duration = Duration::from_secs(120);
+/// Probes at once: each holds a blocking thread, and a tenant controls the
+/// URL, so a workspace of unreachable URLs cannot take every thread.
+const CONCURRENT_PROBES: usize = 4;
+static PROBES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_PROBES);
+/// How much of libgit2's error text (bytes) reaches a condition.
+const MAX_MESSAGE: usize = 200;
+
+/// libgit2's own socket timeouts, so a blocking probe thread cannot hang on
+/// a server that accepts and never answers (the async timeout above only
+/// stops waiting for it). Process-wide: they bound side-repo operations too.
+fn bound_libgit2_sockets() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: libgit2 options are set once, before any probe starts.
+        unsafe {
+            let _ = git2::opts::set_server_connect_timeout_in_milliseconds(10_000);
+            let _ = git2::opts::set_server_timeout_in_milliseconds(60_000);
+        }
+    });
+}
 
 /// What anonymous access to the source repository tells.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,14 +85,17 @@ pub async fn detect_visibility(
     retry: &RetryPolicy,
 ) -> Result<SourceVisibility, SourceError> {
     let anon = anonymous_url(url)?;
+    bound_libgit2_sockets();
+    let started = tokio::time::Instant::now();
     let mut attempt = 0;
     loop {
         attempt += 1;
         let probe_url = anon.clone();
-        let outcome = tokio::time::timeout(
-            ATTEMPT_TIMEOUT,
-            tokio::task::spawn_blocking(move || probe(&probe_url)),
-        )
+        let outcome = tokio::time::timeout(ATTEMPT_TIMEOUT, async {
+            // The semaphore is never closed, so a permit always comes.
+            let _permit = PROBES.acquire().await.expect("the probe semaphore is open");
+            tokio::task::spawn_blocking(move || probe(&probe_url)).await
+        })
         .await;
         let failure = match outcome {
             Ok(Ok(Ok(v))) => return Ok(v),
@@ -79,18 +104,18 @@ pub async fn detect_visibility(
                     url: url.to_string(),
                 });
             }
-            Ok(Ok(Err(Probe::Network(m)))) => m,
+            Ok(Ok(Err(Probe::Network(m)))) => crate::text::bounded(&m, MAX_MESSAGE),
             Ok(Err(join)) => format!("the check failed: {join}"),
             Err(_) => format!("no answer within {ATTEMPT_TIMEOUT:?}"),
         };
-        if attempt >= retry.max_attempts.max(1) {
+        let delay = retry.jittered_delay(attempt, None);
+        if attempt >= retry.max_attempts.max(1) || started.elapsed() + delay >= DEADLINE {
             return Err(SourceError::Unreachable {
                 url: url.to_string(),
                 attempts: attempt,
                 message: failure,
             });
         }
-        let delay = retry.jittered_delay(attempt, None);
         tracing::debug!(url, attempt, ?delay, reason = %failure, "retrying source visibility check");
         tokio::time::sleep(delay).await;
     }
@@ -130,6 +155,46 @@ pub fn anonymous_url(url: &str) -> Result<String, SourceError> {
     let _ = u.set_username("");
     let _ = u.set_password(None);
     Ok(u.to_string())
+}
+
+/// Whether an address is one a server-side request from the controller
+/// must not reach on a tenant's behalf: loopback, private (RFC 1918, shared
+/// CGNAT space, IPv6 unique-local), link-local (which holds the cloud
+/// metadata services, 169.254.169.254 and fd00:ec2::254 alike), unspecified,
+/// multicast, broadcast or documentation ranges, and IPv4 in IPv6 forms of
+/// any of those.
+pub fn is_internal(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
+                || a >= 240
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped().or_else(|| v6.to_ipv4())
+                && !v6.is_loopback()
+            {
+                return is_internal(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || (first == 0x2001 && v6.segments()[1] == 0x0db8)
+        }
+    }
 }
 
 enum Probe {
@@ -181,6 +246,40 @@ fn probe(url: &str) -> Result<SourceVisibility, Probe> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn internal_addresses_are_recognised_in_every_form() {
+        let internal = [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "192.0.0.170",
+            "::1",
+            "::",
+            "fd00:ec2::254",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "2001:db8::1",
+        ];
+        for ip in internal {
+            assert!(is_internal(ip.parse().unwrap()), "{ip} is internal");
+        }
+        for ip in [
+            "140.82.112.3",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
+            assert!(!is_internal(ip.parse().unwrap()), "{ip} is public");
+        }
+    }
 
     #[test]
     fn urls_become_anonymous_https_and_local_paths_are_refused() {

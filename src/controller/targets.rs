@@ -115,12 +115,7 @@ impl TargetClients {
 
 /// Text from a remote cluster's side, bounded: it lands in status and events.
 pub fn bounded(text: &str) -> String {
-    const MAX: usize = 200;
-    let mut out: String = text.chars().take(MAX).collect();
-    if text.chars().nth(MAX).is_some() {
-        out.push('…');
-    }
-    out
+    crate::text::bounded(text, 200)
 }
 
 /// Kubeconfig parse errors can quote the offending input, which may be a

@@ -2,6 +2,8 @@
 //! transient failures, with the OAuth token re-read from its file every time.
 
 use std::path::PathBuf;
+
+use crate::text::bounded;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -668,7 +670,7 @@ fn error_text(status: StatusCode, body: &Value, raw: &[u8]) -> String {
         if let Some(s) = body.get(key).and_then(Value::as_str)
             && !s.is_empty()
         {
-            return truncate(s, MAX_ERROR_TEXT);
+            return bounded(s, MAX_ERROR_TEXT);
         }
     }
     let raw = String::from_utf8_lossy(raw);
@@ -676,20 +678,8 @@ fn error_text(status: StatusCode, body: &Value, raw: &[u8]) -> String {
     if raw.is_empty() || status.is_success() {
         status.canonical_reason().unwrap_or("").to_string()
     } else {
-        truncate(raw, 200)
+        bounded(raw, 200)
     }
-}
-
-/// At most `max` bytes (cut on a character boundary), marked when cut.
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 /// A network failure in a few words (the innermost cause is the useful part).
