@@ -84,6 +84,9 @@ impl Error {
             // instead of probing again every few seconds.
             Error::Source(e) if !e.is_transient() => Retry::SpecChange,
             Error::Source(_) => Retry::Soon,
+            // A namespace or ServiceAccount created, another folder moved:
+            // nothing wakes this object, so look again soon.
+            Error::Spec(e) if e.fixed_by_another_object() => Retry::Soon,
             Error::Name(_) | Error::Spec(_) => Retry::SpecChange,
             Error::Kube(_)
             | Error::Render(_)
@@ -127,6 +130,8 @@ mod tests {
         assert_eq!(revoked.retry(), Retry::FixedElsewhere);
         assert_eq!(plan.retry(), Retry::FixedElsewhere);
         assert_eq!(spec.retry(), Retry::SpecChange);
+        let missing = Error::Spec(SpecError::TargetNamespaceMissing("prod".into()));
+        assert_eq!(missing.retry(), Retry::Soon);
         assert_eq!(spec.reason(), "InvalidSpec");
         assert_eq!(plan.reason(), "QuayPlanLimit");
         assert!(plan.to_string().contains("set spec.visibility: public"));

@@ -31,6 +31,22 @@ pub enum SpecError {
     FolderOverlap(String),
 }
 
+impl SpecError {
+    /// Whether the fix is another object (a namespace or ServiceAccount to
+    /// create, another Environment's folder to move), which does not wake
+    /// this one: such errors are retried soon rather than on a change.
+    pub fn fixed_by_another_object(&self) -> bool {
+        match self {
+            SpecError::TargetNamespaceMissing(_)
+            | SpecError::ServiceAccountMissing(_)
+            | SpecError::FolderOverlap(_) => true,
+            SpecError::EmptyTargetNamespace
+            | SpecError::InvalidTargetNamespace(_)
+            | SpecError::InvalidRecipient(_) => false,
+        }
+    }
+}
+
 /// The target namespace, trimmed, when it is a valid namespace name.
 /// Checked here, not by the API server: a name it cannot route would come
 /// back as an opaque Kubernetes error instead of a spec problem.
