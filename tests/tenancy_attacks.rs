@@ -106,3 +106,34 @@ async fn attack_kubeconfig_token_file_sends_the_controllers_token_nowhere() {
         "the condition does not quote the token"
     );
 }
+
+/// A Component's repository never moves: once provisioned, pointing
+/// `spec.image` at another repository (another team's, say) is refused by
+/// the API server, and the Component keeps its repository and delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn attack_spec_image_moved_after_provisioning_is_refused() {
+    let mut h = Harness::start().await;
+    h.start_controller().await;
+    h.create_component("app", &h.git.repo_url("public-app"), "public")
+        .await;
+    let ready = h.wait_component_ready("app", T).await;
+    let image = ready.status.unwrap().image.unwrap();
+    let patch = serde_json::json!({"spec": {"image": "other-team/app"}});
+    let refused = h
+        .components()
+        .patch(
+            "app",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await;
+    h.stop_controller().await;
+    let err = refused.expect_err("the API server refuses a moved spec.image");
+    assert!(
+        err.to_string().contains("cannot change once the repository is provisioned"),
+        "{err}"
+    );
+    let after = h.components().get("app").await.unwrap();
+    assert_eq!(after.spec.image, None, "spec unchanged");
+    assert_eq!(after.status.unwrap().image.as_deref(), Some(image.as_str()));
+}

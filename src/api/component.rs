@@ -20,7 +20,10 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Visibility","type":"string","jsonPath":".status.visibility"}"#,
     printcolumn = r#"{"name":"Generation","type":"integer","jsonPath":".status.credentialsGeneration"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    validation = Rule::new(
+        "!has(oldSelf.status) || !has(oldSelf.status.image) || (has(self.spec.image) ? (has(oldSelf.spec.image) && self.spec.image == oldSelf.spec.image) : !has(oldSelf.spec.image))"
+    ).message("spec.image cannot change once the repository is provisioned (status.image is set): create a new Component for a new repository, then delete this one")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentSpec {

@@ -22,6 +22,14 @@ pub enum Error {
         "the Quay organization's plan allows no more private repositories, so {repository} cannot be made private; raise the plan limit or set spec.visibility: public"
     )]
     PlanLimit { repository: String },
+    /// `spec.image` names another repository than the one provisioned.
+    #[error(
+        "spec.image now names {requested:?}, but this Component's repository is {provisioned:?} and a repository never moves; set spec.image back (or remove it), and create a new Component for a new repository"
+    )]
+    ImageChanged {
+        provisioned: String,
+        requested: String,
+    },
     #[error("source repository: {0}")]
     Source(#[from] SourceError),
     #[error("rendering the side-repository folder: {0}")]
@@ -57,6 +65,7 @@ impl Error {
             Error::Kube(_) => "KubernetesError",
             Error::Quay(e) => e.reason(),
             Error::PlanLimit { .. } => "QuayPlanLimit",
+            Error::ImageChanged { .. } => "ImageImmutable",
             // The source error knows whether the URL is invalid, the
             // repository missing or the host unreachable: say which.
             Error::Source(e) => e.reason(),
@@ -87,7 +96,7 @@ impl Error {
             // A namespace or ServiceAccount created, another folder moved:
             // nothing wakes this object, so look again soon.
             Error::Spec(e) if e.fixed_by_another_object() => Retry::Soon,
-            Error::Name(_) | Error::Spec(_) => Retry::SpecChange,
+            Error::Name(_) | Error::Spec(_) | Error::ImageChanged { .. } => Retry::SpecChange,
             Error::Kube(_)
             | Error::Render(_)
             | Error::Git(_)

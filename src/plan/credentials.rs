@@ -28,6 +28,18 @@ pub fn recorded_generation(status: i64, pull: Option<i64>) -> i64 {
     }
 }
 
+/// The provisioned repository when the spec now derives another one:
+/// `image` is status's pull spec, `prefix` the `<registry>/<organization>/`
+/// it starts with. `None` when nothing was provisioned, nothing moved, or
+/// the image is of another registry or organization (the administrator
+/// moved quayside, and the Component is provisioned anew there).
+pub fn moved_from(image: Option<&str>, prefix: &str, derived: &str) -> Option<String> {
+    image?
+        .strip_prefix(prefix)
+        .filter(|old| *old != derived)
+        .map(str::to_string)
+}
+
 /// What decides whether a pass may skip Quay.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct QuayCheck {
@@ -71,6 +83,24 @@ mod tests {
         assert_eq!(recorded_generation(0, Some(1)), 1);
         assert_eq!(recorded_generation(0, None), 0);
         assert_eq!(recorded_generation(3, Some(4)), 3);
+    }
+
+    #[test]
+    fn a_provisioned_repository_never_moves() {
+        let prefix = "quay.io/acme/";
+        assert_eq!(moved_from(None, prefix, "team-a/app"), None);
+        assert_eq!(
+            moved_from(Some("quay.io/acme/team-a/app"), prefix, "team-a/app"),
+            None
+        );
+        assert_eq!(
+            moved_from(Some("quay.io/acme/team-a/app"), prefix, "team-b/app").as_deref(),
+            Some("team-a/app")
+        );
+        assert_eq!(
+            moved_from(Some("quay.io/old-org/team-a/app"), prefix, "team-b/app"),
+            None
+        );
     }
 
     #[test]

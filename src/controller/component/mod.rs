@@ -157,6 +157,7 @@ impl<'a> Pass<'a> {
         let repo =
             names::repository_name(&self.ns, &self.name, self.component.spec.image.as_deref());
         let repo = record(&mut self.repository_problem, repo.map_err(Error::from))?;
+        let repo = self.provisioned_repository(repo);
         self.repo = Some(repo.clone());
         self.push = workspace::read(&self.secrets, &self.name, RobotRole::Push).await?;
         self.pull = workspace::read(&self.secrets, &self.name, RobotRole::Pull).await?;
@@ -189,6 +190,26 @@ impl<'a> Pass<'a> {
                 format!("rotating the robot tokens failed: {e}"),
             ));
         })
+    }
+
+    /// The repository the spec names, unless the Component already has
+    /// another one: a repository never moves (the API server refuses the
+    /// change too; this covers objects written before that rule). The pass
+    /// goes on with the provisioned one, so delivery continues, and status
+    /// says to set `spec.image` back.
+    fn provisioned_repository(&mut self, derived: String) -> String {
+        let prefix = self.ctx.image_of("");
+        let Some(old) = credentials::moved_from(self.old.image.as_deref(), &prefix, &derived)
+        else {
+            return derived;
+        };
+        let e = Error::ImageChanged {
+            provisioned: old.clone(),
+            requested: derived,
+        };
+        self.repository_problem = Some(problem(&e));
+        self.deferred = Some(e);
+        old
     }
 
     /// Whether this pass must ask Quay (see `plan::credentials`).
