@@ -18,6 +18,7 @@ fn the_demo_runs_end_to_end_and_leaves_nothing_running() {
         .args(["--kill-after=10s", "600s"])
         .arg(tools::root().join("scripts/demo"))
         .env("QUAYSIDE_BIN", env!("CARGO_BIN_EXE_quayside"))
+        .env("QUAY_EMULATOR_BIN", tools::workspace_bin("quay-emulator"))
         .env("QUAYSIDE_DEMO_DIR", dir.path())
         .output()
         .unwrap();

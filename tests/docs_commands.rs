@@ -21,7 +21,7 @@
 //! entries are run by the scenario they name, which fails if one of them
 //! did not run; CoveredBy evidence is searched for in its file; ArgsOnly
 //! commands go through the program's own argument parser
-//! (`quayside … --dry-parse`, `scripts/bench … --dry-parse`, `cargo … --help`).
+//! (`quayside-bench … --dry-parse`, `scripts/bench … --dry-parse`, `cargo … --help`).
 //!
 //! `cargo test --test docs_commands`; see docs/development.md.
 
@@ -82,7 +82,7 @@ const fn covered(file: &'static str) -> How {
     }
 }
 
-const QUAY_EMULATOR: &str = "quayside quay-emulator --listen 127.0.0.1:PORT --org ORG --token-file F [--private-quota N] [--latency-ms …] [--error-5xx-fraction …] [--drop-fraction …] [--rate-limit RPS:BURST]";
+const QUAY_EMULATOR: &str = "quay-emulator --listen 127.0.0.1:PORT --org ORG --token-file F [--private-quota N] [--latency-ms …] [--error-5xx-fraction …] [--drop-fraction …] [--rate-limit RPS:BURST]";
 const RENDER: &str = "quayside render --components components/ --environments environments/ --credentials credentials.yaml --out side-repo/ [--identity controller.agekey] [--flavor flux]";
 const DATAKEY: [&str; 3] = [
     "r=$(age-keygen -y key.txt)",
@@ -90,7 +90,7 @@ const DATAKEY: [&str; 3] = [
     "age --decrypt -i key.txt datakey.age | od -An -tx1",
 ];
 const FUZZ_IN_CI: &[&str] = &["scripts/fuzz \"${QUAYSIDE_FUZZ_SECONDS:-10}\""];
-const CARGO_TEST_IN_CI: &[&str] = &["cargo test --locked --all-targets"];
+const CARGO_TEST_IN_CI: &[&str] = &["cargo test --workspace --all-targets --locked"];
 
 /// The ledger: every documented command and how it is exercised.
 const LEDGER: &[(&str, How)] = &[
@@ -120,7 +120,7 @@ const LEDGER: &[(&str, How)] = &[
     ),
     ("cargo fmt --all -- --check", covered("scripts/test")),
     (
-        "cargo clippy --locked --all-targets -- -D warnings",
+        "cargo clippy --workspace --all-targets --locked -- -D warnings",
         covered("scripts/test"),
     ),
     (
@@ -181,36 +181,36 @@ const LEDGER: &[(&str, How)] = &[
     (RENDER, Run(Offline)),
     // docs/benchmarks.md
     (
-        "cargo build --release",
+        "cargo build --release --workspace",
         ArgsOnly(
             "a release build takes minutes on 2 cores; CI compiles the same code with `cargo clippy` and `cargo test`, and the benchmarks here run the debug build",
         ),
     ),
     (
-        "target/release/quayside bench seal",
+        "target/release/quayside-bench seal",
         ArgsOnly("seals 10,000 Secrets and runs sops 1,100 times"),
     ),
     (
-        "target/release/quayside bench seal --sizes 1000 --sops-sizes 100",
+        "target/release/quayside-bench seal --sizes 1000 --sops-sizes 100",
         Run(Bench),
     ),
-    ("target/release/quayside bench seal --quick", Run(Bench)),
-    ("quayside bench seal --quick", Run(Bench)),
+    ("target/release/quayside-bench seal --quick", Run(Bench)),
+    ("quayside-bench seal --quick", Run(Bench)),
     (
-        "target/release/quayside bench seal --sizes 1000,10000 --sops-sizes 100",
+        "target/release/quayside-bench seal --sizes 1000,10000 --sops-sizes 100",
         ArgsOnly("seals 10,000 Secrets"),
     ),
     (
         "sops --encrypt --age R1,R2 --encrypted-regex '^(data|stringData)$'",
         How::CoveredBy {
-            file: "src/cli/bench.rs",
+            file: "crates/bench/src/seal.rs",
             shows: &[
                 "\"--encrypt\"",
                 "\"--age\"",
                 "\"--encrypted-regex\"",
                 "\"^(data|stringData)$\"",
             ],
-            why: "what `quayside bench seal` runs once per file, with the file appended; the Bench scenario runs it",
+            why: "what `quayside-bench seal` runs once per file, with the file appended; the Bench scenario runs it",
         },
     ),
     (
@@ -221,15 +221,11 @@ const LEDGER: &[(&str, How)] = &[
     ),
     ("scripts/bench --quick", Run(Bench)),
     (
-        "quayside bench controller",
-        ArgsOnly("1,000 Components × 10 Environments, rotations and a throttled run: over an hour"),
-    ),
-    (
-        "target/release/quayside bench controller --only scale --components 1000 --environments 10 --steps 100,300 --json scale.json",
+        "target/release/quayside-bench controller --only scale --components 1000 --environments 10 --steps 100,300 --json scale.json",
         ArgsOnly("1,000 Components × 10 Environments: tens of minutes"),
     ),
     (
-        "target/release/quayside bench controller --only rotation,throttled --json rot.json",
+        "target/release/quayside-bench controller --only rotation,throttled --json rot.json",
         ArgsOnly(
             "40 rotations over 50 Environments and 100 Components behind a 5 req/s limit: minutes",
         ),
@@ -345,8 +341,24 @@ fn quayside() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_quayside"))
 }
 
+/// The workspace's other binaries the docs run, built by
+/// `cargo test --workspace` (a test run alone says how to build them).
+fn quay_emulator() -> PathBuf {
+    tools::workspace_bin("quay-emulator")
+}
+
+fn quayside_bench() -> PathBuf {
+    tools::workspace_bin("quayside-bench")
+}
+
+/// A shell for `scenario`, with the binaries it runs on PATH.
 fn shell(scenario: Scenario) -> Shell {
-    Shell::new(&tools::root(), &quayside(), run_entries(scenario))
+    let bins = match scenario {
+        Cluster => vec![quayside(), quay_emulator()],
+        Offline => vec![quayside()],
+        Bench => vec![quayside(), quayside_bench()],
+    };
+    Shell::new(&tools::root(), &bins, run_entries(scenario))
 }
 
 /// A path as a shell word: temporary paths here have no blanks.
@@ -449,13 +461,13 @@ fn check_evidence(root: &Path, command: &str, file: &str, shows: &[&str], why: &
 }
 
 /// CI runs `.ci/run`, which runs `scripts/test`, which runs every test
-/// target and the scripts it names; `src/cli/bench.rs` is `quayside bench`,
+/// target and the scripts it names; `crates/bench/src/seal.rs` is `quayside-bench seal`,
 /// which the Bench scenario below runs.
 fn run_by_ci(root: &Path, file: &str) -> bool {
     let named_in = |f: &str| read(&root.join(f)).contains(file);
     file == ".ci/run"
         || (file.starts_with("tests/") && file.ends_with(".rs") && !file.contains("/support/"))
-        || file == "src/cli/bench.rs"
+        || file == "crates/bench/src/seal.rs"
         || named_in(".ci/run")
         || named_in("scripts/test")
 }
@@ -484,10 +496,10 @@ fn command_pattern(command: &str) -> String {
 #[test]
 fn args_only_commands_pass_their_programs_argument_parser() {
     let root = tools::root();
-    let sh = Shell::new(&root, &quayside(), vec![]);
+    let sh = Shell::new(&root, &[quayside_bench()], vec![]);
     // The mechanism itself: a misspelt flag is refused.
     let out = sh
-        .check(Cmd::doc("quayside bench seal").append("--sizez 5 --dry-parse"))
+        .check(Cmd::doc("quayside-bench seal").append("--sizez 5 --dry-parse"))
         .fails();
     assert!(out.stderr.contains("--sizez"), "{}", out.stderr);
 
@@ -495,11 +507,11 @@ fn args_only_commands_pass_their_programs_argument_parser() {
         let ArgsOnly(_) = how else { continue };
         let words: Vec<&str> = command.split_whitespace().collect();
         match words[0] {
-            "quayside" | "target/release/quayside" => {
-                let cmd = if words[0] == "quayside" {
+            "quayside-bench" | "target/release/quayside-bench" => {
+                let cmd = if words[0] == "quayside-bench" {
                     Cmd::doc(command)
                 } else {
-                    Cmd::doc(command).fill("target/release/quayside", "quayside")
+                    Cmd::doc(command).fill("target/release/quayside-bench", "quayside-bench")
                 };
                 let out = sh.check(cmd.append("--dry-parse")).ok();
                 assert!(
@@ -512,6 +524,7 @@ fn args_only_commands_pass_their_programs_argument_parser() {
                 let out = sh
                     .check(Cmd::doc(command).append("--dry-parse"))
                     .env("QUAYSIDE_BIN", quayside())
+                    .env("QUAYSIDE_BENCH_BIN", quayside_bench())
                     .ok();
                 assert!(
                     out.stdout.contains("arguments accepted, nothing run"),
@@ -1392,25 +1405,25 @@ fn bench_commands_run() {
         .tempdir()
         .unwrap();
 
-    // `target/release/quayside` is this (debug) build: the commands and
+    // `target/release/quayside-bench` is this (debug) build: the commands and
     // their output are the same, only slower.
     let out = sh
         .run(
-            Cmd::doc("target/release/quayside bench seal --quick")
-                .fill("target/release/quayside", "quayside"),
+            Cmd::doc("target/release/quayside-bench seal --quick")
+                .fill("target/release/quayside-bench", "quayside-bench"),
         )
         .limit(Duration::from_secs(120))
         .ok();
     assert_seal_row(&out.stdout, 100, 20);
     let out = sh
-        .run(Cmd::doc("quayside bench seal --quick"))
+        .run(Cmd::doc("quayside-bench seal --quick"))
         .limit(Duration::from_secs(120))
         .ok();
     assert_seal_row(&out.stdout, 100, 20);
     let out = sh
         .run(
-            Cmd::doc("target/release/quayside bench seal --sizes 1000 --sops-sizes 100")
-                .fill("target/release/quayside", "quayside"),
+            Cmd::doc("target/release/quayside-bench seal --sizes 1000 --sops-sizes 100")
+                .fill("target/release/quayside-bench", "quayside-bench"),
         )
         .limit(Duration::from_secs(300))
         .ok();
@@ -1421,6 +1434,7 @@ fn bench_commands_run() {
     let out = sh
         .run(Cmd::doc("scripts/bench --quick"))
         .env("QUAYSIDE_BIN", quayside())
+        .env("QUAYSIDE_BENCH_BIN", quayside_bench())
         .env("QUAYSIDE_BENCH_OUT", tmp.path())
         .limit(Duration::from_secs(400))
         .ok();

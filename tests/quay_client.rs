@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use quay_emulator::{Emulator, EmulatorConfig, Faults, same_token};
 use quayside::api::ResolvedVisibility;
-use quayside::emulator::{Emulator, EmulatorConfig, Faults, same_token};
 use quayside::names::{RobotRole, repository_name, robot_short_name};
 use quayside::quay::{QuayClient, QuayConfig, QuayError, RetryPolicy, Role};
 use secrecy::ExposeSecret;

@@ -1,6 +1,6 @@
 //! The emulator itself over real HTTP: Quay's status codes and bodies, the
 //! registry challenge, fault injection as a client sees it, and the
-//! `quayside quay-emulator` command.
+//! `quay-emulator` command.
 
 mod support;
 
@@ -8,8 +8,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use quay_emulator::{Emulator, EmulatorConfig, Faults};
 use quayside::api::ResolvedVisibility;
-use quayside::emulator::{Emulator, EmulatorConfig, Faults};
 use quayside::quay::{QuayClient, QuayConfig, QuayError, RetryPolicy};
 
 const ORG: &str = "acme";
@@ -174,8 +174,8 @@ async fn the_command_serves_until_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, TOKEN).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_quayside"))
-        .args(["quay-emulator", "--listen", "127.0.0.1:0", "--org", ORG])
+    let mut child = Command::new(support::tools::workspace_bin("quay-emulator"))
+        .args(["--listen", "127.0.0.1:0", "--org", ORG])
         .arg("--token-file")
         .arg(&token_file)
         .args(["--private-quota", "0"])

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{LocalObjectReference, ServiceAccount};
 use kube::api::{Api, PostParams};
+use quay_emulator::Faults;
 use quayside::api::Component;
 use quayside::controller::{self, Config, Context, Metrics, Readiness};
-use quayside::emulator::Faults;
 use quayside::quay::{QuayClient, QuayConfig, RetryPolicy};
 use support::harness::{Harness, ORG, SIDE_REPO};
 use support::wait;

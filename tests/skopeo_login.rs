@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use quayside::emulator::{Emulator, EmulatorConfig};
+use quay_emulator::{Emulator, EmulatorConfig};
 use quayside::quay::{QuayClient, QuayConfig, RetryPolicy};
 use secrecy::ExposeSecret;
 use support::tools;

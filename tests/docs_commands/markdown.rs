@@ -7,6 +7,8 @@ use std::path::Path;
 /// Programs an inline span may start with to be a command.
 pub const PROGRAMS: &[&str] = &[
     "quayside",
+    "quay-emulator",
+    "quayside-bench",
     "testcluster",
     "kubectl",
     "sops",

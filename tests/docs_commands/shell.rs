@@ -1,6 +1,7 @@
 //! Running documented command lines as written: bash with `pipefail`, a
-//! PATH where `quayside` is this build and the set-up's tools come first, a
-//! private HOME, a deadline on every command, and no process left behind.
+//! PATH where `quayside` (and the workspace's other binaries) are this
+//! build and the set-up's tools come first, a private HOME, a deadline on
+//! every command, and no process left behind.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -72,14 +73,18 @@ pub struct Shell {
 }
 
 impl Shell {
-    pub fn new(root: &Path, quayside: &Path, expected: Vec<&'static str>) -> Shell {
-        // `quayside` on PATH is this build: the docs say `quayside …` for
-        // the installed binary.
+    /// `bins` (`quayside`, `quay-emulator`, …) on PATH by their names.
+    pub fn new(root: &Path, bins: &[PathBuf], expected: Vec<&'static str>) -> Shell {
+        // The programs on PATH are this build: the docs say `quayside …`
+        // for the installed binary.
         let bin = tempfile::Builder::new()
             .prefix("docs-bin-")
             .tempdir()
             .unwrap();
-        std::os::unix::fs::symlink(quayside, bin.path().join("quayside")).unwrap();
+        for b in bins {
+            let name = b.file_name().expect("a binary's name");
+            std::os::unix::fs::symlink(b, bin.path().join(name)).unwrap();
+        }
         let mut dirs = vec![bin.path().to_path_buf(), root.join(".cache/bin")];
         dirs.extend(std::env::split_paths(
             &std::env::var_os("PATH").unwrap_or_default(),

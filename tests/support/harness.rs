@@ -14,9 +14,9 @@ use kube::Client;
 use kube::api::{Api, PostParams};
 use secrecy::SecretString;
 
+use quay_emulator::{Emulator, EmulatorConfig, Faults};
 use quayside::api::{Component, Environment};
 use quayside::controller::{self, Config, Context, Metrics, Readiness};
-use quayside::emulator::{Emulator, EmulatorConfig, Faults};
 use quayside::gitops::{DeliveryMode, GitAuth, SideRepoConfig};
 use quayside::quay::{QuayClient, QuayConfig, RetryPolicy};
 use quayside::render::KustomizeFlavor;

@@ -1,6 +1,4 @@
-//! quayside bench: benchmarks that print their numbers.
-//!
-//! `quayside bench seal`: seal+render throughput. For N Secrets (N/10
+//! `quayside-bench seal`: seal+render throughput. For N Secrets (N/10
 //! Components × 10 Environments) it times `render_environment` for every
 //! Environment plus one side-repo commit of everything, pushed to a local
 //! bare repository, next to `sops --encrypt` run once per file on the same
@@ -22,20 +20,6 @@ use quayside::seal::{Identity, Recipient};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    #[command(subcommand)]
-    pub bench: Bench,
-}
-
-#[derive(clap::Subcommand, Debug)]
-pub enum Bench {
-    /// Seal+render+commit throughput next to `sops --encrypt` per file.
-    Seal(SealArgs),
-    /// The controller at scale: no-op heartbeat, rotation, provisioning, memory, start-up.
-    Controller(super::bench_controller::Args),
-}
-
-#[derive(clap::Args, Debug)]
-pub struct SealArgs {
     /// Numbers of Secrets to render, seal and commit (N/10 Components × 10 Environments).
     #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
     pub sizes: Vec<usize>,
@@ -51,13 +35,6 @@ pub struct SealArgs {
     /// Render Environments on this many threads (default: the CPU count).
     #[arg(long)]
     pub threads: Option<usize>,
-}
-
-pub async fn run(args: Args) -> anyhow::Result<()> {
-    match args.bench {
-        Bench::Seal(a) => tokio::task::spawn_blocking(move || seal_bench(a)).await?,
-        Bench::Controller(a) => super::bench_controller::run(a).await,
-    }
 }
 
 const ENVIRONMENTS: usize = 10;
@@ -78,7 +55,7 @@ fn process_cpu() -> Option<Duration> {
         .map(Duration::from_secs_f64)
 }
 
-fn seal_bench(mut a: SealArgs) -> anyhow::Result<()> {
+pub fn run(mut a: Args) -> anyhow::Result<()> {
     if a.quick {
         a.sizes = vec![100];
         a.sops_sizes = vec![20];
@@ -101,7 +78,7 @@ fn seal_bench(mut a: SealArgs) -> anyhow::Result<()> {
     let sops = find_sops(a.sops.as_deref());
 
     println!(
-        "quayside bench seal: {} CPU(s), {threads} render thread(s), 2 age recipients per Secret, load average {}",
+        "quayside-bench seal: {} CPU(s), {threads} render thread(s), 2 age recipients per Secret, load average {}",
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
@@ -276,7 +253,7 @@ fn run_ours(
         removed_folders: vec![],
         message: CommitMessage {
             summary: format!("Deliver {} pull Secrets", n),
-            body: "quayside bench seal".into(),
+            body: "quayside-bench seal".into(),
             components: vec![],
             environments: envs.iter().map(|e| e.name.clone()).collect(),
             generation: Some(1),

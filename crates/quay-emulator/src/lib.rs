@@ -1,6 +1,7 @@
 //! The Quay emulator: Quay's endpoints, quirks and a registry token endpoint, with fault injection.
 //!
-//! Runs in-process (tests, benchmarks) or alone (`quayside quay-emulator`).
+//! Runs in-process (tests, benchmarks) or alone (the `quay-emulator`
+//! binary). Test tooling: the quayside controller never depends on it.
 //! Faults apply to `/api/v1` calls only, before the bearer token is checked,
 //! the way a rate-limiting front end sits before Quay itself.
 

@@ -1,15 +1,18 @@
-//! quayside quay-emulator: serve the Quay API emulator.
+//! `quay-emulator`: serve the Quay API emulator on loopback until Ctrl-C or
+//! SIGTERM, printing `READY <api url>` once it listens (scripts/demo, docs).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use quayside::emulator::{Emulator, EmulatorConfig, Faults};
+use clap::Parser;
+use quay_emulator::{Emulator, EmulatorConfig, Faults};
 
 /// Serve Quay's API (and a registry login at /v2/) on loopback, for tests and demos.
-#[derive(clap::Args)]
-pub struct Args {
+#[derive(Parser)]
+#[command(name = "quay-emulator", version)]
+struct Args {
     /// Address to listen on (port 0 picks a free port; the READY line tells which).
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
@@ -51,7 +54,15 @@ fn parse_rate(s: &str) -> Result<(f64, u32), String> {
     Ok((rate, burst))
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let token = match (&args.token_file, &args.token) {
         (Some(f), _) => std::fs::read_to_string(f)
             .with_context(|| format!("reading the token file {f:?}"))?

@@ -1,11 +1,12 @@
-//! quayside bench controller: what the controller costs at scale — the
+//! `quayside-bench controller`: what the controller costs at scale — the
 //! no-op heartbeat, rotation propagation, provisioning (free and behind
 //! Quay.io's rate limit), memory at rest and start-up.
 //!
 //! Everything is real except Quay: a kube-apiserver with etcd (started by
 //! `testcluster`), the Quay emulator in this process, a local bare git
 //! repository as the side repository, and the controller run as its own
-//! `quayside run` process, so the CPU time, RSS and start-up measured are
+//! `quayside run` process (the `quayside` binary built next to this one,
+//! or `--quayside`), so the CPU time, RSS and start-up measured are
 //! the controller's alone (read from `/proc/<pid>` and its `/metrics`).
 
 use std::collections::BTreeMap;
@@ -26,8 +27,8 @@ use kube::{Client, CustomResourceExt, ResourceExt};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
+use quay_emulator::{Emulator, EmulatorConfig, Faults};
 use quayside::api::{Component, Environment, GENERATE_ANNOTATION};
-use quayside::emulator::{Emulator, EmulatorConfig, Faults};
 use quayside::seal::Identity;
 
 const ORG: &str = "bench";
@@ -77,8 +78,11 @@ pub struct Args {
     /// The Go-built control-plane launcher.
     #[arg(long, default_value = ".cache/bin/testcluster")]
     pub testcluster: PathBuf,
+    /// The controller binary to measure (default: `quayside` next to this program).
+    #[arg(long)]
+    pub quayside: Option<PathBuf>,
     /// Give up on any one wait after this long.
-    #[arg(long, default_value = "40m", value_parser = super::run::parse_duration)]
+    #[arg(long, default_value = "40m", value_parser = quayside::duration::parse)]
     pub timeout: Duration,
 }
 
@@ -94,10 +98,14 @@ pub async fn run(mut a: Args) -> anyhow::Result<()> {
     let scratch = Scratch::new("quayside-bench-controller")?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "quayside bench controller: {cores} CPU(s); kube-apiserver+etcd, Quay emulator, local side repo; controller = `quayside run` process"
+        "quayside-bench controller: {cores} CPU(s); kube-apiserver+etcd, Quay emulator, local side repo; controller = `quayside run` process"
     );
     let cp = ControlPlane::start(&a.testcluster, &scratch.0.join("cluster"))?;
-    let b = Bench::new(&cp.kubeconfig, &scratch.0, a.timeout).await?;
+    let exe = match &a.quayside {
+        Some(p) => p.clone(),
+        None => sibling("quayside")?,
+    };
+    let b = Bench::new(&cp.kubeconfig, &scratch.0, exe, a.timeout).await?;
     b.install_crds().await?;
 
     let mut report = json!({"cores": cores, "quick": a.quick});
@@ -362,6 +370,18 @@ fn rss_mb(pid: u32) -> anyhow::Result<(f64, f64)> {
     Ok((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// `name` in this executable's folder, where cargo puts every binary of
+/// the workspace (`target/release/quayside` next to `quayside-bench`).
+fn sibling(name: &str) -> anyhow::Result<PathBuf> {
+    let p = std::env::current_exe()?.with_file_name(name);
+    anyhow::ensure!(
+        p.is_file(),
+        "{} not found: build it (`cargo build --release -p quayside`) or give --quayside",
+        p.display()
+    );
+    Ok(p)
+}
+
 fn free_port() -> anyhow::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
@@ -446,7 +466,12 @@ struct Workspace {
 }
 
 impl Bench {
-    async fn new(kubeconfig: &Path, dir: &Path, timeout: Duration) -> anyhow::Result<Bench> {
+    async fn new(
+        kubeconfig: &Path,
+        dir: &Path,
+        exe: PathBuf,
+        timeout: Duration,
+    ) -> anyhow::Result<Bench> {
         let kc = Kubeconfig::read_from(kubeconfig)?;
         let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
         let client = Client::try_from(cfg)?;
@@ -459,7 +484,7 @@ impl Bench {
             client,
             kubeconfig: kubeconfig.to_path_buf(),
             dir: dir.to_path_buf(),
-            exe: std::env::current_exe()?,
+            exe,
             http: reqwest::Client::new(),
             identity_file,
             token_file,
@@ -808,7 +833,7 @@ impl Bench {
                 Duration::from_millis(250),
             )
             .await?;
-        let cpu1 = super::procfs::cpu_seconds(&p.pid().to_string())?;
+        let cpu1 = crate::procfs::cpu_seconds(&p.pid().to_string())?;
         let calls1 = emu.api_calls();
         let t1 = Instant::now();
         let (pass_end, s2) = self
@@ -821,7 +846,7 @@ impl Bench {
                 Duration::from_millis(250),
             )
             .await?;
-        let cpu2 = super::procfs::cpu_seconds(&p.pid().to_string())?;
+        let cpu2 = crate::procfs::cpu_seconds(&p.pid().to_string())?;
         let calls2 = emu.api_calls();
         let (rss, hwm) = rss_mb(p.pid())?;
         let beat_at = heartbeat.as_secs_f64();
@@ -907,7 +932,7 @@ impl Bench {
                 Duration::from_millis(100),
             )
             .await?;
-        let cpu = super::procfs::cpu_seconds(&p.pid().to_string())?;
+        let cpu = crate::procfs::cpu_seconds(&p.pid().to_string())?;
         let (rss, hwm) = rss_mb(p.pid())?;
         let startup_calls = emu.api_calls() - calls0;
         println!(
