@@ -5,21 +5,17 @@
 //! deletes anything that should stay. The table is in docs/reliability.md
 //! ("Bad input").
 
-mod support;
-
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use quay_emulator::{Emulator, EmulatorConfig, Faults};
 use quayside::api::{Component, Environment};
 use quayside::seal::Identity;
+use quayside_testkit::harness::{Harness, ORG, QUAY_TOKEN, SIDE_REPO};
+use quayside_testkit::{ports, wait};
 use secrecy::ExposeSecret;
-use support::harness::{Harness, ORG, QUAY_TOKEN, SIDE_REPO};
-use support::wait;
 
 const T: Duration = Duration::from_secs(90);
 
@@ -138,12 +134,6 @@ async fn create_environment_json(h: &Harness, value: serde_json::Value) {
         .unwrap();
 }
 
-/// A loopback port nothing listens on.
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 fn component(name: &str, url: &str, visibility: &str, image: Option<&str>) -> serde_json::Value {
     let mut spec = serde_json::json!({"source": {"git": {"url": url}}, "visibility": visibility});
     if let Some(i) = image {
@@ -161,19 +151,8 @@ const READY: Expect = Expect {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn component_inputs() {
-    let mut h = Harness::start().await;
     // No private repository allowed: the plan-limit cases.
-    h.emulator = Emulator::start(
-        "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
-        EmulatorConfig {
-            organizations: vec![ORG.to_string()],
-            oauth_token: QUAY_TOKEN.to_string(),
-            private_quota: Some(0),
-            faults: Faults::default(),
-        },
-    )
-    .await
-    .unwrap();
+    let mut h = Harness::builder().private_quota(0).start().await;
     let target = h.target_namespace("bic", true).await;
     h.create_environment("env", &target, &[]).await;
     h.start_controller().await;
@@ -184,7 +163,7 @@ async fn component_inputs() {
     h.wait_component_ready("flip", T).await;
     let good_secret = h.target_secret(&target, "good").await.unwrap();
 
-    let closed = closed_port();
+    let closed = ports::unused().unwrap();
     let long_image = format!("team/{}", "a".repeat(300));
     let with_password = public.replacen("http://", "http://someone:pa55word-in-url@", 1);
     let bad_ssh = format!("git@127.0.0.1:{closed}/nope.git");
@@ -323,10 +302,7 @@ async fn component_inputs() {
     for (name, value) in [("ann-yes", "yes"), ("ann-upper", "TRUE")] {
         h.create_component(name, &public, "public").await;
         h.wait_component_ready(name, T).await;
-        let patch =
-            serde_json::json!({"metadata": {"annotations": {"image.redhat.com/generate": value}}});
-        h.components()
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        quayside_testkit::component::annotate_generate(&h.components(), name, value)
             .await
             .unwrap();
     }
@@ -539,7 +515,7 @@ async fn environment_inputs() {
 
     secret_with(&h, "no-key", "config", "whatever").await;
     secret_with(&h, "garbage", "kubeconfig", ": : not yaml [").await;
-    let closed = closed_port();
+    let closed = ports::unused().unwrap();
     let unreachable_kubeconfig = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{closed}\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: not-a-real-token\n"
     );
@@ -835,30 +811,9 @@ async fn quay_account_and_side_repo_problems() {
     let public = h.git.repo_url("public-app");
 
     // 1. A Quay organization that does not exist.
-    let client = h.client.clone();
-    let mut quay = h.quay_config();
-    quay.organization = "no-such-org".into();
-    let ctrl = {
-        let q = quayside::quay::QuayClient::new(quay).unwrap();
-        let ctx = std::sync::Arc::new(quayside::controller::Context::new(
-            client,
-            h.config(),
-            q,
-            quayside::controller::Metrics::default(),
-        ));
-        let (tx, mut rx) = tokio::sync::watch::channel(false);
-        let handle = tokio::spawn(async move {
-            quayside::controller::run(
-                ctx,
-                quayside::controller::Readiness::default(),
-                async move {
-                    let _ = rx.wait_for(|v| *v).await;
-                },
-            )
-            .await;
-        });
-        (tx, handle)
-    };
+    let mut setup = h.controller_setup();
+    setup.quay.organization = "no-such-org".into();
+    h.start_controller_from(setup).await;
     h.create_component("app", &public, "public").await;
     let e = Expect {
         condition: "Ready",
@@ -869,23 +824,14 @@ async fn quay_account_and_side_repo_problems() {
     let cond = component_condition(&h, "app", &e).await;
     check_message("wrong org", &cond, &e);
     wait_event(&h, "Component", "app", e.reason).await;
-    let _ = ctrl.0.send(true);
-    tokio::time::timeout(Duration::from_secs(30), ctrl.1)
-        .await
-        .unwrap()
-        .unwrap();
+    h.stop_controller().await;
 
     // 2. A revoked OAuth token (the mounted file now holds a dead one).
     h.start_controller().await;
     h.wait_component_ready("app", T).await;
     let token_file = h.dir.path().join("quay-token");
     std::fs::write(&token_file, "revoked-token").unwrap();
-    let patch =
-        serde_json::json!({"metadata": {"annotations": {"image.redhat.com/generate": "true"}}});
-    h.components()
-        .patch("app", &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
+    h.request_rotation("app").await;
     h.create_component("app2", &public, "public").await;
     let e = Expect {
         condition: "Ready",
@@ -914,18 +860,7 @@ async fn quay_account_and_side_repo_problems() {
             .unwrap();
     }
     h.wait_component_ready("app2", T).await;
-    wait::until("app rotated after the token fix", T, || async {
-        let c = h.components().get("app").await.ok()?;
-        let done = !c
-            .metadata
-            .annotations
-            .clone()
-            .unwrap_or_default()
-            .contains_key("image.redhat.com/generate")
-            && c.status?.credentials_generation >= 2;
-        done.then_some(())
-    })
-    .await;
+    h.wait_rotated("app", 2, T).await;
     let after = h.target_secret(&target, "app").await.unwrap();
     assert!(before.data != after.data, "rotated once the token works");
 

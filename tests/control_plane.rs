@@ -2,8 +2,6 @@
 //! watch of a Component through kube-rs, server-side apply with managed
 //! fields, and a finalizer that blocks deletion.
 
-mod support;
-
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
@@ -11,7 +9,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use quayside::api::{Component, ComponentSpec, GitSource, SourceSpec, Visibility};
-use support::{cluster, wait};
+use quayside_testkit::{cluster, wait};
 
 fn component(name: &str) -> Component {
     Component::new(

@@ -3,16 +3,14 @@
 //! emergency regeneration) plus drift healing, the deployer→default rule,
 //! cleanup, and a remote cluster with a heartbeat.
 
-mod support;
-
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{LocalObjectReference, Secret, ServiceAccount};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
+use quayside_testkit::harness::{Harness, ORG};
+use quayside_testkit::registry::{creds_of, skopeo_login};
+use quayside_testkit::{cluster, wait};
 use secrecy::ExposeSecret;
-use support::harness::{Harness, ORG};
-use support::registry::{creds_of, skopeo_login};
-use support::{cluster, wait};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -188,24 +186,9 @@ async fn emergency_rotation_propagates_and_revokes_the_old_token() {
         "the current token logs in"
     );
 
-    let patch =
-        serde_json::json!({"metadata": {"annotations": {"image.redhat.com/generate": "true"}}});
-    h.components()
-        .patch("svc", &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
-
-    let done = wait::until("rotation finished", T, || async {
-        let c = h.components().get("svc").await.ok()?;
-        let gone = !c
-            .metadata
-            .annotations
-            .clone()
-            .unwrap_or_default()
-            .contains_key("image.redhat.com/generate");
-        (gone && c.status.as_ref()?.credentials_generation == 2).then_some(c)
-    })
-    .await;
+    h.request_rotation("svc").await;
+    let done = h.wait_rotated("svc", 2, T).await;
+    assert_eq!(done.status.as_ref().unwrap().credentials_generation, 2);
     assert!(done.status.as_ref().unwrap().rotated_at.is_some());
     for ns in [&a, &b] {
         let s = h.target_secret(ns, "svc").await.unwrap();

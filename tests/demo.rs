@@ -1,12 +1,10 @@
 //! The README's first command, run non-interactively end to end: asserts
 //! its outcome (what it recorded and what is left running), not its wording.
 
-mod support;
-
 use std::process::Command;
 use std::time::Duration;
 
-use support::{tools, wait};
+use quayside_testkit::{tools, wait};
 
 #[test]
 fn the_demo_runs_end_to_end_and_leaves_nothing_running() {

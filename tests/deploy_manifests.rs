@@ -1,11 +1,9 @@
 //! deploy/ installs on a real API server: `kubectl apply --dry-run=server`
 //! of the whole kustomization (CRDs, RBAC, configuration, Deployment).
 
-mod support;
-
 use std::process::Command;
 
-use support::{cluster, tools};
+use quayside_testkit::{cluster, tools};
 
 #[test]
 fn deploy_kustomization_applies_with_server_dry_run() {

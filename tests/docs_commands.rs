@@ -25,8 +25,6 @@
 //!
 //! `cargo test --test docs_commands`; see docs/development.md.
 
-mod support;
-
 #[path = "docs_commands/markdown.rs"]
 mod markdown;
 #[path = "docs_commands/shell.rs"]
@@ -38,9 +36,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use quayside::credentials::RobotCredentials;
+use quayside_testkit::{tools, wait};
 use secrecy::ExposeSecret;
 use shell::{Cmd, Shell};
-use support::{tools, wait};
 
 /// Where a Run entry runs: each scenario is one test below.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -755,8 +753,8 @@ fn cluster_commands_run_against_a_real_control_plane() {
     // docs/development.md: the git server. `a.git` is public, the side
     // repository is not.
     let git_root = t.join("git");
-    support::git_server::init_bare(&git_root.join("a.git"));
-    support::git_server::init_bare(&git_root.join("gitops.git"));
+    quayside_testkit::git_server::init_bare(&git_root.join("a.git"));
+    quayside_testkit::git_server::init_bare(&git_root.join("gitops.git"));
     let gitserver = sh
         .run(
             Cmd::doc("testcluster gitserver --root DIR --password P [--public a.git]")

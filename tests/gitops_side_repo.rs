@@ -1,8 +1,6 @@
 //! The side-repository writer against a real git server on loopback
 //! (`git http-backend` behind basic auth, with a pulls API in GitHub's shape).
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
@@ -10,8 +8,8 @@ use quayside::gitops::{
     CommitMessage, DeliveryMode, GitAuth, GitError, PassPlan, SideRepo, SideRepoConfig,
 };
 use quayside::render::RenderedFile;
+use quayside_testkit::git_server::{GitServer, PASSWORD, USER};
 use secrecy::SecretString;
-use support::git_server::{GitServer, PASSWORD, USER};
 
 fn auth(password: &str) -> GitAuth {
     GitAuth::Basic {
@@ -581,7 +579,7 @@ fn a_push_body_cut_short_is_refused_before_any_git_process_starts() {
 // program through, makes the kernel kill the program with its parent.
 #[test]
 fn a_cgi_program_dies_with_the_git_server_that_started_it() {
-    let testcluster = support::tools::bin("testcluster");
+    let testcluster = quayside_testkit::tools::bin("testcluster");
     let mut parent = Command::new("sh")
         .arg("-c")
         .arg(format!(
@@ -601,7 +599,7 @@ fn a_cgi_program_dies_with_the_git_server_that_started_it() {
     let alive = |pid: u32| {
         std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
     };
-    support::wait::until_blocking(
+    quayside_testkit::wait::until_blocking(
         "cgi-exec to become sleep",
         std::time::Duration::from_secs(10),
         || {
@@ -612,7 +610,7 @@ fn a_cgi_program_dies_with_the_git_server_that_started_it() {
     );
     parent.kill().unwrap();
     parent.wait().unwrap();
-    support::wait::until_blocking(
+    quayside_testkit::wait::until_blocking(
         "the CGI program to die with its parent",
         std::time::Duration::from_secs(10),
         || (!alive(child)).then_some(()),

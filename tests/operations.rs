@@ -2,30 +2,11 @@
 //! /metrics; leader election lets one of two contenders act, and hands
 //! over when the leader stops renewing.
 
-mod support;
-
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use quayside::leader::LeaderElector;
-use support::harness::{Harness, ORG};
-use support::{cluster, wait};
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use quayside_testkit::harness::Harness;
+use quayside_testkit::{cluster, ports, wait};
 
 async fn get(url: &str) -> Option<(u16, String)> {
     // Bounded: a server that accepts and never answers must not hang the
@@ -42,33 +23,13 @@ async fn get(url: &str) -> Option<(u16, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn run_serves_health_readiness_and_metrics() {
     let h = Harness::start().await;
-    let dir = h.dir.path();
-    std::fs::write(
-        dir.join("age.key"),
-        secrecy::ExposeSecret::expose_secret(&h.identity.to_secret_string()),
-    )
-    .unwrap();
-    let port = free_port();
-    let _c = Killed(
-        Command::new(env!("CARGO_BIN_EXE_quayside"))
-            .arg("run")
-            .arg("--kubeconfig")
-            .arg(h.cp.kubeconfig())
-            .args(["--watch-namespace", &h.workspace])
-            .args(["--leader-election", "false"])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--quay-api-url", &h.emulator.api_url()])
-            .args(["--quay-organization", ORG])
-            .arg("--quay-token-file")
-            .arg(dir.join("quay-token"))
-            .arg("--age-identity-file")
-            .arg(dir.join("age.key"))
-            .args(["--log-format", "json"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let port = ports::unused().unwrap();
+    let _c = h
+        .controller_command()
+        .listen(&format!("127.0.0.1:{port}"))
+        .without_side_repo()
+        .args(["--log-format", "json"])
+        .spawn();
     let base = format!("http://127.0.0.1:{port}");
     wait::until("/readyz 200", Duration::from_secs(60), || async {
         let (code, _) = get(&format!("{base}/readyz")).await?;

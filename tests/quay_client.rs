@@ -3,8 +3,6 @@
 //! dropped connections, permanent errors surfacing once, robots reused after a
 //! crash, the token file re-read on every call, and no secret in any Debug.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;

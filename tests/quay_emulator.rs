@@ -2,8 +2,6 @@
 //! registry challenge, fault injection as a client sees it, and the
 //! `quay-emulator` command.
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -174,7 +172,7 @@ async fn the_command_serves_until_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, TOKEN).unwrap();
-    let mut child = Command::new(support::tools::workspace_bin("quay-emulator"))
+    let mut child = Command::new(quayside_testkit::tools::workspace_bin("quay-emulator"))
         .args(["--listen", "127.0.0.1:0", "--org", ORG])
         .arg("--token-file")
         .arg(&token_file)
@@ -223,10 +221,11 @@ async fn the_command_serves_until_sigterm() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let status =
-        support::wait::until_blocking("the emulator to exit", Duration::from_secs(10), || {
-            child.try_wait().unwrap()
-        });
+    let status = quayside_testkit::wait::until_blocking(
+        "the emulator to exit",
+        Duration::from_secs(10),
+        || child.try_wait().unwrap(),
+    );
     guard.0 = None;
     assert!(status.success(), "{status:?}");
 }

@@ -5,17 +5,11 @@
 //! In its own test binary: the restart would disturb every other test that
 //! shares this binary's control plane.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use support::harness::{Harness, ORG};
-use support::{cluster, wait};
-
-fn long() -> bool {
-    std::env::var("QUAYSIDE_LONG").is_ok_and(|v| v == "1")
-}
+use quayside_testkit::harness::{Harness, ORG};
+use quayside_testkit::{cluster, long, wait};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn controller_resumes_after_an_api_server_restart_mid_pass() {
@@ -32,13 +26,13 @@ async fn controller_resumes_after_an_api_server_restart_mid_pass() {
         names.push(name);
     }
     // Restart while those passes run (blocking: off the runtime's workers).
-    let cp = h.cp;
+    let cp = h.cp.clone();
     tokio::task::spawn_blocking(move || cp.restart_apiserver())
         .await
         .unwrap();
     let restarted = std::time::Instant::now();
     // The harness's own client reconnects too; new work after the restart.
-    h.client = cp.client().await;
+    h.client = h.cp.client().await;
     for i in 0..after {
         let name = format!("post-{i}");
         h.create_component(&name, &url, "public").await;

@@ -4,28 +4,22 @@
 //! Environment holds Quay's current token, `skopeo login` succeeds with it,
 //! and fails with every token handed out before.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use quayside::credentials::RobotCredentials;
+use quayside_testkit::harness::Harness;
+use quayside_testkit::registry::{creds_of, skopeo_login};
+use quayside_testkit::{component, long, wait};
 use secrecy::ExposeSecret;
-use support::harness::Harness;
-use support::registry::{creds_of, skopeo_login};
-use support::wait;
 
 const T: Duration = Duration::from_secs(120);
 
-fn long() -> bool {
-    std::env::var("QUAYSIDE_LONG").is_ok_and(|v| v == "1")
-}
-
 /// The real controller binary (async child: the emulator runs on this runtime).
 fn spawn_controller(h: &Harness) -> tokio::process::Child {
-    tokio::process::Command::from(h.controller_command(None))
+    tokio::process::Command::from(h.controller_command().command())
         .kill_on_drop(true)
         .spawn()
         .expect("spawn quayside run")
@@ -85,11 +79,7 @@ async fn sigkill_at_random_moments_during_rotations_converges() {
         };
         requested += which.len();
         for c in which {
-            let patch = serde_json::json!({"metadata": {"annotations": {"image.redhat.com/generate": "true"}}});
-            h.components()
-                .patch(c, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .unwrap();
+            h.request_rotation(c).await;
         }
         // Fault-injection timing, not synchronisation.
         let delay = rand::random_range(0..1500u64);
@@ -104,12 +94,7 @@ async fn sigkill_at_random_moments_during_rotations_converges() {
             .unwrap()
             .items
             .iter()
-            .any(|c| {
-                c.metadata
-                    .annotations
-                    .as_ref()
-                    .is_some_and(|a| a.contains_key("image.redhat.com/generate"))
-            });
+            .any(component::rotation_pending);
         if annotated {
             killed_mid_rotation += 1;
         }
@@ -120,18 +105,7 @@ async fn sigkill_at_random_moments_during_rotations_converges() {
     for c in components {
         wait::until(&format!("{c} converged"), T, || async {
             let comp = h.components().get(c).await.ok()?;
-            let pending = comp
-                .metadata
-                .annotations
-                .as_ref()
-                .is_some_and(|a| a.contains_key("image.redhat.com/generate"));
-            let ready = comp
-                .status
-                .as_ref()?
-                .conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
-            (!pending && ready).then_some(())
+            (!component::rotation_pending(&comp) && component::is_ready(&comp)).then_some(())
         })
         .await;
     }

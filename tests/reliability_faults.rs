@@ -7,8 +7,6 @@
 //! Sizes are small for CI; `QUAYSIDE_LONG=1` runs the long variants (their
 //! last results are in docs/reliability.md).
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,74 +16,26 @@ use k8s_openapi::api::core::v1::{LocalObjectReference, ServiceAccount};
 use kube::api::{Api, PostParams};
 use quay_emulator::Faults;
 use quayside::api::Component;
-use quayside::controller::{self, Config, Context, Metrics, Readiness};
-use quayside::quay::{QuayClient, QuayConfig, RetryPolicy};
-use support::harness::{Harness, ORG, SIDE_REPO};
-use support::wait;
+use quayside::controller::Metrics;
+use quayside::quay::RetryPolicy;
+use quayside_testkit::component::is_ready;
+use quayside_testkit::harness::{Harness, ORG, SIDE_REPO};
+use quayside_testkit::{long, wait};
 
-fn long() -> bool {
-    std::env::var("QUAYSIDE_LONG").is_ok_and(|v| v == "1")
-}
-
-/// A controller started by the test with its own Quay client settings.
-struct Running {
-    stop: tokio::sync::watch::Sender<bool>,
-    handle: tokio::task::JoinHandle<()>,
-    quay: QuayClient,
-    metrics: Metrics,
-}
-
-fn start_controller(client: kube::Client, quay: QuayConfig, config: Config) -> Running {
-    let quay = QuayClient::new(quay).expect("Quay client");
-    let metrics = Metrics::default();
-    let ctx = Arc::new(Context::new(client, config, quay.clone(), metrics.clone()));
-    let (stop, mut rx) = tokio::sync::watch::channel(false);
-    let handle = tokio::spawn(async move {
-        controller::run(ctx, Readiness::default(), async move {
-            let _ = rx.wait_for(|v| *v).await;
+/// Component reconcile passes, successful or not.
+fn component_passes(metrics: &Metrics) -> u64 {
+    ["ok", "error"]
+        .iter()
+        .map(|r| {
+            metrics
+                .reconciles
+                .get_or_create(&quayside::controller::metrics::ReconcileLabels {
+                    controller: "component".into(),
+                    result: (*r).into(),
+                })
+                .get()
         })
-        .await;
-    });
-    Running {
-        stop,
-        handle,
-        quay,
-        metrics,
-    }
-}
-
-impl Running {
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        tokio::time::timeout(Duration::from_secs(30), self.handle)
-            .await
-            .expect("controller stops within 30s")
-            .unwrap();
-    }
-
-    /// Component reconcile passes, successful or not.
-    fn component_passes(&self) -> u64 {
-        ["ok", "error"]
-            .iter()
-            .map(|r| {
-                self.metrics
-                    .reconciles
-                    .get_or_create(&controller::metrics::ReconcileLabels {
-                        controller: "component".into(),
-                        result: (*r).into(),
-                    })
-                    .get()
-            })
-            .sum()
-    }
-}
-
-fn is_ready(c: &Component) -> bool {
-    c.status.as_ref().is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
-    })
+        .sum()
 }
 
 const ENDPOINTS: &[&str] = &[
@@ -110,7 +60,7 @@ const MAX_LOGICAL_CALLS_PER_PASS: u64 = 10;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn provisioning_under_quay_5xx_and_429_bursts_converges_within_the_retry_bound() {
     let n: usize = if long() { 100 } else { 20 };
-    let h = Harness::start().await;
+    let mut h = Harness::start().await;
     let target = h.target_namespace("flt", true).await;
     h.create_environment("prod", &target, &[]).await;
 
@@ -120,8 +70,8 @@ async fn provisioning_under_quay_5xx_and_429_bursts_converges_within_the_retry_b
         base: Duration::from_millis(10),
         max_delay: Duration::from_secs(1),
     };
-    let mut quay_cfg = h.quay_config();
-    quay_cfg.retry = retry.clone();
+    let mut setup = h.controller_setup();
+    setup.quay.retry = retry.clone();
     const BURST: u32 = 10;
     let faults = || Faults {
         error_5xx_fraction: 0.3,
@@ -130,7 +80,8 @@ async fn provisioning_under_quay_5xx_and_429_bursts_converges_within_the_retry_b
         ..Faults::default()
     };
     h.emulator.set_faults(faults());
-    let ctrl = start_controller(h.client.clone(), quay_cfg, h.config());
+    h.start_controller_from(setup).await;
+    let (metrics, quay) = h.observed.clone().unwrap();
 
     let url = h.git.repo_url("public-app");
     let names: Vec<String> = (0..n).map(|i| format!("app-{i:03}")).collect();
@@ -164,7 +115,7 @@ async fn provisioning_under_quay_5xx_and_429_bursts_converges_within_the_retry_b
         // every call, as Quay's limiter lets some through.
         let throttled: u64 = ENDPOINTS
             .iter()
-            .map(|e| ctrl.quay.metrics().calls(e, "throttled"))
+            .map(|e| quay.metrics().calls(e, "throttled"))
             .sum();
         if throttled >= u64::from(bursts.get() * BURST)
             && armed.get().elapsed() > Duration::from_secs(2)
@@ -182,9 +133,8 @@ async fn provisioning_under_quay_5xx_and_429_bursts_converges_within_the_retry_b
     .await;
     watchdog.abort();
     h.emulator.set_faults(Faults::default());
-    let passes = ctrl.component_passes();
-    let quay = ctrl.quay.clone();
-    ctrl.stop().await;
+    let passes = component_passes(&metrics);
+    h.stop_controller().await;
 
     // Quay's state: one repository and exactly two robots per Component,
     // the right permissions, nothing else.

@@ -2,12 +2,10 @@
 //! matches the golden folders, the real `sops` decrypts it, earlier output
 //! is re-sealed byte for byte, and stale files in owned folders are pruned.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::tools;
+use quayside_testkit::tools;
 
 fn fixtures() -> PathBuf {
     tools::root().join("fixtures/render")

@@ -4,8 +4,6 @@
 //! reproduces them byte for byte (age encryption is randomised, so this is
 //! how a sealed file can be golden). `UPDATE_GOLDEN=1` rewrites them.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -18,7 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 fn fixtures() -> PathBuf {
-    support::tools::root().join("fixtures/render")
+    quayside_testkit::tools::root().join("fixtures/render")
 }
 
 fn manifests<T: for<'de> Deserialize<'de>>(dir: &str) -> Vec<T> {

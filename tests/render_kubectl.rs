@@ -2,8 +2,6 @@
 //! Flux-flavoured folders, and the KSOPS folder's Secrets, decrypted by the
 //! real `sops`, are accepted by a real API server (`apply --dry-run=server`).
 
-mod support;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,8 +10,8 @@ use k8s_openapi::jiff::Timestamp;
 use quayside::credentials::RobotCredentials;
 use quayside::render::{self, ComponentInput, EnvironmentInput, KustomizeFlavor};
 use quayside::seal::Identity;
+use quayside_testkit::{cluster, tools};
 use secrecy::SecretString;
-use support::{cluster, tools};
 
 fn fixtures() -> PathBuf {
     tools::root().join("fixtures/render")

@@ -3,36 +3,23 @@
 //! builds), then restarted; every time the rotation converges, every
 //! Environment holds Quay's current token, and the revoked one is refused.
 
-mod support;
-
-use std::process::Child;
 use std::time::Duration;
 
-use kube::api::{Patch, PatchParams};
 use quayside::controller::crash::ROTATION_POINTS;
 use quayside::credentials::RobotCredentials;
+use quayside_testkit::harness::Harness;
+use quayside_testkit::process::KillOnDrop;
+use quayside_testkit::registry::creds_of;
+use quayside_testkit::wait;
 use secrecy::ExposeSecret;
-use support::harness::Harness;
-use support::registry::creds_of;
-use support::wait;
 
 const T: Duration = Duration::from_secs(90);
 
-struct Controller(Child);
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+fn spawn_controller(h: &Harness, crash_at: Option<&str>) -> KillOnDrop {
+    match crash_at {
+        Some(point) => h.controller_command().crash_at(point).spawn(),
+        None => h.controller_command().spawn(),
     }
-}
-
-fn spawn_controller(h: &Harness, crash_at: Option<&str>) -> Controller {
-    Controller(
-        h.controller_command(crash_at)
-            .spawn()
-            .expect("spawn quayside run"),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -56,12 +43,7 @@ async fn rotation_converges_after_a_crash_at_every_step() {
     for point in ROTATION_POINTS {
         let before = creds_of(&h.target_secret(&envs[0], "app").await.unwrap());
         let mut crashing = spawn_controller(&h, Some(point));
-        let patch =
-            serde_json::json!({"metadata": {"annotations": {"image.redhat.com/generate": "true"}}});
-        h.components()
-            .patch("app", &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .unwrap();
+        h.request_rotation("app").await;
         let status = wait::until(&format!("crash at {point}"), T, || {
             let s = crashing.0.try_wait().unwrap();
             async move { s }
@@ -71,18 +53,7 @@ async fn rotation_converges_after_a_crash_at_every_step() {
 
         let _c = spawn_controller(&h, None);
         generation += 1;
-        let want = generation;
-        wait::until(&format!("rotation after crash at {point}"), T, || async {
-            let c = h.components().get("app").await.ok()?;
-            let annotated = c
-                .metadata
-                .annotations
-                .clone()
-                .unwrap_or_default()
-                .contains_key("image.redhat.com/generate");
-            (!annotated && c.status.as_ref()?.credentials_generation >= want).then_some(())
-        })
-        .await;
+        h.wait_rotated("app", generation, T).await;
         // Quay's current pull token is what every Environment holds.
         let state = h.emulator.snapshot();
         for ns in &envs {

@@ -2,15 +2,13 @@
 //! with `sops` and their data key with `age`; files `sops` wrote (kept under
 //! `fixtures/sops/`, made with the committed test key) open with ours.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use k8s_openapi::jiff::Timestamp;
 use quayside::seal::{self, Identity, Recipient};
+use quayside_testkit::tools;
 use secrecy::{ExposeSecret, SecretString};
-use support::tools;
 
 const SHAPES: [&str; 4] = ["dockerconfigjson", "data", "multi", "nested"];
 

@@ -2,14 +2,12 @@
 //! (plus `lastmodified`/`mac`) for one changed value, a new age entry for a new
 //! recipient, and a fresh seal when `previous` cannot be trusted.
 
-mod support;
-
 use std::process::Command;
 
 use k8s_openapi::jiff::Timestamp;
 use quayside::seal::{self, Identity, Recipient, SealError};
+use quayside_testkit::tools;
 use secrecy::{ExposeSecret, SecretString};
-use support::tools;
 
 const MANIFEST: &str = r#"apiVersion: v1
 kind: Secret

@@ -3,8 +3,6 @@
 //! no token — raw or base64 — appears in logs, events, status, metrics or
 //! any object of the side repository's git history.
 
-mod support;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -12,10 +10,10 @@ use std::time::Duration;
 
 use base64::Engine;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
+use quayside_testkit::harness::{Harness, SIDE_REPO};
+use quayside_testkit::tools;
 use secrecy::ExposeSecret;
-use support::harness::{Harness, SIDE_REPO};
-use support::{tools, wait};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -45,24 +43,9 @@ fn capture_logs() -> Captured {
 }
 
 async fn rotate(h: &Harness, name: &str, to: i64) {
-    let patch =
-        serde_json::json!({"metadata": {"annotations": {"image.redhat.com/generate": "true"}}});
-    h.components()
-        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
-    wait::until(&format!("{name} at generation {to}"), T, || async {
-        let c = h.components().get(name).await.ok()?;
-        let done = !c
-            .metadata
-            .annotations
-            .clone()
-            .unwrap_or_default()
-            .contains_key("image.redhat.com/generate")
-            && c.status.as_ref()?.credentials_generation == to;
-        done.then_some(())
-    })
-    .await;
+    h.request_rotation(name).await;
+    let c = h.wait_rotated(name, to, T).await;
+    assert_eq!(c.status.unwrap().credentials_generation, to, "{name}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -2,15 +2,13 @@
 //! `skopeo login` succeeds with the current token and fails once the token is
 //! regenerated — the proof that rotation revokes the old token.
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
 use quay_emulator::{Emulator, EmulatorConfig};
 use quayside::quay::{QuayClient, QuayConfig, RetryPolicy};
+use quayside_testkit::tools;
 use secrecy::ExposeSecret;
-use support::tools;
 
 const ORG: &str = "acme";
 const TOKEN: &str = "oauth-skopeo-test-token";

@@ -3,14 +3,12 @@
 //! public, a private one as private, and an address nobody listens on is
 //! reported unreachable after the retries, never guessed.
 
-mod support;
-
 use std::process::Command;
 use std::time::Duration;
 
 use quayside::quay::RetryPolicy;
 use quayside::source::{SourceError, SourceVisibility, detect_visibility};
-use support::git_server::{GitServer, PASSWORD};
+use quayside_testkit::git_server::{GitServer, PASSWORD};
 
 fn retry() -> RetryPolicy {
     RetryPolicy {

@@ -2,15 +2,13 @@
 //! each run against the real control plane, the Quay emulator and the git
 //! server (issue: tenancy). Each test is named `attack_…`.
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
-use support::harness::{Harness, QUAY_TOKEN};
-use support::wait;
+use quayside_testkit::harness::{Harness, QUAY_TOKEN};
+use quayside_testkit::wait;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const T: Duration = Duration::from_secs(60);

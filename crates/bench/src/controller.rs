@@ -10,26 +10,25 @@
 //! the controller's alone (read from `/proc/<pid>` and its `/metrics`).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, CustomResourceExt, ResourceExt};
+use kube::{Client, ResourceExt};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use quay_emulator::{Emulator, EmulatorConfig, Faults};
-use quayside::api::{Component, Environment, GENERATE_ANNOTATION};
+use quayside::api::{Component, Environment};
 use quayside::seal::Identity;
+use quayside_testkit::cluster::{self, ControlPlane};
+use quayside_testkit::{component, ports, scratch, tools};
 
 const ORG: &str = "bench";
 const QUAY_TOKEN: &str = "bench-quay-oauth-token";
@@ -95,18 +94,19 @@ pub async fn run(mut a: Args) -> anyhow::Result<()> {
         a.rotations = 3;
         a.throttled_components = 5;
     }
-    let scratch = Scratch::new("quayside-bench-controller")?;
+    let scratch = scratch::dir("quayside-bench-controller-")?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "quayside-bench controller: {cores} CPU(s); kube-apiserver+etcd, Quay emulator, local side repo; controller = `quayside run` process"
     );
-    let cp = ControlPlane::start(&a.testcluster, &scratch.0.join("cluster"))?;
+    let cp = ControlPlane::launch(&a.testcluster, &scratch.path().join("cluster"), true)?;
     let exe = match &a.quayside {
         Some(p) => p.clone(),
-        None => sibling("quayside")?,
+        None => tools::try_workspace_bin("quayside")
+            .map_err(|e| anyhow::anyhow!("{e}; or give --quayside"))?,
     };
-    let b = Bench::new(&cp.kubeconfig, &scratch.0, exe, a.timeout).await?;
-    b.install_crds().await?;
+    let b = Bench::new(&cp, scratch.path(), exe, a.timeout).await?;
+    cluster::install_crds(&b.client).await?;
 
     let mut report = json!({"cores": cores, "quick": a.quick});
     if a.only.iter().any(|o| o == "scale") {
@@ -226,94 +226,6 @@ fn summary(r: &Value) {
     }
 }
 
-/// `testcluster start`: a kube-apiserver with etcd on loopback; it stops
-/// when its standard input closes.
-struct ControlPlane {
-    child: Option<Child>,
-    stdin: Option<ChildStdin>,
-    kubeconfig: PathBuf,
-}
-
-impl ControlPlane {
-    fn start(bin: &Path, dir: &Path) -> anyhow::Result<ControlPlane> {
-        std::fs::create_dir_all(dir)?;
-        let mut child = Command::new(bin)
-            .arg("start")
-            .arg("--dir")
-            .arg(dir)
-            .arg("--watch-stdin")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| {
-                format!(
-                    "starting {} (run scripts/setup, or give --testcluster)",
-                    bin.display()
-                )
-            })?;
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().context("testcluster stdout")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let kubeconfig = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(path) = line.strip_prefix("READY ") {
-                        break PathBuf::from(path.trim());
-                    }
-                }
-                Err(_) => bail!("testcluster did not print READY within 120 s"),
-            }
-        };
-        Ok(ControlPlane {
-            child: Some(child),
-            stdin,
-            kubeconfig,
-        })
-    }
-}
-
-impl Drop for ControlPlane {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        if let Some(mut child) = self.child.take() {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// A scratch folder removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(prefix: &str) -> anyhow::Result<Scratch> {
-        let p = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
-        std::fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
-        Ok(Scratch(p))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A running `quayside run`.
 struct Proc {
     child: Child,
@@ -368,23 +280,6 @@ fn rss_mb(pid: u32) -> anyhow::Result<(f64, f64)> {
         Ok(kb * 1024.0 / 1e6)
     };
     Ok((field("VmRSS:")?, field("VmHWM:")?))
-}
-
-/// `name` in this executable's folder, where cargo puts every binary of
-/// the workspace (`target/release/quayside` next to `quayside-bench`).
-fn sibling(name: &str) -> anyhow::Result<PathBuf> {
-    let p = std::env::current_exe()?.with_file_name(name);
-    anyhow::ensure!(
-        p.is_file(),
-        "{} not found: build it (`cargo build --release -p quayside`) or give --quayside",
-        p.display()
-    );
-    Ok(p)
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
 }
 
 /// The controller's counters, read from its `/metrics`.
@@ -467,14 +362,12 @@ struct Workspace {
 
 impl Bench {
     async fn new(
-        kubeconfig: &Path,
+        cp: &ControlPlane,
         dir: &Path,
         exe: PathBuf,
         timeout: Duration,
     ) -> anyhow::Result<Bench> {
-        let kc = Kubeconfig::read_from(kubeconfig)?;
-        let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
-        let client = Client::try_from(cfg)?;
+        let client = cp.try_client().await?;
         let identity = Identity::generate();
         let identity_file = dir.join("age-identity");
         std::fs::write(&identity_file, identity.to_secret_string().expose_secret())?;
@@ -482,7 +375,7 @@ impl Bench {
         std::fs::write(&token_file, QUAY_TOKEN)?;
         Ok(Bench {
             client,
-            kubeconfig: kubeconfig.to_path_buf(),
+            kubeconfig: cp.kubeconfig().to_path_buf(),
             dir: dir.to_path_buf(),
             exe,
             http: reqwest::Client::new(),
@@ -494,73 +387,29 @@ impl Bench {
         })
     }
 
-    async fn install_crds(&self) -> anyhow::Result<()> {
-        let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
-        for crd in [Component::crd(), Environment::crd()] {
-            match api.create(&PostParams::default(), &crd).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 409 => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let a = Api::<Component>::all(self.client.clone())
-                .list(&ListParams::default().limit(1))
-                .await;
-            let b = Api::<Environment>::all(self.client.clone())
-                .list(&ListParams::default().limit(1))
-                .await;
-            if a.is_ok() && b.is_ok() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("the CRDs were not served within 60 s");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
     async fn emulator(&self, faults: Faults) -> anyhow::Result<Emulator> {
         let mut cfg = EmulatorConfig::new(ORG, QUAY_TOKEN);
         cfg.faults = faults;
         Ok(Emulator::start("127.0.0.1:0".parse()?, cfg).await?)
     }
 
-    async fn namespace(&self, name: &str) -> anyhow::Result<()> {
-        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
-        ignore_conflict(
-            Api::<Namespace>::all(self.client.clone())
-                .create(&PostParams::default(), &ns)
-                .await,
-        )?;
-        // No controller-manager runs: create the `default` ServiceAccount.
-        let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "default"}}))?;
-        ignore_conflict(
-            Api::<ServiceAccount>::namespaced(self.client.clone(), name)
-                .create(&PostParams::default(), &sa)
-                .await,
-        )?;
-        Ok(())
-    }
-
     /// A workspace namespace with `envs` Environments and a fresh side repo.
     async fn workspace(&self, tag: &str, envs: usize) -> anyhow::Result<Workspace> {
         let ns = format!("bench-{tag}");
-        self.namespace(&ns).await?;
+        cluster::ensure_namespace(&self.client, &ns).await?;
         let api: Api<Environment> = Api::namespaced(self.client.clone(), &ns);
         futures::stream::iter(0..envs)
             .map(|i| {
                 let api = api.clone();
                 let target = format!("bench-{tag}-env-{i:02}");
                 async move {
-                    self.namespace(&target).await?;
+                    cluster::ensure_namespace(&self.client, &target).await?;
                     let e: Environment = serde_json::from_value(json!({
                         "apiVersion": "quayside.dev/v1alpha1", "kind": "Environment",
                         "metadata": {"name": format!("env-{i:02}")},
                         "spec": {"target": {"namespace": target}, "recipients": [self.argo]}
                     }))?;
-                    ignore_conflict(api.create(&PostParams::default(), &e).await)?;
+                    cluster::ignore_conflict(api.create(&PostParams::default(), &e).await)?;
                     anyhow::Ok(())
                 }
             })
@@ -590,7 +439,7 @@ impl Bench {
                         "spec": {"source": {"git": {"url": format!("https://git.invalid/team/c{i:05}")}},
                                  "visibility": "private"}
                     }))?;
-                    ignore_conflict(api.create(&PostParams::default(), &c).await)?;
+                    cluster::ignore_conflict(api.create(&PostParams::default(), &c).await)?;
                     anyhow::Ok(())
                 }
             })
@@ -607,17 +456,7 @@ impl Bench {
         let list = Api::<Component>::namespaced(self.client.clone(), &ws.ns)
             .list(&ListParams::default())
             .await?;
-        Ok(list
-            .items
-            .iter()
-            .filter(|c| {
-                c.status.as_ref().is_some_and(|s| {
-                    s.conditions
-                        .iter()
-                        .any(|c| c.type_ == "Ready" && c.status == "True")
-                })
-            })
-            .count())
+        Ok(list.items.iter().filter(|c| component::is_ready(c)).count())
     }
 
     /// Wait until `n` Components are Ready; polls every `every`.
@@ -653,7 +492,7 @@ impl Bench {
             *g += 1;
             *g
         };
-        let port = free_port()?;
+        let port = ports::unused()?;
         let log = self.dir.join(format!("controller-{n}.log"));
         let started = Instant::now();
         let child = Command::new(&self.exe)
@@ -1034,17 +873,9 @@ impl Bench {
             let mut times = Vec::new();
             let calls0 = emu.api_calls();
             for _ in 0..a.rotations {
-                let g = components
-                    .get(name)
-                    .await?
-                    .status
-                    .map(|s| s.credentials_generation)
-                    .unwrap_or(0);
-                let patch = json!({"metadata": {"annotations": {GENERATE_ANNOTATION: "true"}}});
+                let g = component::generation(&components.get(name).await?);
                 let t0 = Instant::now();
-                components
-                    .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await?;
+                component::request_rotation(&components, name).await?;
                 let deadline = t0 + Duration::from_secs(300);
                 loop {
                     let notified = wake.notified();
@@ -1067,13 +898,9 @@ impl Bench {
                 let deadline = Instant::now() + Duration::from_secs(300);
                 loop {
                     let c = components.get(name).await?;
-                    let finished = !c.annotations().contains_key(GENERATE_ANNOTATION)
-                        && c.status.as_ref().is_some_and(|s| {
-                            s.credentials_generation > g
-                                && s.conditions
-                                    .iter()
-                                    .any(|c| c.type_ == "Ready" && c.status == "True")
-                        });
+                    let finished = !component::rotation_pending(&c)
+                        && component::generation(&c) > g
+                        && component::is_ready(&c);
                     if finished {
                         break;
                     }
@@ -1232,14 +1059,6 @@ fn calls_delta(
         .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
         .filter(|(_, v)| *v > 0)
         .collect()
-}
-
-fn ignore_conflict<T>(r: Result<T, kube::Error>) -> anyhow::Result<()> {
-    match r {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Nearest-rank percentile of `xs` (`q` in 0..=1).

@@ -17,6 +17,7 @@ use quayside::credentials::RobotCredentials;
 use quayside::gitops::{CommitMessage, DeliveryMode, GitAuth, PassPlan, SideRepo, SideRepoConfig};
 use quayside::render::{self, ComponentInput, EnvironmentInput, KustomizeFlavor};
 use quayside::seal::{Identity, Recipient};
+use quayside_testkit::scratch;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -193,7 +194,7 @@ fn run_ours(
     let envs: Vec<EnvironmentInput> = (0..ENVIRONMENTS)
         .map(|e| environment(e, recipients))
         .collect();
-    let tmp = ScratchDir::new("quayside-bench")?;
+    let tmp = scratch::dir("quayside-bench-")?;
     let bare = tmp.path().join("side.git");
     git2::Repository::init_bare(&bare)?;
     let mut repo = SideRepo::open(SideRepoConfig {
@@ -310,7 +311,7 @@ fn find_sops(explicit: Option<&Path>) -> Option<PathBuf> {
 
 /// `sops --encrypt` on `m` plaintext Secrets, one process per file.
 fn run_sops(bin: &Path, m: usize, recipients: &[Recipient]) -> anyhow::Result<Duration> {
-    let tmp = ScratchDir::new("quayside-bench-sops")?;
+    let tmp = scratch::dir("quayside-bench-sops-")?;
     let env = environment(0, recipients);
     let mut inputs = Vec::with_capacity(m);
     for i in 0..m {
@@ -344,29 +345,4 @@ fn run_sops(bin: &Path, m: usize, recipients: &[Recipient]) -> anyhow::Result<Du
         std::fs::write(p.with_extension("sops.yaml"), out.stdout)?;
     }
     Ok(start.elapsed())
-}
-
-/// A scratch folder removed when dropped.
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn new(prefix: &str) -> anyhow::Result<ScratchDir> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or_default();
-        let p = std::env::temp_dir().join(format!("{prefix}-{}-{nanos:x}", std::process::id()));
-        std::fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
-        Ok(ScratchDir(p))
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Secret;
 use quayside::credentials::RobotCredentials;
 use secrecy::ExposeSecret;
 
-use super::tools;
+use crate::tools;
 
 /// The robot credentials in a `kubernetes.io/dockerconfigjson` Secret.
 pub fn creds_of(secret: &Secret) -> RobotCredentials {

@@ -1,11 +1,15 @@
-//! Where the tools installed by `scripts/setup` live, and the binaries of
-//! this workspace that cargo built.
+//! Where things live: the repository, the external tools `scripts/setup`
+//! installs, and the binaries of this workspace that cargo built.
 
 use std::path::{Path, PathBuf};
 
-/// The repository root (where Cargo.toml is).
+/// The repository root (the workspace's Cargo.toml).
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .nth(2)
+        .expect("crates/testkit sits two levels below the root")
+        .to_path_buf()
 }
 
 /// Path of an external tool: the Go-built `testcluster`, the venv's `sops` and

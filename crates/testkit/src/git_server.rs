@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
-use super::tools;
+use crate::tools;
 
 pub const USER: &str = "quayside";
 pub const PASSWORD: &str = "s3cret-test-password";
@@ -23,10 +23,7 @@ impl GitServer {
     /// Serve new bare repositories: `public` ones readable anonymously,
     /// `private` ones only with [`USER`]/[`PASSWORD`]. Names without `.git`.
     pub fn start(public: &[&str], private: &[&str]) -> GitServer {
-        let root = tempfile::Builder::new()
-            .prefix("quayside-git-")
-            .tempdir()
-            .unwrap();
+        let root = crate::scratch::dir("quayside-git-").unwrap();
         for name in public.iter().chain(private) {
             init_bare(&root.path().join(format!("{name}.git")));
         }
