@@ -1,6 +1,6 @@
 //! Finding the commands in Markdown: every line of ```sh/```bash/```shell
 //! blocks (```console: the `$ ` lines), and the inline `code` spans that are
-//! commands by the rule in tests/docs_commands.rs.
+//! commands by the rule in tests/docs/commands.rs.
 
 use std::path::Path;
 

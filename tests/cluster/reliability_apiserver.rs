@@ -2,8 +2,8 @@
 //! provisioning: the controller's watches and passes resume, every Component
 //! becomes Ready, and nothing is lost or duplicated.
 //!
-//! In its own test binary: the restart would disturb every other test that
-//! shares this binary's control plane.
+//! On a control plane of its own: the restart would disturb every other
+//! test of the binary, which share one.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use quayside_testkit::{cluster, long, wait};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn controller_resumes_after_an_api_server_restart_mid_pass() {
-    let mut h = Harness::start().await;
+    let mut h = Harness::builder().own_control_plane().start().await;
     let target = h.target_namespace("rst", true).await;
     h.create_environment("prod", &target, &[]).await;
     h.start_controller().await;

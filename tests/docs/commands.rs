@@ -3,7 +3,7 @@
 //! (`CoveredBy`), only argument-checked because a full run takes too long
 //! (`ArgsOnly`), or impossible on this machine (`NotHere`).
 //!
-//! What counts as a command (tests/docs_commands/markdown.rs): every line
+//! What counts as a command (tests/docs/commands/markdown.rs): every line
 //! of a ```sh, ```bash or ```shell block (continuations joined, `# comments`
 //! and a leading `$ ` dropped; in ```console blocks only the `$ ` lines),
 //! and every inline `code` span that, after any `NAME=value` assignments,
@@ -23,11 +23,9 @@
 //! commands go through the program's own argument parser
 //! (`quayside-bench … --dry-parse`, `scripts/bench … --dry-parse`, `cargo … --help`).
 //!
-//! `cargo test --test docs_commands`; see docs/development.md.
+//! `cargo test --test docs commands::`; see docs/development.md.
 
-#[path = "docs_commands/markdown.rs"]
 mod markdown;
-#[path = "docs_commands/shell.rs"]
 mod shell;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -93,7 +91,7 @@ const CARGO_TEST_IN_CI: &[&str] = &["cargo test --workspace --all-targets --lock
 /// The ledger: every documented command and how it is exercised.
 const LEDGER: &[(&str, How)] = &[
     // README.md, docs/getting-started.md
-    ("scripts/demo", covered("tests/demo.rs")),
+    ("scripts/demo", covered("tests/docs/demo.rs")),
     ("scripts/test", covered(".ci/run")),
     ("kubectl get components", Run(Cluster)),
     (
@@ -117,16 +115,53 @@ const LEDGER: &[(&str, How)] = &[
         Run(Offline),
     ),
     ("cargo fmt --all -- --check", covered("scripts/test")),
+    ("cargo test --workspace", covered("scripts/test")),
+    (
+        "cargo test --workspace --all-targets --locked",
+        covered("scripts/test"),
+    ),
+    (
+        "cargo test --test offline",
+        How::CoveredBy {
+            file: "scripts/test",
+            shows: CARGO_TEST_IN_CI,
+            why: "--workspace --all-targets includes every test binary",
+        },
+    ),
+    (
+        "cargo test --test cluster bad_input",
+        How::CoveredBy {
+            file: "scripts/test",
+            shows: CARGO_TEST_IN_CI,
+            why: "--workspace --all-targets runs the cluster binary, bad_input included",
+        },
+    ),
+    (
+        "cargo test --workspace --test docs",
+        How::CoveredBy {
+            file: "scripts/test",
+            shows: CARGO_TEST_IN_CI,
+            why: "--all-targets includes the docs binary",
+        },
+    ),
+    (
+        "cargo test -p quay-emulator",
+        How::CoveredBy {
+            file: "scripts/test",
+            shows: CARGO_TEST_IN_CI,
+            why: "--workspace includes every package",
+        },
+    ),
     (
         "cargo clippy --workspace --all-targets --locked -- -D warnings",
         covered("scripts/test"),
     ),
     (
-        "cargo test --test docs_commands",
+        "cargo test --test docs commands::",
         How::CoveredBy {
             file: "scripts/test",
             shows: CARGO_TEST_IN_CI,
-            why: "--all-targets includes it",
+            why: "--all-targets includes the docs binary, commands included",
         },
     ),
     (
@@ -302,15 +337,15 @@ const LEDGER: &[(&str, How)] = &[
         },
     ),
     (
-        "QUAYSIDE_LONG=1 cargo test --test reliability_faults --test reliability_apiserver --test reliability_crash",
+        "QUAYSIDE_LONG=1 cargo test --test cluster reliability_",
         How::CoveredBy {
             file: "scripts/test",
             shows: CARGO_TEST_IN_CI,
-            why: "CI runs these three test binaries at their small sizes; QUAYSIDE_LONG=1 only raises the counts",
+            why: "CI runs these tests (the cluster binary's reliability_ modules) at their small sizes; QUAYSIDE_LONG=1 only raises the counts",
         },
     ),
     (
-        "cargo test --test reliability_faults",
+        "cargo test --test cluster reliability_faults",
         How::CoveredBy {
             file: "scripts/test",
             shows: CARGO_TEST_IN_CI,
@@ -399,7 +434,7 @@ fn every_documented_command_has_a_ledger_entry_and_every_entry_is_documented() {
         .collect();
     assert!(
         missing.is_empty() && stale.is_empty() && twice.is_empty(),
-        "documented commands without a ledger entry in tests/docs_commands.rs (say how each is exercised):\n  {}\n\
+        "documented commands without a ledger entry in tests/docs/commands.rs (say how each is exercised):\n  {}\n\
          ledger entries no longer in the docs (remove them):\n  {}\n\
          ledger entries listed twice:\n  {}",
         missing.join("\n  "),
@@ -546,8 +581,15 @@ fn args_only_commands_pass_their_programs_argument_parser() {
                 assert!(out.stdout.contains("Usage: cargo"), "{}", out.stdout);
                 for pair in words.windows(2) {
                     if pair[0] == "--test" {
-                        let file = root.join("tests").join(format!("{}.rs", pair[1]));
-                        assert!(file.is_file(), "`{command}`: no {}", file.display());
+                        let tests = root.join("tests");
+                        let file = tests.join(format!("{}.rs", pair[1]));
+                        let dir = tests.join(pair[1]).join("main.rs");
+                        assert!(
+                            file.is_file() || dir.is_file(),
+                            "`{command}`: no {} or {}",
+                            file.display(),
+                            dir.display()
+                        );
                     }
                 }
             }

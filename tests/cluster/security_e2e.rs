@@ -17,13 +17,24 @@ use secrecy::ExposeSecret;
 
 const T: Duration = Duration::from_secs(60);
 
-/// Log lines written by the controller in this test binary.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+/// Log lines written in this test binary while this test runs: the
+/// subscriber is process-wide, so other tests' lines come too (their
+/// tokens are not this test's). Closed once read, so it stops growing.
+#[derive(Clone)]
+struct Captured(Arc<Mutex<Option<Vec<u8>>>>);
+
+impl Captured {
+    /// What was written so far; later writes are dropped.
+    fn close(&self) -> Vec<u8> {
+        self.0.lock().unwrap().take().unwrap_or_default()
+    }
+}
 
 impl Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        if let Some(b) = self.0.lock().unwrap().as_mut() {
+            b.extend_from_slice(buf);
+        }
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -32,7 +43,7 @@ impl Write for Captured {
 }
 
 fn capture_logs() -> Captured {
-    let captured = Captured::default();
+    let captured = Captured(Arc::new(Mutex::new(Some(Vec::new()))));
     let writer = captured.clone();
     let _ = tracing_subscriber::fmt()
         .with_env_filter("debug,hyper=info,h2=info,tower=info,rustls=info")
@@ -119,7 +130,11 @@ async fn least_privilege_rbac_and_no_token_leaks() {
 
     // Everything a person or a log pipeline could see.
     let mut haystacks: Vec<(String, Vec<u8>)> = Vec::new();
-    haystacks.push(("logs".into(), logs.0.lock().unwrap().clone()));
+    let logged = logs.close();
+    // The controller's log lines reached the capture (the subscriber is
+    // process-wide, and no other test of this binary installs one).
+    assert!(!logged.is_empty(), "the controller's logs were captured");
+    haystacks.push(("logs".into(), logged));
     for ns in [&h.workspace, &dev, &prod] {
         let events = Api::<Event>::namespaced(h.client.clone(), ns)
             .list(&ListParams::default())
