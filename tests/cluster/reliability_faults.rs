@@ -17,7 +17,7 @@ use kube::api::{Api, PostParams};
 use quay_emulator::Faults;
 use quayside::api::Component;
 use quayside::controller::Metrics;
-use quayside::quay::RetryPolicy;
+use quayside::quay::{QuayClient, RetryPolicy};
 use quayside_testkit::component::is_ready;
 use quayside_testkit::harness::{Harness, ORG, SIDE_REPO};
 use quayside_testkit::{long, wait};
@@ -57,6 +57,19 @@ const ENDPOINTS: &[&str] = &[
 /// so 6 for both; 2 grants. Rotation steps are not requested in this test.
 const MAX_LOGICAL_CALLS_PER_PASS: u64 = 10;
 
+/// 429 bursts per re-arm of the faults.
+const BURST: u32 = 10;
+
+/// 30% 5xx, and a burst of 429s with Retry-After.
+fn quay_faults() -> Faults {
+    Faults {
+        error_5xx_fraction: 0.3,
+        burst_429: BURST,
+        retry_after_secs: Some(1),
+        ..Faults::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn provisioning_under_quay_5xx_and_429_bursts_converges_within_the_retry_bound() {
     let n: usize = if long() { 100 } else { 20 };
@@ -64,7 +77,7 @@ async fn provisioning_under_quay_5xx_and_429_bursts_converges_within_the_retry_b
     let target = h.target_namespace("flt", true).await;
     h.create_environment("prod", &target, &[]).await;
 
-    // A patient client: 30% 5xx, and bursts of 429s with Retry-After.
+    // A patient client.
     let retry = RetryPolicy {
         max_attempts: 12,
         base: Duration::from_millis(10),
@@ -72,14 +85,7 @@ async fn provisioning_under_quay_5xx_and_429_bursts_converges_within_the_retry_b
     };
     let mut setup = h.controller_setup();
     setup.quay.retry = retry.clone();
-    const BURST: u32 = 10;
-    let faults = || Faults {
-        error_5xx_fraction: 0.3,
-        burst_429: BURST,
-        retry_after_secs: Some(1),
-        ..Faults::default()
-    };
-    h.emulator.set_faults(faults());
+    h.emulator.set_faults(quay_faults());
     h.start_controller_from(setup).await;
     let (metrics, quay) = h.observed.clone().unwrap();
 
@@ -90,6 +96,27 @@ async fn provisioning_under_quay_5xx_and_429_bursts_converges_within_the_retry_b
         h.create_component(name, &url, vis).await;
     }
 
+    let (ready, bursts) = wait_ready_under_bursts(&h, &quay, n).await;
+    h.emulator.set_faults(Faults::default());
+    let passes = component_passes(&metrics);
+    h.stop_controller().await;
+
+    assert_quay_state(&h, &ready, n);
+    let figures = assert_call_bounds(&h, &quay, n, passes, &retry);
+    eprintln!(
+        "FIGURES quay-faults: components={n} {figures} bursts={bursts} component_passes={passes}"
+    );
+}
+
+/// Wait until all `n` Components are Ready, re-arming a burst of 429s
+/// whenever the previous one is used up (and two seconds have passed):
+/// throttling comes back again and again, but never covers every call, as
+/// Quay's limiter lets some through. Returns them and the bursts armed.
+async fn wait_ready_under_bursts(
+    h: &Harness,
+    quay: &QuayClient,
+    n: usize,
+) -> (Vec<Component>, u32) {
     let bursts = std::cell::Cell::new(1u32);
     let armed = std::cell::Cell::new(Instant::now());
     let timeout = Duration::from_secs(if long() { 600 } else { 180 });
@@ -110,9 +137,6 @@ async fn provisioning_under_quay_5xx_and_429_bursts_converges_within_the_retry_b
         })
     };
     let ready: Vec<Component> = wait::until("every Component Ready under faults", timeout, || {
-        // A new burst once the previous one is used up (and two seconds have
-        // passed): throttling comes back again and again, but never covers
-        // every call, as Quay's limiter lets some through.
         let throttled: u64 = ENDPOINTS
             .iter()
             .map(|e| quay.metrics().calls(e, "throttled"))
@@ -120,7 +144,7 @@ async fn provisioning_under_quay_5xx_and_429_bursts_converges_within_the_retry_b
         if throttled >= u64::from(bursts.get() * BURST)
             && armed.get().elapsed() > Duration::from_secs(2)
         {
-            h.emulator.set_faults(faults());
+            h.emulator.set_faults(quay_faults());
             bursts.set(bursts.get() + 1);
             armed.set(Instant::now());
         }
@@ -132,16 +156,16 @@ async fn provisioning_under_quay_5xx_and_429_bursts_converges_within_the_retry_b
     })
     .await;
     watchdog.abort();
-    h.emulator.set_faults(Faults::default());
-    let passes = component_passes(&metrics);
-    h.stop_controller().await;
+    (ready, bursts.get())
+}
 
-    // Quay's state: one repository and exactly two robots per Component,
-    // the right permissions, nothing else.
+/// Quay's state: one repository and exactly two robots per Component, the
+/// right permissions, nothing else.
+fn assert_quay_state(h: &Harness, ready: &[Component], n: usize) {
     let state = h.emulator.snapshot();
     assert_eq!(state.repositories.len(), n, "one repository per Component");
     let mut expected_robots = BTreeSet::new();
-    for c in &ready {
+    for c in ready {
         let s = c.status.as_ref().unwrap();
         let name = c.metadata.name.clone().unwrap();
         let repo_name = format!("{}/{name}", h.workspace);
@@ -164,8 +188,17 @@ async fn provisioning_under_quay_5xx_and_429_bursts_converges_within_the_retry_b
     assert_eq!(actual_set.len(), actual.len(), "no duplicate robot");
     assert_eq!(actual_set, expected_robots, "no leaked robot");
     assert_eq!(state.permissions.len(), 2 * n, "no stray permission");
+}
 
-    // Every HTTP call the emulator saw is one the client counted.
+/// Every HTTP call the emulator saw is one the client counted, and the
+/// calls stay within the retry bound. Returns the figures, for the log.
+fn assert_call_bounds(
+    h: &Harness,
+    quay: &QuayClient,
+    n: usize,
+    passes: u64,
+    retry: &RetryPolicy,
+) -> String {
     let server_calls = h.emulator.api_calls();
     let m = quay.metrics();
     assert_eq!(server_calls, m.total_calls(), "no uncounted call");
@@ -207,12 +240,11 @@ async fn provisioning_under_quay_5xx_and_429_bursts_converges_within_the_retry_b
         "{server_calls} HTTP calls > bound {call_bound}"
     );
     assert!(retries <= logical * u64::from(retry.max_attempts - 1));
-    eprintln!(
-        "FIGURES quay-faults: components={n} http_calls={server_calls} logical_calls={logical} \
-         retries={retries} injected_429={throttled} injected_5xx={server_errors} bursts={} \
-         component_passes={passes} quay_passes={quay_passes} logical_bound={logical_bound} http_bound={call_bound}",
-        bursts.get()
-    );
+    format!(
+        "http_calls={server_calls} logical_calls={logical} retries={retries} \
+         injected_429={throttled} injected_5xx={server_errors} quay_passes={quay_passes} \
+         logical_bound={logical_bound} http_bound={call_bound}"
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -324,17 +356,20 @@ fn sealed_files_present(h: &Harness, env: &str, components: &[String]) -> bool {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn side_repo_outage_and_a_racing_writer_lose_no_commit() {
+/// A controller with a side repository whose ref updates are all recorded
+/// (to prove no push ever rewound the branch), one Environment, and a first
+/// Component committed. Returns the fixture and its public source URL.
+async fn side_repo_fixture() -> (Harness, String) {
     let mut h = Harness::start().await;
-    // Record every update of the bare repository's refs, to prove no push
-    // ever rewound the branch (no force-push).
-    let bare = h.git.repo_path(SIDE_REPO);
-    git_ok(&bare, &["config", "core.logAllRefUpdates", "always"]).await;
+    git_ok(
+        &h.git.repo_path(SIDE_REPO),
+        &["config", "core.logAllRefUpdates", "always"],
+    )
+    .await;
     let target = h.target_namespace("gitflt", true).await;
     h.create_environment("prod", &target, &[]).await;
     let mut cfg = h.config();
-    // Heartbeat short so a pass is retried soon after the outage.
+    // Heartbeat short so a pass is retried soon after an outage.
     cfg.heartbeat = Duration::from_secs(5);
     h.start_controller_with(cfg).await;
     let url = h.git.repo_url("public-app");
@@ -344,8 +379,40 @@ async fn side_repo_outage_and_a_racing_writer_lose_no_commit() {
         sealed_files_present(&h, "prod", &["c0".into()]).then_some(())
     })
     .await;
+    (h, url)
+}
 
-    // 1. The git server goes down while Components are created.
+/// No force-push: every update of main (in the reflog) moved it forward.
+/// Returns the number of updates.
+async fn assert_main_only_moved_forward(h: &Harness) -> usize {
+    let bare = h.git.repo_path(SIDE_REPO);
+    let reflog = git_ok(&bare, &["reflog", "show", "--format=%H", "refs/heads/main"]).await;
+    let tips: Vec<&str> = reflog.lines().collect();
+    for pair in tips.windows(2) {
+        let (newer, older) = (pair[0], pair[1]);
+        let ok = git(&bare, &["merge-base", "--is-ancestor", older, newer])
+            .await
+            .status
+            .success();
+        assert!(
+            ok,
+            "main moved from {older} to {newer} without descending from it"
+        );
+    }
+    tips.len()
+}
+
+fn quayside_commits(h: &Harness) -> usize {
+    h.side_repo_log()
+        .iter()
+        .filter(|l| l.contains("quayside:"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn side_repo_outage_loses_no_commit() {
+    let (mut h, url) = side_repo_fixture().await;
+    // The git server goes down while Components are created.
     h.git.stop();
     let during: Vec<String> = (1..=3).map(|i| format!("c{i}")).collect();
     for c in &during {
@@ -383,8 +450,23 @@ async fn side_repo_outage_and_a_racing_writer_lose_no_commit() {
         || async { sealed_files_present(&h, "prod", &all).then_some(()) },
     )
     .await;
+    h.stop_controller().await;
+    let ref_updates = assert_main_only_moved_forward(&h).await;
+    assert!(
+        ref_updates >= 2,
+        "c0's commit, then the ones after the outage"
+    );
+    eprintln!(
+        "FIGURES git-outage: outage_components={} quayside_commits={} ref_updates={ref_updates}",
+        during.len(),
+        quayside_commits(&h)
+    );
+}
 
-    // 2. Another writer pushes to the same branch while we commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_racing_writer_on_the_side_repo_loses_no_commit() {
+    let (mut h, url) = side_repo_fixture().await;
+    // Another writer pushes to the same branch while we commit.
     let work = tempfile::tempdir().unwrap();
     let clone = work.path().join("other");
     let out = tokio::process::Command::new("git")
@@ -398,41 +480,7 @@ async fn side_repo_outage_and_a_racing_writer_lose_no_commit() {
     git_ok(&clone, &["config", "user.name", "other"]).await;
     git_ok(&clone, &["config", "user.email", "other@localhost"]).await;
     let k = if long() { 60 } else { 15 };
-    let writer = {
-        let clone = clone.clone();
-        tokio::spawn(async move {
-            let mut subjects = Vec::new();
-            let mut rejected = 0;
-            for i in 0..k {
-                std::fs::create_dir_all(clone.join("other")).unwrap();
-                std::fs::write(clone.join(format!("other/file-{i}.txt")), format!("{i}\n"))
-                    .unwrap();
-                git_ok(&clone, &["add", "-A"]).await;
-                let subject = format!("other writer change {i}");
-                git_ok(&clone, &["commit", "--quiet", "-m", &subject]).await;
-                let mut pushed = false;
-                for _ in 0..50 {
-                    if git(&clone, &["push", "--quiet", "origin", "main"])
-                        .await
-                        .status
-                        .success()
-                    {
-                        pushed = true;
-                        break;
-                    }
-                    rejected += 1;
-                    git_ok(&clone, &["pull", "--quiet", "--rebase", "origin", "main"]).await;
-                }
-                assert!(
-                    pushed,
-                    "the other writer could not push change {i} in 50 tries"
-                );
-                subjects.push(subject);
-                tokio::time::sleep(Duration::from_millis(30)).await; // pacing
-            }
-            (subjects, rejected)
-        })
-    };
+    let writer = tokio::spawn(other_writer(clone, k));
     let racing: Vec<String> = (4..=if long() { 20 } else { 8 })
         .map(|i| format!("c{i}"))
         .collect();
@@ -440,6 +488,7 @@ async fn side_repo_outage_and_a_racing_writer_lose_no_commit() {
         h.create_component(c, &url, "public").await;
     }
     let (subjects, rejected) = writer.await.unwrap();
+    let mut all: Vec<String> = vec!["c0".into()];
     all.extend(racing.iter().cloned());
     wait::until(
         "every Component's sealed file on main",
@@ -450,6 +499,7 @@ async fn side_repo_outage_and_a_racing_writer_lose_no_commit() {
     h.stop_controller().await;
 
     // Both writers' changes are in main's history and tree.
+    let bare = h.git.repo_path(SIDE_REPO);
     let log = git_ok(&bare, &["log", "--format=%s", "main"]).await;
     for s in &subjects {
         assert!(log.lines().any(|l| l == s), "lost commit {s:?}");
@@ -458,32 +508,48 @@ async fn side_repo_outage_and_a_racing_writer_lose_no_commit() {
     for i in 0..k {
         assert!(tree.contains(&format!("other/file-{i}.txt")));
     }
-    // No force-push: every update of main moved it forward.
-    let reflog = git_ok(&bare, &["reflog", "show", "--format=%H", "refs/heads/main"]).await;
-    let tips: Vec<&str> = reflog.lines().collect();
-    assert!(tips.len() > subjects.len(), "reflog recorded the pushes");
-    for pair in tips.windows(2) {
-        let (newer, older) = (pair[0], pair[1]);
-        let ok = git(&bare, &["merge-base", "--is-ancestor", older, newer])
-            .await
-            .status
-            .success();
-        assert!(
-            ok,
-            "main moved from {older} to {newer} without descending from it"
-        );
-    }
-    let quayside_commits = h
-        .side_repo_log()
-        .iter()
-        .filter(|l| l.contains("quayside:"))
-        .count();
+    let ref_updates = assert_main_only_moved_forward(&h).await;
+    assert!(ref_updates > subjects.len(), "reflog recorded the pushes");
     eprintln!(
-        "FIGURES git-faults: outage_components={} racing_components={} other_writer_commits={} \
-         other_writer_rejections={rejected} quayside_commits={quayside_commits} ref_updates={}",
-        during.len(),
+        "FIGURES git-race: racing_components={} other_writer_commits={} \
+         other_writer_rejections={rejected} quayside_commits={} ref_updates={ref_updates}",
         racing.len(),
         subjects.len(),
-        tips.len()
+        quayside_commits(&h)
     );
+}
+
+/// `k` commits by another writer in `clone`, each pushed (after a rebase
+/// when rejected, at most 50 tries). Returns their subjects and the
+/// rejections.
+async fn other_writer(clone: std::path::PathBuf, k: usize) -> (Vec<String>, usize) {
+    let mut subjects = Vec::new();
+    let mut rejected = 0;
+    for i in 0..k {
+        std::fs::create_dir_all(clone.join("other")).unwrap();
+        std::fs::write(clone.join(format!("other/file-{i}.txt")), format!("{i}\n")).unwrap();
+        git_ok(&clone, &["add", "-A"]).await;
+        let subject = format!("other writer change {i}");
+        git_ok(&clone, &["commit", "--quiet", "-m", &subject]).await;
+        let mut pushed = false;
+        for _ in 0..50 {
+            if git(&clone, &["push", "--quiet", "origin", "main"])
+                .await
+                .status
+                .success()
+            {
+                pushed = true;
+                break;
+            }
+            rejected += 1;
+            git_ok(&clone, &["pull", "--quiet", "--rebase", "origin", "main"]).await;
+        }
+        assert!(
+            pushed,
+            "the other writer could not push change {i} in 50 tries"
+        );
+        subjects.push(subject);
+        tokio::time::sleep(Duration::from_millis(30)).await; // pacing
+    }
+    (subjects, rejected)
 }

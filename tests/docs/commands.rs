@@ -701,6 +701,11 @@ fn recipient_of(key_file: &Path) -> String {
         .to_string()
 }
 
+/// The documented commands against a control plane started by the
+/// documented `testcluster start`: install, the git server, the Quay
+/// emulator, `quayside run`, what users look at, both rotations, registry
+/// logins, and the side repository read, verified and decrypted by hand.
+/// One flow per step below, in order: each needs what the ones before set up.
 #[test]
 fn cluster_commands_run_against_a_real_control_plane() {
     let sh = shell(Cluster);
@@ -708,10 +713,45 @@ fn cluster_commands_run_against_a_real_control_plane() {
         .prefix("docs-cluster-")
         .tempdir()
         .unwrap();
-    let t = tmp.path();
+    let t = tmp.path().to_path_buf();
+    let (cp, admin, kc) = start_control_plane(&sh, &t);
+    install_deploy(&sh, &kc);
+    let (gitserver, git_root, git_url) = start_git_server(&sh, &t);
+    let (emulator, api, registry) = start_quay_emulator(&sh, &t);
+    let scene = Scene {
+        key_txt: t.join("key.txt"),
+        sh,
+        t,
+        admin,
+        kc,
+        git_root,
+        git_url,
+        api,
+        registry,
+    };
+    let argo = scene.keys();
+    let controller = scene.run_controller(&argo);
+    scene.components_as_users_see_them();
+    let old = scene.rotations();
+    let new = scene.registry_logins(&old);
+    let clone = scene.clone_side_repo();
+    scene.git_log_lists_a_components_changes(&clone);
+    scene.verify(&clone);
+    scene.decrypt_by_hand(&clone, &new);
 
-    // docs/development.md. `--watch-stdin` (documented on the same page) is
-    // added so the servers cannot outlive this test.
+    scene.sh.assert_ran_everything();
+    drop(controller);
+    drop(emulator);
+    drop(gitserver);
+    drop(cp);
+}
+
+/// docs/development.md: `testcluster start`, and `kubectl get ns` with its
+/// admin kubeconfig. Returns the control plane, that kubeconfig, and the
+/// user's own (current namespace `team-a`, as in the demo).
+fn start_control_plane(sh: &Shell, t: &Path) -> (shell::Background, PathBuf, PathBuf) {
+    // `--watch-stdin` (documented on the same page) is added so the
+    // servers cannot outlive this test.
     let cp_dir = t.join("cp");
     let cp = sh
         .run(
@@ -749,11 +789,14 @@ fn cluster_commands_run_against_a_real_control_plane() {
         &kc,
         &["config", "set-context", "--current", "--namespace=team-a"],
     );
+    (cp, admin, kc)
+}
 
-    // docs/getting-started.md: install. The objects must really exist.
+/// docs/getting-started.md: install. The objects must really exist.
+fn install_deploy(sh: &Shell, kc: &Path) {
     let out = sh
         .run(Cmd::doc("kubectl apply -k deploy/"))
-        .env("KUBECONFIG", &kc)
+        .env("KUBECONFIG", kc)
         .ok();
     for created in [
         "customresourcedefinition.apiextensions.k8s.io/components.quayside.dev created",
@@ -769,7 +812,7 @@ fn cluster_commands_run_against_a_real_control_plane() {
         );
     }
     kubectl(
-        &kc,
+        kc,
         &[
             "wait",
             "--for=condition=Established",
@@ -779,7 +822,7 @@ fn cluster_commands_run_against_a_real_control_plane() {
         ],
     );
     let replicas = kubectl(
-        &kc,
+        kc,
         &[
             "-n",
             "quayside-system",
@@ -791,9 +834,11 @@ fn cluster_commands_run_against_a_real_control_plane() {
         ],
     );
     assert_eq!(replicas, "2", "getting-started.md: two replicas");
+}
 
-    // docs/development.md: the git server. `a.git` is public, the side
-    // repository is not.
+/// docs/development.md: the git server. `a.git` is public, the side
+/// repository is not. Returns it, its root folder and its URL.
+fn start_git_server(sh: &Shell, t: &Path) -> (shell::Background, PathBuf, String) {
     let git_root = t.join("git");
     quayside_testkit::git_server::init_bare(&git_root.join("a.git"));
     quayside_testkit::git_server::init_bare(&git_root.join("gitops.git"));
@@ -825,8 +870,12 @@ fn cluster_commands_run_against_a_real_control_plane() {
             .success(),
         "a private repository needs the password"
     );
+    (gitserver, git_root, git_url)
+}
 
-    // docs/quay.md: the emulator, every option given.
+/// docs/quay.md: the emulator, every option given. Returns it, its API URL
+/// and its registry host.
+fn start_quay_emulator(sh: &Shell, t: &Path) -> (shell::Background, String, String) {
     std::fs::write(t.join("quay-token"), QUAY_TOKEN).unwrap();
     let emulator = sh
         .run(
@@ -855,152 +904,205 @@ fn cluster_commands_run_against_a_real_control_plane() {
         .trim_start_matches("http://")
         .trim_end_matches("/api/v1")
         .to_string();
+    (emulator, api, registry)
+}
 
-    // docs/getting-started.md: the controller's identity; the "Argo CD"
-    // key is the reader's key.txt of docs/sealing.md.
-    let out = sh.run(Cmd::doc("age-keygen -o controller.key")).cwd(t).ok();
-    assert!(read(&t.join("controller.key")).contains("AGE-SECRET-KEY-1"));
-    assert!(
-        out.stderr
-            .contains(&recipient_of(&t.join("controller.key"))),
-        "age-keygen prints the public key: {}",
-        out.stderr
-    );
-    let key_txt = t.join("key.txt");
-    let status = Command::new(tools::bin("age-keygen"))
-        .arg("-o")
-        .arg(&key_txt)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let argo = recipient_of(&key_txt);
+/// What the cluster scenario's flows share.
+struct Scene {
+    sh: Shell,
+    /// The scratch folder.
+    t: PathBuf,
+    /// The control plane's admin kubeconfig.
+    admin: PathBuf,
+    /// The user's kubeconfig (current namespace `team-a`).
+    kc: PathBuf,
+    git_root: PathBuf,
+    git_url: String,
+    /// The Quay emulator's API URL and registry host.
+    api: String,
+    registry: String,
+    /// The reader's key (docs/sealing.md), also the "Argo CD" recipient.
+    key_txt: PathBuf,
+}
 
-    let source = format!("{git_url}/a.git");
-    let mut objects = String::new();
-    for ns in ["team-a", "team-a-dev"] {
-        objects += &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n");
-        // No controller-manager creates it.
-        objects += &format!(
-            "apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: default, namespace: {ns}}}\n---\n"
+impl Scene {
+    /// docs/getting-started.md: the controller's identity; the "Argo CD"
+    /// key is the reader's key.txt of docs/sealing.md. Returns its recipient.
+    fn keys(&self) -> String {
+        let Scene { sh, t, .. } = self;
+        let out = sh.run(Cmd::doc("age-keygen -o controller.key")).cwd(t).ok();
+        assert!(read(&t.join("controller.key")).contains("AGE-SECRET-KEY-1"));
+        assert!(
+            out.stderr
+                .contains(&recipient_of(&t.join("controller.key"))),
+            "age-keygen prints the public key: {}",
+            out.stderr
         );
+        let key_txt = t.join("key.txt");
+        let status = Command::new(tools::bin("age-keygen"))
+            .arg("-o")
+            .arg(&key_txt)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+
+        recipient_of(&key_txt)
     }
-    objects += "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: deployer, namespace: team-a-dev}\n---\n";
-    for c in ["api", "web", "frontend"] {
+
+    /// The workspace's objects applied, and `quayside run` until every
+    /// Component is Ready.
+    fn run_controller(&self, argo: &str) -> shell::Background {
+        let Scene {
+            sh,
+            t,
+            admin,
+            kc,
+            git_url,
+            api,
+            registry,
+            ..
+        } = self;
+        let source = format!("{git_url}/a.git");
+        let mut objects = String::new();
+        for ns in ["team-a", "team-a-dev"] {
+            objects += &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n");
+            // No controller-manager creates it.
+            objects += &format!(
+                "apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: default, namespace: {ns}}}\n---\n"
+            );
+        }
+        objects += "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: deployer, namespace: team-a-dev}\n---\n";
+        for c in ["api", "web", "frontend"] {
+            objects += &format!(
+                "apiVersion: quayside.dev/v1alpha1\nkind: Component\nmetadata: {{name: {c}, namespace: team-a}}\nspec:\n  source: {{git: {{url: {source}}}}}\n  visibility: auto\n---\n"
+            );
+        }
         objects += &format!(
-            "apiVersion: quayside.dev/v1alpha1\nkind: Component\nmetadata: {{name: {c}, namespace: team-a}}\nspec:\n  source: {{git: {{url: {source}}}}}\n  visibility: auto\n---\n"
+            "apiVersion: quayside.dev/v1alpha1\nkind: Environment\nmetadata: {{name: dev, namespace: team-a}}\nspec:\n  target: {{namespace: team-a-dev}}\n  recipients: [{argo}]\n"
         );
+        kubectl_apply(kc, &objects);
+
+        std::fs::write(t.join("git-password"), GIT_PASSWORD).unwrap();
+        let controller_args = [
+            format!("--kubeconfig {}", p(admin)),
+            "--watch-namespace team-a --leader-election false --listen 127.0.0.1:0".into(),
+            format!("--quay-api-url {api} --quay-organization {ORG}"),
+            format!("--quay-token-file {}", p(&t.join("quay-token"))),
+            format!("--registry-host {registry}"),
+            format!("--side-repo-url {git_url}/gitops.git --side-repo-username quayside"),
+            format!("--side-repo-password-file {}", p(&t.join("git-password"))),
+            format!("--side-repo-workdir {}", p(&t.join("controller-clone"))),
+            format!("--age-identity-file {}", p(&t.join("controller.key"))),
+        ];
+        let controller = sh
+            .helper(&format!("quayside run {}", controller_args.join(" ")))
+            .limit(Duration::from_secs(900))
+            .spawn();
+        let ready = Command::new("timeout")
+            .arg("150")
+            .arg(tools::bin("kubectl"))
+            .arg("--kubeconfig")
+            .arg(kc)
+            .args([
+                "wait",
+                "--for=condition=Ready",
+                "component",
+                "--all",
+                "--timeout=120s",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            ready.status.success(),
+            "Components not Ready: {}\ncontroller log:\n{}",
+            String::from_utf8_lossy(&ready.stderr),
+            controller.stderr_tail()
+        );
+        controller
     }
-    objects += &format!(
-        "apiVersion: quayside.dev/v1alpha1\nkind: Environment\nmetadata: {{name: dev, namespace: team-a}}\nspec:\n  target: {{namespace: team-a-dev}}\n  recipients: [{argo}]\n"
-    );
-    kubectl_apply(&kc, &objects);
 
-    std::fs::write(t.join("git-password"), GIT_PASSWORD).unwrap();
-    let controller_args = [
-        format!("--kubeconfig {}", p(&admin)),
-        "--watch-namespace team-a --leader-election false --listen 127.0.0.1:0".into(),
-        format!("--quay-api-url {api} --quay-organization {ORG}"),
-        format!("--quay-token-file {}", p(&t.join("quay-token"))),
-        format!("--registry-host {registry}"),
-        format!("--side-repo-url {git_url}/gitops.git --side-repo-username quayside"),
-        format!("--side-repo-password-file {}", p(&t.join("git-password"))),
-        format!("--side-repo-workdir {}", p(&t.join("controller-clone"))),
-        format!("--age-identity-file {}", p(&t.join("controller.key"))),
-    ];
-    let controller = sh
-        .helper(&format!("quayside run {}", controller_args.join(" ")))
-        .limit(Duration::from_secs(900))
-        .spawn();
-    let ready = Command::new("timeout")
-        .arg("150")
-        .arg(tools::bin("kubectl"))
-        .arg("--kubeconfig")
-        .arg(&kc)
-        .args([
-            "wait",
-            "--for=condition=Ready",
-            "component",
-            "--all",
-            "--timeout=120s",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        ready.status.success(),
-        "Components not Ready: {}\ncontroller log:\n{}",
-        String::from_utf8_lossy(&ready.stderr),
-        controller.stderr_tail()
-    );
+    /// docs/getting-started.md and docs/operations.md: what users look at;
+    /// and the emulator really holds the repository, behind its token.
+    fn components_as_users_see_them(&self) {
+        let Scene {
+            sh,
+            kc,
+            api,
+            registry,
+            ..
+        } = self;
+        let out = sh
+            .run(Cmd::doc("kubectl get components"))
+            .env("KUBECONFIG", kc)
+            .ok();
+        let rows = table(&out.stdout);
+        let names: BTreeSet<&str> = rows.iter().map(|r| r["NAME"].as_str()).collect();
+        assert_eq!(
+            names,
+            BTreeSet::from(["api", "frontend", "web"]),
+            "{}",
+            out.stdout
+        );
+        for r in &rows {
+            assert_eq!(r["VISIBILITY"], "public", "a public source: {}", out.stdout);
+            assert_eq!(r["GENERATION"], "1", "{}", out.stdout);
+            assert_eq!(r["READY"], "True", "{}", out.stdout);
+        }
+        let image = rows.iter().find(|r| r["NAME"] == "api").unwrap()["IMAGE"].clone();
+        let out = sh
+            .run(Cmd::doc("kubectl get components -A"))
+            .env("KUBECONFIG", kc)
+            .ok();
+        let all = table(&out.stdout);
+        assert_eq!(
+            all.iter().filter(|r| r["NAMESPACE"] == "team-a").count(),
+            3,
+            "{}",
+            out.stdout
+        );
 
-    // docs/getting-started.md and docs/operations.md: what users look at.
-    let out = sh
-        .run(Cmd::doc("kubectl get components"))
-        .env("KUBECONFIG", &kc)
-        .ok();
-    let rows = table(&out.stdout);
-    let names: BTreeSet<&str> = rows.iter().map(|r| r["NAME"].as_str()).collect();
-    assert_eq!(
-        names,
-        BTreeSet::from(["api", "frontend", "web"]),
-        "{}",
-        out.stdout
-    );
-    for r in &rows {
-        assert_eq!(r["VISIBILITY"], "public", "a public source: {}", out.stdout);
-        assert_eq!(r["GENERATION"], "1", "{}", out.stdout);
-        assert_eq!(r["READY"], "True", "{}", out.stdout);
+        // The emulator really holds the repository, behind its token.
+        let repo = image
+            .strip_prefix(&format!("{registry}/"))
+            .unwrap_or_else(|| panic!("image {image} is not on {registry}"));
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let url = format!("{api}/repository/{repo}");
+        let with = http.get(&url).bearer_auth(QUAY_TOKEN).send().unwrap();
+        assert_eq!(with.status(), 200, "{url}");
+        let body: serde_json::Value = with.json().unwrap();
+        assert_eq!(body["is_public"], true, "{body}");
+        assert_eq!(http.get(&url).send().unwrap().status(), 401, "{url}");
     }
-    let image = rows.iter().find(|r| r["NAME"] == "api").unwrap()["IMAGE"].clone();
-    let out = sh
-        .run(Cmd::doc("kubectl get components -A"))
-        .env("KUBECONFIG", &kc)
-        .ok();
-    let all = table(&out.stdout);
-    assert_eq!(
-        all.iter().filter(|r| r["NAMESPACE"] == "team-a").count(),
-        3,
-        "{}",
-        out.stdout
-    );
 
-    // The emulator really holds the repository, behind its token.
-    let repo = image
-        .strip_prefix(&format!("{registry}/"))
-        .unwrap_or_else(|| panic!("image {image} is not on {registry}"));
-    let http = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let url = format!("{api}/repository/{repo}");
-    let with = http.get(&url).bearer_auth(QUAY_TOKEN).send().unwrap();
-    assert_eq!(with.status(), 200, "{url}");
-    let body: serde_json::Value = with.json().unwrap();
-    assert_eq!(body["is_public"], true, "{body}");
-    assert_eq!(http.get(&url).send().unwrap().status(), 401, "{url}");
-
-    // docs/operations.md, the emergency rotation runbook, with the watch
-    // running as a reader would have it.
-    let old = pull_credentials(&admin, "team-a-dev", "api");
-    let watch = sh
-        .run(
-            Cmd::doc("kubectl -n <workspace> get component <name> -w")
-                .fill("<workspace>", "team-a")
-                .fill("<name>", "api"),
-        )
-        .env("KUBECONFIG", &kc)
-        .limit(Duration::from_secs(300))
-        .spawn();
-    let header = watch.line("a header", Duration::from_secs(30), |l| {
-        l.starts_with("NAME")
-    });
-    let generation = header
-        .split_whitespace()
-        .position(|h| h == "GENERATION")
-        .expect("a GENERATION column");
-    let at = |g: &'static str| move |l: &str| l.split_whitespace().nth(generation) == Some(g);
-    watch.line("api at generation 1", Duration::from_secs(30), at("1"));
-    let out = sh
+    /// docs/operations.md's emergency rotation runbook and the demo's
+    /// rotation (docs/getting-started.md). Returns api's pull credentials
+    /// from before.
+    fn rotations(&self) -> RobotCredentials {
+        let Scene { sh, admin, kc, .. } = self;
+        let old = pull_credentials(admin, "team-a-dev", "api");
+        let watch = sh
+            .run(
+                Cmd::doc("kubectl -n <workspace> get component <name> -w")
+                    .fill("<workspace>", "team-a")
+                    .fill("<name>", "api"),
+            )
+            .env("KUBECONFIG", kc)
+            .limit(Duration::from_secs(300))
+            .spawn();
+        let header = watch.line("a header", Duration::from_secs(30), |l| {
+            l.starts_with("NAME")
+        });
+        let generation = header
+            .split_whitespace()
+            .position(|h| h == "GENERATION")
+            .expect("a GENERATION column");
+        let at = |g: &'static str| move |l: &str| l.split_whitespace().nth(generation) == Some(g);
+        watch.line("api at generation 1", Duration::from_secs(30), at("1"));
+        let out = sh
         .run(
             Cmd::doc(
                 "kubectl -n <workspace> annotate component <name> image.redhat.com/generate=true",
@@ -1008,271 +1110,303 @@ fn cluster_commands_run_against_a_real_control_plane() {
             .fill("<workspace>", "team-a")
             .fill("<name>", "api"),
         )
-        .env("KUBECONFIG", &kc)
+        .env("KUBECONFIG", kc)
         .ok();
-    assert!(
-        out.stdout.contains("component.quayside.dev/api annotated"),
-        "{}",
-        out.stdout
-    );
-    watch.line("api at generation 2", Duration::from_secs(60), at("2"));
-    drop(watch);
-    let rotated = |name: &str| {
-        let kc = kc.clone();
-        let name = name.to_string();
-        move || {
-            let out = kubectl(
-                &kc,
-                &[
-                    "get",
-                    "component",
-                    &name,
-                    "-o",
-                    r"jsonpath={.status.credentialsGeneration} {.metadata.annotations.image\.redhat\.com/generate}",
-                ],
-            );
-            (out.trim() == "2").then_some(())
-        }
-    };
-    wait::until_blocking(
-        "api's annotation removed",
-        Duration::from_secs(60),
-        rotated("api"),
-    );
-
-    // docs/getting-started.md: the demo's rotation, in the current namespace.
-    let out = sh
-        .run(Cmd::doc(
-            "kubectl annotate component frontend image.redhat.com/generate=true",
-        ))
-        .env("KUBECONFIG", &kc)
-        .ok();
-    assert!(
-        out.stdout
-            .contains("component.quayside.dev/frontend annotated"),
-        "{}",
-        out.stdout
-    );
-    wait::until_blocking(
-        "frontend rotated and its annotation removed",
-        Duration::from_secs(60),
-        rotated("frontend"),
-    );
-
-    // docs/quay.md and docs/reliability.md: a real registry client accepts
-    // the new token only. The emulator serves plain HTTP on loopback, hence
-    // --tls-verify=false, and a registry must be named.
-    let new = pull_credentials(&admin, "team-a-dev", "api");
-    assert!(
-        new.token.expose_secret() != old.token.expose_secret(),
-        "the rotation changed the pull token"
-    );
-    let login = |token: &str| {
-        Cmd::doc("skopeo login -u org+robot -p TOKEN")
-            .fill("org+robot", &new.username)
-            .fill_secret("TOKEN", token)
-            .append(&format!("--tls-verify=false {registry}"))
-    };
-    sh.run(login(new.token.expose_secret())).ok();
-    let refused = sh
-        .run(login(old.token.expose_secret()))
-        .fails()
-        .stderr
-        .to_lowercase();
-    assert!(
-        refused.contains("unauthorized") || refused.contains("invalid username/password"),
-        "the old token is refused as such: {refused}"
-    );
-    sh.run(
-        Cmd::doc("skopeo login --tls-verify=false --password-stdin")
-            .append(&format!("-u {} {registry}", new.username)),
-    )
-    .stdin(new.token.expose_secret().as_bytes())
-    .ok();
-
-    // docs/side-repo.md and docs/sealing.md, in a clone of the side
-    // repository once both rotations are pushed (created, then rotated:
-    // two commits change each Secret).
-    let side = git_root.join("gitops.git");
-    for c in ["api", "frontend"] {
-        let file = format!("environments/dev/secrets/{c}-pull.sops.yaml");
+        assert!(
+            out.stdout.contains("component.quayside.dev/api annotated"),
+            "{}",
+            out.stdout
+        );
+        watch.line("api at generation 2", Duration::from_secs(60), at("2"));
+        drop(watch);
+        let rotated = |name: &str| {
+            let kc = kc.clone();
+            let name = name.to_string();
+            move || {
+                let out = kubectl(
+                    &kc,
+                    &[
+                        "get",
+                        "component",
+                        &name,
+                        "-o",
+                        r"jsonpath={.status.credentialsGeneration} {.metadata.annotations.image\.redhat\.com/generate}",
+                    ],
+                );
+                (out.trim() == "2").then_some(())
+            }
+        };
         wait::until_blocking(
-            &format!("{c}'s rotation pushed"),
+            "api's annotation removed",
             Duration::from_secs(60),
-            || {
-                let out = git(&side, &["log", "--format=%H", "main", "--", &file]);
-                (String::from_utf8_lossy(&out.stdout).lines().count() >= 2).then_some(())
-            },
+            rotated("api"),
         );
-    }
-    let clone = t.join("clone");
-    let authed = git_url.replacen("http://", &format!("http://quayside:{GIT_PASSWORD}@"), 1);
-    let out = git(
-        t,
-        &[
-            "clone",
-            "--quiet",
-            &format!("{authed}/gitops.git"),
-            &p(&clone),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "git clone of the side repository failed"
-    );
-    std::fs::copy(&key_txt, clone.join("key.txt")).unwrap();
 
-    let out = sh
-        .run(Cmd::doc("git log --grep 'Quayside-Component: api'"))
-        .cwd(&clone)
-        .ok();
-    let listed: Vec<&str> = out.stdout.split("\ncommit ").collect();
-    assert!(
-        listed.len() >= 2,
-        "creation and rotation of api:\n{}",
-        out.stdout
-    );
-    assert!(
-        listed.iter().all(|c| c.contains("Quayside-Component: api")),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("Quayside-Generation: 2"),
-        "{}",
-        out.stdout
-    );
-    // "lists every change to one Component": each commit that changed
-    // api's sealed Secret is among them.
-    let changed = git(
-        &clone,
-        &[
-            "log",
-            "--format=%H",
-            "--",
-            "environments/*/secrets/api-pull.sops.yaml",
-        ],
-    );
-    let changed = String::from_utf8_lossy(&changed.stdout).into_owned();
-    // ...and only those: the trailers name the Components a commit changed,
-    // not every Component of the Environment.
-    for listed in out.stdout.lines().filter_map(|l| l.strip_prefix("commit ")) {
+        // docs/getting-started.md: the demo's rotation, in the current namespace.
+        let out = sh
+            .run(Cmd::doc(
+                "kubectl annotate component frontend image.redhat.com/generate=true",
+            ))
+            .env("KUBECONFIG", kc)
+            .ok();
         assert!(
-            changed.lines().any(|c| c == listed.trim()),
-            "{listed} is listed but did not change api's Secret:\n{}",
+            out.stdout
+                .contains("component.quayside.dev/frontend annotated"),
+            "{}",
             out.stdout
         );
-    }
-    assert!(
-        changed.lines().count() >= 2,
-        "created and rotated: {changed}"
-    );
-    for commit in changed.lines() {
-        assert!(
-            out.stdout.contains(&format!("commit {commit}")),
-            "{commit} changed api's Secret but is not listed:\n{}",
-            out.stdout
+        wait::until_blocking(
+            "frontend rotated and its annotation removed",
+            Duration::from_secs(60),
+            rotated("frontend"),
         );
+        old
     }
 
-    let out = sh
-        .run(Cmd::doc("quayside verify environments/ --identity key.txt"))
-        .cwd(&clone)
+    /// docs/quay.md and docs/reliability.md: a real registry client accepts
+    /// the new token only. The emulator serves plain HTTP on loopback, hence
+    /// --tls-verify=false, and a registry must be named. Returns the new
+    /// credentials.
+    fn registry_logins(&self, old: &RobotCredentials) -> RobotCredentials {
+        let Scene {
+            sh,
+            admin,
+            registry,
+            ..
+        } = self;
+        let new = pull_credentials(admin, "team-a-dev", "api");
+        assert!(
+            new.token.expose_secret() != old.token.expose_secret(),
+            "the rotation changed the pull token"
+        );
+        let login = |token: &str| {
+            Cmd::doc("skopeo login -u org+robot -p TOKEN")
+                .fill("org+robot", &new.username)
+                .fill_secret("TOKEN", token)
+                .append(&format!("--tls-verify=false {registry}"))
+        };
+        sh.run(login(new.token.expose_secret())).ok();
+        let refused = sh
+            .run(login(old.token.expose_secret()))
+            .fails()
+            .stderr
+            .to_lowercase();
+        assert!(
+            refused.contains("unauthorized") || refused.contains("invalid username/password"),
+            "the old token is refused as such: {refused}"
+        );
+        sh.run(
+            Cmd::doc("skopeo login --tls-verify=false --password-stdin")
+                .append(&format!("-u {} {registry}", new.username)),
+        )
+        .stdin(new.token.expose_secret().as_bytes())
         .ok();
-    assert!(
-        out.stdout
-            .starts_with("ok: 3 sealed file(s) checked, opened with the identity"),
-        "{}",
-        out.stdout
-    );
-    let out = sh
-        .run(Cmd::doc("quayside verify . --history --identity key.txt"))
-        .cwd(&clone)
-        .ok();
-    let scanned: usize = regex::Regex::new(r"(\d+) commit\(s\) scanned")
-        .unwrap()
-        .captures(&out.stdout)
-        .unwrap_or_else(|| panic!("{}", out.stdout))[1]
-        .parse()
-        .unwrap();
-    assert!(
-        out.stdout.starts_with("ok: 3 sealed file(s) checked") && scanned >= 3,
-        "{}",
-        out.stdout
-    );
-    let verify_dir = || Cmd::doc("quayside verify DIR").fill("DIR", "environments");
-    let out = sh.run(verify_dir()).cwd(&clone).ok();
-    assert!(
-        out.stdout.starts_with("ok: 3 sealed file(s) checked"),
-        "{}",
-        out.stdout
-    );
-    // And it does catch a plaintext Secret.
-    let leak = clone.join("environments/dev/leak.yaml");
-    std::fs::write(
+        new
+    }
+
+    /// docs/side-repo.md and docs/sealing.md run in a clone of the side
+    /// repository once both rotations are pushed (created, then rotated:
+    /// two commits change each Secret). Returns the clone.
+    fn clone_side_repo(&self) -> PathBuf {
+        let Scene {
+            t,
+            git_root,
+            git_url,
+            key_txt,
+            ..
+        } = self;
+        let side = git_root.join("gitops.git");
+        for c in ["api", "frontend"] {
+            let file = format!("environments/dev/secrets/{c}-pull.sops.yaml");
+            wait::until_blocking(
+                &format!("{c}'s rotation pushed"),
+                Duration::from_secs(60),
+                || {
+                    let out = git(&side, &["log", "--format=%H", "main", "--", &file]);
+                    (String::from_utf8_lossy(&out.stdout).lines().count() >= 2).then_some(())
+                },
+            );
+        }
+        let clone = t.join("clone");
+        let authed = git_url.replacen("http://", &format!("http://quayside:{GIT_PASSWORD}@"), 1);
+        let out = git(
+            t,
+            &[
+                "clone",
+                "--quiet",
+                &format!("{authed}/gitops.git"),
+                &p(&clone),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "git clone of the side repository failed"
+        );
+        std::fs::copy(key_txt, clone.join("key.txt")).unwrap();
+        clone
+    }
+
+    /// docs/side-repo.md: `git log --grep` lists exactly the commits that
+    /// changed one Component.
+    fn git_log_lists_a_components_changes(&self, clone: &Path) {
+        let sh = &self.sh;
+        let out = sh
+            .run(Cmd::doc("git log --grep 'Quayside-Component: api'"))
+            .cwd(clone)
+            .ok();
+        let listed: Vec<&str> = out.stdout.split("\ncommit ").collect();
+        assert!(
+            listed.len() >= 2,
+            "creation and rotation of api:\n{}",
+            out.stdout
+        );
+        assert!(
+            listed.iter().all(|c| c.contains("Quayside-Component: api")),
+            "{}",
+            out.stdout
+        );
+        assert!(
+            out.stdout.contains("Quayside-Generation: 2"),
+            "{}",
+            out.stdout
+        );
+        // "lists every change to one Component": each commit that changed
+        // api's sealed Secret is among them.
+        let changed = git(
+            clone,
+            &[
+                "log",
+                "--format=%H",
+                "--",
+                "environments/*/secrets/api-pull.sops.yaml",
+            ],
+        );
+        let changed = String::from_utf8_lossy(&changed.stdout).into_owned();
+        // ...and only those: the trailers name the Components a commit changed,
+        // not every Component of the Environment.
+        for listed in out.stdout.lines().filter_map(|l| l.strip_prefix("commit ")) {
+            assert!(
+                changed.lines().any(|c| c == listed.trim()),
+                "{listed} is listed but did not change api's Secret:\n{}",
+                out.stdout
+            );
+        }
+        assert!(
+            changed.lines().count() >= 2,
+            "created and rotated: {changed}"
+        );
+        for commit in changed.lines() {
+            assert!(
+                out.stdout.contains(&format!("commit {commit}")),
+                "{commit} changed api's Secret but is not listed:\n{}",
+                out.stdout
+            );
+        }
+    }
+
+    /// docs/sealing.md and docs/side-repo.md: `quayside verify`.
+    fn verify(&self, clone: &Path) {
+        let sh = &self.sh;
+        let out = sh
+            .run(Cmd::doc("quayside verify environments/ --identity key.txt"))
+            .cwd(clone)
+            .ok();
+        assert!(
+            out.stdout
+                .starts_with("ok: 3 sealed file(s) checked, opened with the identity"),
+            "{}",
+            out.stdout
+        );
+        let out = sh
+            .run(Cmd::doc("quayside verify . --history --identity key.txt"))
+            .cwd(clone)
+            .ok();
+        let scanned: usize = regex::Regex::new(r"(\d+) commit\(s\) scanned")
+            .unwrap()
+            .captures(&out.stdout)
+            .unwrap_or_else(|| panic!("{}", out.stdout))[1]
+            .parse()
+            .unwrap();
+        assert!(
+            out.stdout.starts_with("ok: 3 sealed file(s) checked") && scanned >= 3,
+            "{}",
+            out.stdout
+        );
+        let verify_dir = || Cmd::doc("quayside verify DIR").fill("DIR", "environments");
+        let out = sh.run(verify_dir()).cwd(clone).ok();
+        assert!(
+            out.stdout.starts_with("ok: 3 sealed file(s) checked"),
+            "{}",
+            out.stdout
+        );
+        // And it does catch a plaintext Secret.
+        let leak = clone.join("environments/dev/leak.yaml");
+        std::fs::write(
         &leak,
         "apiVersion: v1\nkind: Secret\nmetadata: {name: leak}\nstringData: {token: not-sealed-0123456789}\n",
     )
     .unwrap();
-    let out = sh.run(verify_dir()).cwd(&clone).fails();
-    assert!(out.stderr.contains("leak.yaml"), "{}", out.stderr);
-    std::fs::remove_file(&leak).unwrap();
-
-    let web = pull_credentials(&admin, "team-a-dev", "web");
-    for (doc, name, want) in [
-        (
-            "SOPS_AGE_KEY_FILE=key.txt sops --decrypt environments/dev/secrets/web-pull.sops.yaml",
-            "web",
-            &web,
-        ),
-        (
-            "SOPS_AGE_KEY_FILE=key.txt sops --decrypt environments/dev/secrets/api-pull.sops.yaml",
-            "api",
-            &new,
-        ),
-    ] {
-        let out = sh.run(Cmd::doc(doc)).cwd(&clone).secret_stdout().ok();
-        let secret: serde_json::Value = serde_norway::from_str(&out.stdout).expect("YAML");
-        assert_eq!(secret["kind"], "Secret");
-        assert_eq!(secret["metadata"]["name"], format!("{name}-pull"));
-        assert_eq!(secret["metadata"]["namespace"], "team-a-dev");
-        let got = RobotCredentials::from_docker_config_json(
-            secret["stringData"][".dockerconfigjson"]
-                .as_str()
-                .expect("stringData .dockerconfigjson"),
-        )
-        .expect("a dockerconfigjson");
-        assert_eq!(got.username, want.username);
-        assert!(
-            got.token.expose_secret() == want.token.expose_secret(),
-            "the side repository holds {name}'s current token"
-        );
+        let out = sh.run(verify_dir()).cwd(clone).fails();
+        assert!(out.stderr.contains("leak.yaml"), "{}", out.stderr);
+        std::fs::remove_file(&leak).unwrap();
     }
 
-    let secrets = clone.join("environments/dev/secrets");
-    std::fs::copy(&key_txt, secrets.join("key.txt")).unwrap();
-    let out = sh
-        .script(DATAKEY.into_iter().map(Cmd::doc).collect())
-        .cwd(&secrets)
-        .secret_stdout()
-        .ok();
-    let bytes = out
-        .stdout
-        .split_whitespace()
-        .filter(|w| w.len() == 2 && w.chars().all(|c| c.is_ascii_hexdigit()))
-        .count();
-    assert_eq!(bytes, 32, "a 32-byte data key");
-    assert_eq!(
-        out.stdout.split_whitespace().count(),
-        32,
-        "nothing but the key's bytes"
-    );
+    /// docs/sealing.md: `sops --decrypt` with the reader's key, and the data
+    /// key opened with `age` and `od`.
+    fn decrypt_by_hand(&self, clone: &Path, new: &RobotCredentials) {
+        let Scene {
+            sh, admin, key_txt, ..
+        } = self;
+        let web = pull_credentials(admin, "team-a-dev", "web");
+        for (doc, name, want) in [
+            (
+                "SOPS_AGE_KEY_FILE=key.txt sops --decrypt environments/dev/secrets/web-pull.sops.yaml",
+                "web",
+                &web,
+            ),
+            (
+                "SOPS_AGE_KEY_FILE=key.txt sops --decrypt environments/dev/secrets/api-pull.sops.yaml",
+                "api",
+                new,
+            ),
+        ] {
+            let out = sh.run(Cmd::doc(doc)).cwd(clone).secret_stdout().ok();
+            let secret: serde_json::Value = serde_norway::from_str(&out.stdout).expect("YAML");
+            assert_eq!(secret["kind"], "Secret");
+            assert_eq!(secret["metadata"]["name"], format!("{name}-pull"));
+            assert_eq!(secret["metadata"]["namespace"], "team-a-dev");
+            let got = RobotCredentials::from_docker_config_json(
+                secret["stringData"][".dockerconfigjson"]
+                    .as_str()
+                    .expect("stringData .dockerconfigjson"),
+            )
+            .expect("a dockerconfigjson");
+            assert_eq!(got.username, want.username);
+            assert!(
+                got.token.expose_secret() == want.token.expose_secret(),
+                "the side repository holds {name}'s current token"
+            );
+        }
 
-    sh.assert_ran_everything();
-    drop(controller);
-    drop(emulator);
-    drop(gitserver);
-    drop(cp);
+        let secrets = clone.join("environments/dev/secrets");
+        std::fs::copy(key_txt, secrets.join("key.txt")).unwrap();
+        let out = sh
+            .script(DATAKEY.into_iter().map(Cmd::doc).collect())
+            .cwd(&secrets)
+            .secret_stdout()
+            .ok();
+        let bytes = out
+            .stdout
+            .split_whitespace()
+            .filter(|w| w.len() == 2 && w.chars().all(|c| c.is_ascii_hexdigit()))
+            .count();
+        assert_eq!(bytes, 32, "a 32-byte data key");
+        assert_eq!(
+            out.stdout.split_whitespace().count(),
+            32,
+            "nothing but the key's bytes"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------
