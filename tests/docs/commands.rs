@@ -115,6 +115,11 @@ const LEDGER: &[(&str, How)] = &[
         Run(Offline),
     ),
     ("cargo fmt --all -- --check", covered("scripts/test")),
+    ("cargo fetch --locked", covered("scripts/deny")),
+    (
+        "cargo fetch --locked --manifest-path fuzz/Cargo.toml",
+        covered("scripts/fuzz"),
+    ),
     ("cargo test --workspace", covered("scripts/test")),
     (
         "cargo test --workspace --all-targets --locked",
