@@ -3,9 +3,17 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# The workspace's other members (emulator, test kit, benchmarks) are not
+# built, but cargo loads their manifests to resolve the workspace and check
+# Cargo.lock: copy the manifests, with empty sources so each has a target.
+COPY crates/quay-emulator/Cargo.toml crates/quay-emulator/Cargo.toml
+COPY crates/testkit/Cargo.toml crates/testkit/Cargo.toml
+COPY crates/bench/Cargo.toml crates/bench/Cargo.toml
+RUN mkdir -p crates/quay-emulator/src crates/testkit/src crates/bench/src \
+ && touch crates/quay-emulator/src/lib.rs crates/testkit/src/lib.rs crates/bench/src/main.rs
 COPY src src
 COPY templates templates
-RUN cargo build --release --locked --bin quayside \
+RUN cargo build --release --locked -p quayside --bin quayside \
  && mkdir -p /out/lib \
  && cp target/release/quayside /out/ \
  && cp /usr/lib/x86_64-linux-gnu/libssl.so.3 /usr/lib/x86_64-linux-gnu/libcrypto.so.3 /out/lib/

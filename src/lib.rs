@@ -8,12 +8,14 @@
 //! - pure: [`plan`] (steps and status), [`names`], [`render`], and the
 //!   sealed format in [`seal`].
 //! - adapters: [`quay`] (reqwest), [`source`] and [`gitops`] (git2).
-//! - [`emulator`]: a Quay emulator for tests, the demo and benchmarks.
+//!
+//! The Quay emulator, the test kit and the benchmarks are crates of their
+//! own under `crates/`; nothing here depends on them.
 
 pub mod api;
 pub mod controller;
 pub mod credentials;
-pub mod emulator;
+pub mod duration;
 pub mod gitops;
 pub mod leader;
 pub mod names;

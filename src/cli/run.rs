@@ -11,6 +11,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use secrecy::SecretString;
 
 use quayside::controller::{self, Config, Context, Metrics, Readiness};
+use quayside::duration::parse as parse_duration;
 use quayside::gitops::{DeliveryMode, GitAuth, SideRepoConfig};
 use quayside::quay::{QuayClient, QuayConfig, RetryPolicy};
 use quayside::render::KustomizeFlavor;
@@ -123,30 +124,6 @@ pub enum SideRepoMode {
 pub enum LogFormat {
     Text,
     Json,
-}
-
-/// `30s`, `5m`, `24h`, `1d`, `250ms`, or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map(|i| s.split_at(i))
-        .unwrap_or((s, "s"));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 30s, 5m or 24h"))?;
-    Ok(match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        "d" => Duration::from_secs(n * 86400),
-        _ => {
-            return Err(format!(
-                "{s:?}: unknown unit {unit:?}; use ms, s, m, h or d"
-            ));
-        }
-    })
 }
 
 fn read_secret_file(path: &PathBuf, what: &str) -> anyhow::Result<SecretString> {

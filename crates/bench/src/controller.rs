@@ -1,0 +1,1104 @@
+//! `quayside-bench controller`: what the controller costs at scale — the
+//! no-op heartbeat, rotation propagation, provisioning (free and behind
+//! Quay.io's rate limit), memory at rest and start-up.
+//!
+//! Everything is real except Quay: a kube-apiserver with etcd (started by
+//! `testcluster`), the Quay emulator in this process, a local bare git
+//! repository as the side repository, and the controller run as its own
+//! `quayside run` process (the `quayside` binary built next to this one,
+//! or `--quayside`), so the CPU time, RSS and start-up measured are
+//! the controller's alone (read from `/proc/<pid>` and its `/metrics`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ListParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+use quay_emulator::{Emulator, EmulatorConfig, Faults};
+use quayside::api::{Component, Environment};
+use quayside::seal::Identity;
+use quayside_testkit::cluster::{self, ControlPlane};
+use quayside_testkit::{component, ports, scratch, tools};
+
+const ORG: &str = "bench";
+const QUAY_TOKEN: &str = "bench-quay-oauth-token";
+const GENERATION: &str = "quayside.dev/credentials-generation";
+/// Counters unchanged this long: every triggered pass has finished.
+const QUIET: Duration = Duration::from_secs(2);
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Tiny sizes (5 Components × 3 Environments, 3 rotations over 3
+    /// Environments, 5 throttled Components): proves it runs; no targets.
+    #[arg(long)]
+    pub quick: bool,
+    /// Components of the scale run (provisioning, start-up, memory, no-op heartbeat).
+    #[arg(long, default_value_t = 1000)]
+    pub components: usize,
+    /// Environments of the scale run.
+    #[arg(long, default_value_t = 10)]
+    pub environments: usize,
+    /// Intermediate sizes on the way to --components (memory and start-up at each).
+    #[arg(long, value_delimiter = ',', default_value = "100")]
+    pub steps: Vec<usize>,
+    /// Environments of the rotation run (one Component).
+    #[arg(long, default_value_t = 50)]
+    pub rotation_environments: usize,
+    /// Rotations per latency setting.
+    #[arg(long, default_value_t = 20)]
+    pub rotations: usize,
+    /// Latencies (ms) injected into every Quay call during the rotation runs.
+    #[arg(long, value_delimiter = ',', default_value = "0,50")]
+    pub latencies_ms: Vec<u64>,
+    /// Components provisioned behind a 5 req/s, burst 25 rate limit.
+    #[arg(long, default_value_t = 100)]
+    pub throttled_components: usize,
+    /// Parts to run: scale, rotation, throttled.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_parser = ["scale", "rotation", "throttled"],
+        default_value = "scale,rotation,throttled"
+    )]
+    pub only: Vec<String>,
+    /// Also write every figure as JSON to this file (for the plot).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// The Go-built control-plane launcher.
+    #[arg(long, default_value = ".cache/bin/testcluster")]
+    pub testcluster: PathBuf,
+    /// The controller binary to measure (default: `quayside` next to this program).
+    #[arg(long)]
+    pub quayside: Option<PathBuf>,
+    /// Give up on any one wait after this long.
+    #[arg(long, default_value = "40m", value_parser = quayside::duration::parse)]
+    pub timeout: Duration,
+}
+
+pub async fn run(mut a: Args) -> anyhow::Result<()> {
+    if a.quick {
+        a.components = 5;
+        a.environments = 3;
+        a.steps = vec![];
+        a.rotation_environments = 3;
+        a.rotations = 3;
+        a.throttled_components = 5;
+    }
+    let scratch = scratch::dir("quayside-bench-controller-")?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "quayside-bench controller: {cores} CPU(s); kube-apiserver+etcd, Quay emulator, local side repo; controller = `quayside run` process"
+    );
+    let cp = ControlPlane::launch(&a.testcluster, &scratch.path().join("cluster"), true)?;
+    let exe = match &a.quayside {
+        Some(p) => p.clone(),
+        None => tools::try_workspace_bin("quayside")
+            .map_err(|e| anyhow::anyhow!("{e}; or give --quayside"))?,
+    };
+    let b = Bench::new(&cp, scratch.path(), exe, a.timeout).await?;
+    cluster::install_crds(&b.client).await?;
+
+    let mut report = json!({"cores": cores, "quick": a.quick});
+    if a.only.iter().any(|o| o == "scale") {
+        report["scale"] = b.scale(&a).await?;
+    }
+    if a.only.iter().any(|o| o == "rotation") {
+        report["rotation"] = b.rotation(&a).await?;
+    }
+    if a.only.iter().any(|o| o == "throttled") {
+        report["throttled"] = b.throttled(&a).await?;
+    }
+    summary(&report);
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("figures written to {}", path.display());
+    }
+    drop(b);
+    drop(cp);
+    Ok(())
+}
+
+/// The summary table, with the targets of issue 8.
+fn summary(r: &Value) {
+    println!();
+    println!("| measure | figure | target | met |");
+    println!("|---|---:|---:|---|");
+    let quick = r["quick"].as_bool().unwrap_or(false);
+    let met = |ok: bool| {
+        if quick {
+            "(quick: not judged)"
+        } else if ok {
+            "yes"
+        } else {
+            "no"
+        }
+    };
+    if let Some(steps) = r["scale"]["steps"].as_array() {
+        for s in steps {
+            let n = s["components"].as_u64().unwrap_or(0);
+            let e = s["environments"].as_u64().unwrap_or(0);
+            let per = s["quay_calls_per_component"].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "| provisioning: {} new Components × {e} Environments to all Ready | {:.1} s, {per:.2} Quay calls/Component | ≤ 6 calls/Component | {} |",
+                s["new_components"],
+                s["provision_s"].as_f64().unwrap_or(f64::NAN),
+                met(per <= 6.0)
+            );
+            let rss = s["rss_mb"].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "| RSS at rest, {n} Components × {e} Environments | {rss:.1} MB | ≤ 100 MB (at 1,000 × 10) | {} |",
+                met(rss <= 100.0)
+            );
+            let up = s["reverified_s"].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "| start-up, {n} Components: /readyz 200 / all re-verified | {:.2} s / {up:.1} s | ≤ 10 s | {} |",
+                s["readyz_s"].as_f64().unwrap_or(f64::NAN),
+                met(up <= 10.0)
+            );
+        }
+    }
+    let h = &r["scale"]["heartbeat"];
+    if h.is_object() {
+        let (w, q, g, cpu) = (
+            h["kube_writes"].as_f64().unwrap_or(f64::NAN),
+            h["quay_calls"].as_f64().unwrap_or(f64::NAN),
+            h["git_commits"].as_f64().unwrap_or(f64::NAN),
+            h["cpu_s"].as_f64().unwrap_or(f64::NAN),
+        );
+        println!(
+            "| no-op heartbeat, {} × {}: kube writes / Quay calls / commits | {w} / {q} / {g} | 0 / 0 / 0 | {} |",
+            h["components"],
+            h["environments"],
+            met(w == 0.0 && q == 0.0 && g == 0.0)
+        );
+        println!(
+            "| no-op heartbeat CPU (controller process) | {cpu:.2} s (pass {:.1} s) | ≤ 1 s | {} |",
+            h["pass_s"].as_f64().unwrap_or(f64::NAN),
+            met(cpu <= 1.0)
+        );
+    }
+    if let Some(runs) = r["rotation"]["runs"].as_array() {
+        for run in runs {
+            let p50 = run["p50_s"].as_f64().unwrap_or(f64::NAN);
+            let lat = run["latency_ms"].as_u64().unwrap_or(0);
+            println!(
+                "| rotation → {} Environments, Quay latency {lat} ms: p50 / p95 ({} rotations) | {p50:.2} s / {:.2} s | p50 ≤ 2 s (at 0 ms) | {} |",
+                r["rotation"]["environments"],
+                run["rotations"],
+                run["p95_s"].as_f64().unwrap_or(f64::NAN),
+                if lat == 0 {
+                    met(p50 <= 2.0)
+                } else {
+                    "(reported)"
+                }
+            );
+        }
+    }
+    let t = &r["throttled"];
+    if t.is_object() {
+        let ratio = t["ratio"].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "| provisioning {} Components behind 5 req/s burst 25: time / bound | {:.1} s / {:.1} s = {ratio:.2}× | ≤ 1.10× | {} |",
+            t["components"],
+            t["total_s"].as_f64().unwrap_or(f64::NAN),
+            t["bound_s"].as_f64().unwrap_or(f64::NAN),
+            met(ratio <= 1.10)
+        );
+        println!(
+            "| 429s answered / passes failed on Quay / all Ready | {} / {} / {} | no 429 turned into a failure | {} |",
+            t["throttled_answers"],
+            t["quay_error_passes"].as_f64().unwrap_or_default().abs(),
+            t["all_ready"],
+            met(t["all_ready"].as_bool().unwrap_or(false)
+                && t["quay_error_passes"].as_f64().unwrap_or(1.0) == 0.0)
+        );
+    }
+}
+
+/// A running `quayside run`.
+struct Proc {
+    child: Child,
+    url: String,
+    started: Instant,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn check_alive(&mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            // The log lives in the scratch folder, which is removed as this
+            // error unwinds: quote its end here.
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+            bail!("the controller exited ({status}); the end of its log:\n{tail}");
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, then wait for in-flight passes to finish (killed after 60 s).
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// (VmRSS, VmHWM) in MB (10^6 bytes) from /proc/<pid>/status.
+fn rss_mb(pid: u32) -> anyhow::Result<(f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> anyhow::Result<f64> {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .with_context(|| format!("{name} missing"))?;
+        let kb: f64 = line.split_whitespace().nth(1).context("value")?.parse()?;
+        Ok(kb * 1024.0 / 1e6)
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// The controller's counters, read from its `/metrics`.
+#[derive(Clone, Debug, Default)]
+struct Scrape {
+    kube_writes: f64,
+    git_commits: f64,
+    reconciled_ok: BTreeMap<String, f64>,
+    errors: BTreeMap<String, f64>,
+    quay_outcomes: BTreeMap<String, f64>,
+}
+
+impl Scrape {
+    fn parse(text: &str) -> Scrape {
+        let mut s = Scrape::default();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some((key, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            let (name, labels) = match key.split_once('{') {
+                Some((n, rest)) => (n, rest.trim_end_matches('}')),
+                None => (key, ""),
+            };
+            let labels: BTreeMap<&str, &str> = labels
+                .split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k, v.trim_matches('"')))
+                .collect();
+            let label = |k: &str| labels.get(k).copied().unwrap_or_default().to_string();
+            match name {
+                "quayside_kube_writes_total" => s.kube_writes = value,
+                "quayside_git_commits_total" => s.git_commits = value,
+                "quayside_reconciles_total" if label("result") == "ok" => {
+                    *s.reconciled_ok.entry(label("controller")).or_default() += value;
+                }
+                "quayside_reconcile_errors_total" => {
+                    let k = format!("{}/{}", label("controller"), label("reason"));
+                    *s.errors.entry(k).or_default() += value;
+                }
+                "quay_api_requests_total" => {
+                    *s.quay_outcomes.entry(label("outcome")).or_default() += value;
+                }
+                _ => {}
+            }
+        }
+        s
+    }
+
+    fn ok(&self, controller: &str) -> f64 {
+        self.reconciled_ok.get(controller).copied().unwrap_or(0.0)
+    }
+
+    fn quay_total(&self) -> f64 {
+        self.quay_outcomes.values().sum()
+    }
+}
+
+struct Bench {
+    client: Client,
+    kubeconfig: PathBuf,
+    dir: PathBuf,
+    exe: PathBuf,
+    http: reqwest::Client,
+    identity_file: PathBuf,
+    token_file: PathBuf,
+    /// The Argo CD-like decryptor every Environment also seals to.
+    argo: String,
+    timeout: Duration,
+    spawned: Mutex<usize>,
+}
+
+/// A workspace with its Environments, each targeting its own namespace.
+struct Workspace {
+    ns: String,
+    side_repo: PathBuf,
+}
+
+impl Bench {
+    async fn new(
+        cp: &ControlPlane,
+        dir: &Path,
+        exe: PathBuf,
+        timeout: Duration,
+    ) -> anyhow::Result<Bench> {
+        let client = cp.try_client().await?;
+        let identity = Identity::generate();
+        let identity_file = dir.join("age-identity");
+        std::fs::write(&identity_file, identity.to_secret_string().expose_secret())?;
+        let token_file = dir.join("quay-token");
+        std::fs::write(&token_file, QUAY_TOKEN)?;
+        Ok(Bench {
+            client,
+            kubeconfig: cp.kubeconfig().to_path_buf(),
+            dir: dir.to_path_buf(),
+            exe,
+            http: reqwest::Client::new(),
+            identity_file,
+            token_file,
+            argo: Identity::generate().to_recipient().to_string(),
+            timeout,
+            spawned: Mutex::new(0),
+        })
+    }
+
+    async fn emulator(&self, faults: Faults) -> anyhow::Result<Emulator> {
+        let mut cfg = EmulatorConfig::new(ORG, QUAY_TOKEN);
+        cfg.faults = faults;
+        Ok(Emulator::start("127.0.0.1:0".parse()?, cfg).await?)
+    }
+
+    /// A workspace namespace with `envs` Environments and a fresh side repo.
+    async fn workspace(&self, tag: &str, envs: usize) -> anyhow::Result<Workspace> {
+        let ns = format!("bench-{tag}");
+        cluster::ensure_namespace(&self.client, &ns).await?;
+        let api: Api<Environment> = Api::namespaced(self.client.clone(), &ns);
+        futures::stream::iter(0..envs)
+            .map(|i| {
+                let api = api.clone();
+                let target = format!("bench-{tag}-env-{i:02}");
+                async move {
+                    cluster::ensure_namespace(&self.client, &target).await?;
+                    let e: Environment = serde_json::from_value(json!({
+                        "apiVersion": "quayside.dev/v1alpha1", "kind": "Environment",
+                        "metadata": {"name": format!("env-{i:02}")},
+                        "spec": {"target": {"namespace": target}, "recipients": [self.argo]}
+                    }))?;
+                    cluster::ignore_conflict(api.create(&PostParams::default(), &e).await)?;
+                    anyhow::Ok(())
+                }
+            })
+            .buffer_unordered(8)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let side_repo = self.dir.join(format!("side-{tag}.git"));
+        git2::Repository::init_bare(&side_repo)?;
+        Ok(Workspace { ns, side_repo })
+    }
+
+    async fn create_components(
+        &self,
+        ws: &Workspace,
+        range: std::ops::Range<usize>,
+    ) -> anyhow::Result<()> {
+        let api: Api<Component> = Api::namespaced(self.client.clone(), &ws.ns);
+        futures::stream::iter(range)
+            .map(|i| {
+                let api = api.clone();
+                async move {
+                    let c: Component = serde_json::from_value(json!({
+                        "apiVersion": "quayside.dev/v1alpha1", "kind": "Component",
+                        "metadata": {"name": format!("c{i:05}")},
+                        "spec": {"source": {"git": {"url": format!("https://git.invalid/team/c{i:05}")}},
+                                 "visibility": "private"}
+                    }))?;
+                    cluster::ignore_conflict(api.create(&PostParams::default(), &c).await)?;
+                    anyhow::Ok(())
+                }
+            })
+            .buffer_unordered(16)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(())
+    }
+
+    /// Number of Components in the workspace whose Ready condition is True.
+    async fn count_ready(&self, ws: &Workspace) -> anyhow::Result<usize> {
+        let list = Api::<Component>::namespaced(self.client.clone(), &ws.ns)
+            .list(&ListParams::default())
+            .await?;
+        Ok(list.items.iter().filter(|c| component::is_ready(c)).count())
+    }
+
+    /// Wait until `n` Components are Ready; polls every `every`.
+    async fn wait_ready(
+        &self,
+        ws: &Workspace,
+        n: usize,
+        every: Duration,
+        proc: &mut Proc,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + self.timeout;
+        let mut last_print = Instant::now();
+        loop {
+            let ready = self.count_ready(ws).await?;
+            if ready >= n {
+                return Ok(());
+            }
+            proc.check_alive()?;
+            if Instant::now() > deadline {
+                bail!("only {ready}/{n} Components Ready after {:?}", self.timeout);
+            }
+            if last_print.elapsed() > Duration::from_secs(30) {
+                eprintln!("    … {ready}/{n} Ready");
+                last_print = Instant::now();
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    fn spawn(&self, emu: &Emulator, ws: &Workspace, heartbeat: Duration) -> anyhow::Result<Proc> {
+        let n = {
+            let mut g = self.spawned.lock().unwrap_or_else(|p| p.into_inner());
+            *g += 1;
+            *g
+        };
+        let port = ports::unused()?;
+        let log = self.dir.join(format!("controller-{n}.log"));
+        let started = Instant::now();
+        let child = Command::new(&self.exe)
+            .arg("run")
+            .args(["--quay-api-url", &emu.api_url()])
+            .args(["--quay-organization", ORG])
+            .arg("--quay-token-file")
+            .arg(&self.token_file)
+            .args(["--registry-host", &emu.registry_host()])
+            .arg("--side-repo-url")
+            .arg(&ws.side_repo)
+            // A fresh clone each start, as a new pod would have.
+            .arg("--side-repo-workdir")
+            .arg(self.dir.join(format!("workdir-{n}")))
+            .arg("--age-identity-file")
+            .arg(&self.identity_file)
+            .args(["--heartbeat", &format!("{}ms", heartbeat.as_millis())])
+            .args(["--rotation-interval", "0"])
+            .args(["--watch-namespace", &ws.ns])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["--leader-election", "false"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .context("starting `quayside run`")?;
+        Ok(Proc {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            started,
+            log,
+        })
+    }
+
+    async fn scrape(&self, p: &Proc) -> anyhow::Result<Scrape> {
+        let text = self
+            .http
+            .get(format!("{}/metrics", p.url))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await?
+            .text()
+            .await?;
+        Ok(Scrape::parse(&text))
+    }
+
+    /// Seconds from process start to `/readyz` answering 200.
+    async fn wait_readyz(&self, p: &mut Proc) -> anyhow::Result<f64> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let ok = self
+                .http
+                .get(format!("{}/readyz", p.url))
+                .timeout(Duration::from_secs(1))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ok {
+                return Ok(p.started.elapsed().as_secs_f64());
+            }
+            p.check_alive()?;
+            if Instant::now() > deadline {
+                bail!("/readyz did not answer 200 within 120 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Wait until at least `c` Component and `e` Environment passes have
+    /// succeeded since `base`, then until the counters stay still for
+    /// [`QUIET`]. Returns the time of the last change (since `since`) and
+    /// the scrape then.
+    async fn wait_passes(
+        &self,
+        p: &mut Proc,
+        base: &Scrape,
+        c: f64,
+        e: f64,
+        since: Instant,
+        every: Duration,
+    ) -> anyhow::Result<(f64, Scrape)> {
+        let deadline = Instant::now() + self.timeout;
+        let mut last: Option<(Scrape, Instant)> = None;
+        loop {
+            let s = self.scrape(p).await.unwrap_or_default();
+            let reached = s.ok("component") - base.ok("component") >= c
+                && s.ok("environment") - base.ok("environment") >= e;
+            let changed = last.as_ref().is_none_or(|(l, _)| {
+                l.ok("component") != s.ok("component")
+                    || l.ok("environment") != s.ok("environment")
+                    || l.kube_writes != s.kube_writes
+            });
+            if changed {
+                last = Some((s, Instant::now()));
+            } else if reached
+                && let Some((l, at)) = &last
+                && at.elapsed() >= QUIET
+            {
+                return Ok((at.duration_since(since).as_secs_f64(), l.clone()));
+            }
+            p.check_alive()?;
+            if Instant::now() > deadline {
+                bail!(
+                    "the controller did not finish its passes within {:?}",
+                    self.timeout
+                );
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// Provisioning in steps, then at each step a restart (start-up, RSS at
+    /// rest), and at the last a no-op heartbeat pass.
+    async fn scale(&self, a: &Args) -> anyhow::Result<Value> {
+        let emu = self.emulator(Faults::default()).await?;
+        let envs = a.environments;
+        let ws = self.workspace("scale", envs).await?;
+        let mut sizes: Vec<usize> = a
+            .steps
+            .iter()
+            .copied()
+            .filter(|s| *s > 0 && *s < a.components)
+            .collect();
+        sizes.push(a.components);
+        sizes.sort_unstable();
+        sizes.dedup();
+        println!(
+            "\n## scale: {} Components × {envs} Environments (steps {sizes:?})",
+            a.components
+        );
+        let day = Duration::from_secs(86400);
+        let mut proc = Some(self.spawn(&emu, &ws, day)?);
+        if let Some(p) = proc.as_mut() {
+            self.wait_readyz(p).await?;
+        }
+        let mut have = 0;
+        let mut steps = Vec::new();
+        let mut failed = None;
+        for &n in &sizes {
+            match self.step(&emu, &ws, envs, have, n, &mut proc).await {
+                Ok(v) => steps.push(v),
+                Err(e) => {
+                    // Keep what was measured; say where and why it stopped.
+                    println!("  stopped at {n} Components: {e:#}");
+                    failed = Some(json!({"components": n, "error": format!("{e:#}")}));
+                    break;
+                }
+            }
+            have = n;
+        }
+        if let Some(p) = proc.take() {
+            p.stop();
+        }
+        let Some(last) = steps.last().cloned() else {
+            return Ok(json!({"steps": steps, "failed": failed}));
+        };
+
+        // The no-op heartbeat at the largest size that settled: a controller
+        // whose heartbeat comes after its start-up pass has settled,
+        // measured from the settled state to the end of the second pass.
+        let settle = last["reverified_s"].as_f64().unwrap_or(10.0);
+        let heartbeat = Duration::from_secs_f64((3.0 * settle + 5.0).max(15.0));
+        let components = last["components"].as_u64().unwrap_or_default();
+        let n = components as f64;
+        let mut p = self.spawn(&emu, &ws, heartbeat)?;
+        let started = p.started;
+        self.wait_readyz(&mut p).await?;
+        let (_, s1) = self
+            .wait_passes(
+                &mut p,
+                &Scrape::default(),
+                n,
+                envs as f64,
+                started,
+                Duration::from_millis(250),
+            )
+            .await?;
+        let cpu1 = crate::procfs::cpu_seconds(&p.pid().to_string())?;
+        let calls1 = emu.api_calls();
+        let t1 = Instant::now();
+        let (pass_end, s2) = self
+            .wait_passes(
+                &mut p,
+                &s1,
+                n,
+                envs as f64,
+                started,
+                Duration::from_millis(250),
+            )
+            .await?;
+        let cpu2 = crate::procfs::cpu_seconds(&p.pid().to_string())?;
+        let calls2 = emu.api_calls();
+        let (rss, hwm) = rss_mb(p.pid())?;
+        let beat_at = heartbeat.as_secs_f64();
+        let hb = json!({
+            "components": components, "environments": envs,
+            "heartbeat_s": beat_at,
+            "kube_writes": s2.kube_writes - s1.kube_writes,
+            "git_commits": s2.git_commits - s1.git_commits,
+            "quay_calls": calls2 - calls1,
+            "cpu_s": cpu2 - cpu1,
+            "window_s": t1.elapsed().as_secs_f64(),
+            // When the heartbeat pass settled, counted from when it could first fire.
+            "pass_s": (pass_end - beat_at).max(0.0),
+            "component_passes": s2.ok("component") - s1.ok("component"),
+            "environment_passes": s2.ok("environment") - s1.ok("environment"),
+            "rss_mb": rss, "peak_rss_mb": hwm,
+        });
+        println!(
+            "  no-op heartbeat ({} Component + {} Environment passes): kube writes {}, Quay calls {}, git commits {}, CPU {:.2} s over a {:.1} s window (heartbeat {:.0} s)",
+            hb["component_passes"],
+            hb["environment_passes"],
+            hb["kube_writes"],
+            hb["quay_calls"],
+            hb["git_commits"],
+            hb["cpu_s"].as_f64().unwrap_or_default(),
+            hb["window_s"].as_f64().unwrap_or_default(),
+            beat_at
+        );
+        p.stop();
+        Ok(json!({"steps": steps, "heartbeat": hb, "failed": failed}))
+    }
+
+    /// One size: provision up to `n`, restart (start-up, first pass, RSS at rest).
+    async fn step(
+        &self,
+        emu: &Emulator,
+        ws: &Workspace,
+        envs: usize,
+        have: usize,
+        n: usize,
+        proc: &mut Option<Proc>,
+    ) -> anyhow::Result<Value> {
+        let day = Duration::from_secs(86400);
+        let every = Duration::from_millis(if n > 200 { 1000 } else { 100 });
+        let calls0 = emu.api_calls();
+        let by0 = emu.snapshot().api_calls;
+        let t0 = Instant::now();
+        self.create_components(ws, have..n).await?;
+        let created_s = t0.elapsed().as_secs_f64();
+        let p = proc.as_mut().context("no controller running")?;
+        self.wait_ready(ws, n, every, p).await?;
+        let provision_s = t0.elapsed().as_secs_f64();
+        // Ready comes before the last status updates (delivery records of
+        // every Environment): wait until the passes stop, so the restart
+        // below starts from a settled state.
+        let (settled_s, _) = self
+            .wait_passes(p, &Scrape::default(), 0.0, 0.0, t0, every)
+            .await?;
+        let calls = emu.api_calls() - calls0;
+        let per = calls as f64 / (n - have) as f64;
+        let by = calls_delta(&by0, &emu.snapshot().api_calls);
+        println!(
+            "  provisioning {} new Components (to {n}): {provision_s:.1} s to all Ready, settled at {settled_s:.1} s (creates took {created_s:.1} s), {calls} Quay calls = {per:.2}/Component {by:?}",
+            n - have
+        );
+        let before = self.statuses(ws).await?;
+        if let Some(p) = proc.take() {
+            p.stop();
+        }
+
+        // Restart: start-up and the first pass, then RSS at rest.
+        let calls0 = emu.api_calls();
+        let p = proc.insert(self.spawn(emu, ws, day)?);
+        let readyz_s = self.wait_readyz(p).await?;
+        let started = p.started;
+        let (reverified_s, s) = self
+            .wait_passes(
+                p,
+                &Scrape::default(),
+                n as f64,
+                envs as f64,
+                started,
+                Duration::from_millis(100),
+            )
+            .await?;
+        let cpu = crate::procfs::cpu_seconds(&p.pid().to_string())?;
+        let (rss, hwm) = rss_mb(p.pid())?;
+        let startup_calls = emu.api_calls() - calls0;
+        println!(
+            "  start-up with {n} Components: /readyz {readyz_s:.2} s, all re-verified {reverified_s:.2} s; CPU {cpu:.2} s; writes {} commits {} Quay calls {startup_calls}; RSS at rest {rss:.1} MB (peak {hwm:.1} MB)",
+            s.kube_writes, s.git_commits
+        );
+        let changed = status_changes(&before, &self.statuses(ws).await?);
+        if !changed.is_empty() {
+            println!("    status fields the start-up pass rewrote (objects affected): {changed:?}");
+        }
+        Ok(json!({
+            "components": n, "environments": envs, "new_components": n - have,
+            "provision_s": provision_s, "settled_s": settled_s,
+            "quay_calls_per_component": per, "quay_calls_by_endpoint": by,
+            "readyz_s": readyz_s, "reverified_s": reverified_s, "startup_cpu_s": cpu,
+            "startup_kube_writes": s.kube_writes, "startup_git_commits": s.git_commits,
+            "startup_quay_calls": startup_calls, "startup_status_changes": changed,
+            "rss_mb": rss, "peak_rss_mb": hwm,
+        }))
+    }
+
+    /// Status of every Component and Environment of the workspace, by kind/name.
+    async fn statuses(&self, ws: &Workspace) -> anyhow::Result<BTreeMap<String, Value>> {
+        let mut out = BTreeMap::new();
+        for c in Api::<Component>::namespaced(self.client.clone(), &ws.ns)
+            .list(&ListParams::default())
+            .await?
+            .items
+        {
+            out.insert(
+                format!("Component/{}", c.name_any()),
+                serde_json::to_value(&c.status)?,
+            );
+        }
+        for e in Api::<Environment>::namespaced(self.client.clone(), &ws.ns)
+            .list(&ListParams::default())
+            .await?
+            .items
+        {
+            out.insert(
+                format!("Environment/{}", e.name_any()),
+                serde_json::to_value(&e.status)?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Emergency rotations of one Component delivered to many Environments.
+    async fn rotation(&self, a: &Args) -> anyhow::Result<Value> {
+        let envs = a.rotation_environments;
+        println!(
+            "\n## rotation: 1 Component × {envs} Environments, {} rotations per latency",
+            a.rotations
+        );
+        let emu = self.emulator(Faults::default()).await?;
+        let ws = self.workspace("rotation", envs).await?;
+        let mut proc = self.spawn(&emu, &ws, Duration::from_secs(86400))?;
+        self.wait_readyz(&mut proc).await?;
+        self.create_components(&ws, 0..1).await?;
+        self.wait_ready(&ws, 1, Duration::from_millis(100), &mut proc)
+            .await?;
+        let name = "c00000";
+
+        // Target Secrets' generations, kept current by a watch.
+        let seen: Arc<Mutex<BTreeMap<String, i64>>> = Arc::default();
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let watch = {
+            let api: Api<Secret> = Api::all(self.client.clone());
+            let cfg = watcher::Config::default().labels(&format!(
+                "quayside.dev/component={name},quayside.dev/workspace={}",
+                ws.ns
+            ));
+            let seen = seen.clone();
+            let wake = wake.clone();
+            tokio::spawn(async move {
+                let mut stream = watcher(api, cfg).applied_objects().boxed();
+                while let Some(item) = stream.next().await {
+                    if let Ok(s) = item {
+                        let g = s
+                            .annotations()
+                            .get(GENERATION)
+                            .and_then(|g| g.parse().ok())
+                            .unwrap_or(0);
+                        seen.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(s.namespace().unwrap_or_default(), g);
+                        wake.notify_waiters();
+                    }
+                }
+            })
+        };
+        let components: Api<Component> = Api::namespaced(self.client.clone(), &ws.ns);
+        let mut runs = Vec::new();
+        for &lat in &a.latencies_ms {
+            emu.set_faults(Faults {
+                latency: Duration::from_millis(lat),
+                ..Faults::default()
+            });
+            let mut times = Vec::new();
+            let calls0 = emu.api_calls();
+            for _ in 0..a.rotations {
+                let g = component::generation(&components.get(name).await?);
+                let t0 = Instant::now();
+                component::request_rotation(&components, name).await?;
+                let deadline = t0 + Duration::from_secs(300);
+                loop {
+                    let notified = wake.notified();
+                    let done = {
+                        let m = seen.lock().unwrap_or_else(|p| p.into_inner());
+                        m.len() >= envs && m.values().all(|v| *v > g)
+                    };
+                    if done {
+                        break;
+                    }
+                    proc.check_alive()?;
+                    if Instant::now() > deadline {
+                        bail!("rotation not propagated to {envs} Environments within 300 s");
+                    }
+                    let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
+                }
+                times.push(t0.elapsed().as_secs_f64());
+                self.check_tokens(&ws, name).await?;
+                // Let the rotation finish (annotation removed, Ready) before the next.
+                let deadline = Instant::now() + Duration::from_secs(300);
+                loop {
+                    let c = components.get(name).await?;
+                    let finished = !component::rotation_pending(&c)
+                        && component::generation(&c) > g
+                        && component::is_ready(&c);
+                    if finished {
+                        break;
+                    }
+                    if Instant::now() > deadline {
+                        bail!("rotation did not finish within 300 s");
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            let calls = emu.api_calls() - calls0;
+            let (p50, p95) = (percentile(&times, 0.50), percentile(&times, 0.95));
+            println!(
+                "  latency {lat} ms: p50 {p50:.3} s, p95 {p95:.3} s, max {:.3} s over {} rotations; {:.1} Quay calls per rotation",
+                percentile(&times, 1.0),
+                times.len(),
+                calls as f64 / times.len().max(1) as f64
+            );
+            runs.push(json!({
+                "latency_ms": lat, "rotations": times.len(), "p50_s": p50, "p95_s": p95,
+                "max_s": percentile(&times, 1.0), "times_s": times,
+                "quay_calls_per_rotation": calls as f64 / a.rotations.max(1) as f64,
+            }));
+        }
+        watch.abort();
+        proc.stop();
+        Ok(json!({"environments": envs, "runs": runs}))
+    }
+
+    /// Every target Secret holds exactly the workspace's current pull token.
+    async fn check_tokens(&self, ws: &Workspace, name: &str) -> anyhow::Result<()> {
+        let want = Api::<Secret>::namespaced(self.client.clone(), &ws.ns)
+            .get(&format!("{name}-image-pull"))
+            .await?
+            .data
+            .unwrap_or_default();
+        let targets = Api::<Secret>::all(self.client.clone())
+            .list(&ListParams::default().labels(&format!(
+                "quayside.dev/component={name},quayside.dev/workspace={}",
+                ws.ns
+            )))
+            .await?;
+        let stale = targets
+            .items
+            .iter()
+            .filter(|s| s.data.as_ref() != Some(&want))
+            .count();
+        if stale > 0 {
+            bail!("{stale} target Secret(s) do not hold the workspace's current pull token");
+        }
+        Ok(())
+    }
+
+    /// Provisioning behind Quay.io's rate limit (5 req/s, burst 25).
+    async fn throttled(&self, a: &Args) -> anyhow::Result<Value> {
+        let n = a.throttled_components;
+        let (rate, burst) = (5.0, 25u32);
+        println!(
+            "\n## throttled provisioning: {n} Components, 1 Environment, Quay limited to {rate} req/s burst {burst}"
+        );
+        let emu = self
+            .emulator(Faults {
+                rate_limit: Some((rate, burst)),
+                ..Faults::default()
+            })
+            .await?;
+        let ws = self.workspace("throttled", 1).await?;
+        let mut proc = self.spawn(&emu, &ws, Duration::from_secs(86400))?;
+        self.wait_readyz(&mut proc).await?;
+        let t0 = Instant::now();
+        self.create_components(&ws, 0..n).await?;
+        self.wait_ready(&ws, n, Duration::from_millis(200), &mut proc)
+            .await?;
+        let total_s = t0.elapsed().as_secs_f64();
+        let s = self.scrape(&proc).await?;
+        let throttled = s.quay_outcomes.get("throttled").copied().unwrap_or(0.0);
+        let passed = s.quay_total() - throttled;
+        let bound_s = ((passed - f64::from(burst)) / rate).max(0.0);
+        let quay_errors: f64 = s
+            .errors
+            .iter()
+            .filter(|(k, _)| {
+                k.to_lowercase().contains("quay")
+                    || k.contains("throttl")
+                    || k.contains("RateLimit")
+            })
+            .map(|(_, v)| v)
+            .sum();
+        let all_ready = self.count_ready(&ws).await? >= n;
+        println!(
+            "  {total_s:.1} s to all Ready; {passed} calls passed the limiter ({:.2}/Component), {throttled} answered 429; bound (calls − {burst})/{rate} = {bound_s:.1} s; ratio {:.2}; reconcile errors {:?}",
+            passed / n as f64,
+            total_s / bound_s,
+            s.errors
+        );
+        proc.stop();
+        Ok(json!({
+            "components": n, "rate": rate, "burst": burst, "total_s": total_s,
+            "calls_passed": passed, "throttled_answers": throttled,
+            "calls_per_component": passed / n as f64,
+            "bound_s": bound_s, "ratio": total_s / bound_s,
+            "errors": s.errors, "quay_error_passes": quay_errors, "all_ready": all_ready,
+            "emulator_calls": emu.api_calls(),
+        }))
+    }
+}
+
+/// Which status fields differ between two snapshots (paths with array
+/// indices dropped), and in how many objects.
+fn status_changes(
+    before: &BTreeMap<String, Value>,
+    after: &BTreeMap<String, Value>,
+) -> BTreeMap<String, usize> {
+    fn walk(path: &str, a: &Value, b: &Value, out: &mut std::collections::BTreeSet<String>) {
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) => {
+                for k in x.keys().chain(y.keys()) {
+                    let null = Value::Null;
+                    walk(
+                        &format!("{path}.{k}"),
+                        x.get(k).unwrap_or(&null),
+                        y.get(k).unwrap_or(&null),
+                        out,
+                    );
+                }
+            }
+            (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+                for (i, j) in x.iter().zip(y) {
+                    walk(&format!("{path}[]"), i, j, out);
+                }
+            }
+            _ if a != b => {
+                out.insert(path.to_string());
+            }
+            _ => {}
+        }
+    }
+    let mut counts = BTreeMap::new();
+    for (k, a) in before {
+        let kind = k.split('/').next().unwrap_or_default();
+        let mut paths = std::collections::BTreeSet::new();
+        walk(kind, a, after.get(k).unwrap_or(&Value::Null), &mut paths);
+        for p in paths {
+            *counts.entry(p).or_default() += 1;
+        }
+    }
+    counts
+}
+
+/// Calls per endpoint made between two emulator snapshots.
+fn calls_delta(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+        .filter(|(_, v)| *v > 0)
+        .collect()
+}
+
+/// Nearest-rank percentile of `xs` (`q` in 0..=1).
+fn percentile(xs: &[f64], q: f64) -> f64 {
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = (q * v.len() as f64).ceil().max(1.0) as usize;
+    v[rank.min(v.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_controllers_metrics() {
+        let text = "# HELP x\nquayside_kube_writes_total 7\nquayside_git_commits_total 2\n\
+            quayside_reconciles_total{controller=\"component\",result=\"ok\"} 10\n\
+            quayside_reconciles_total{controller=\"component\",result=\"error\"} 3\n\
+            quayside_reconcile_errors_total{controller=\"component\",reason=\"QuayUnavailable\"} 3\n\
+            quay_api_requests_total{endpoint=\"create_robot\",outcome=\"throttled\"} 4\n\
+            quay_api_requests_total{endpoint=\"create_robot\",outcome=\"ok\"} 5\n# EOF\n";
+        let s = Scrape::parse(text);
+        assert_eq!(s.kube_writes, 7.0);
+        assert_eq!(s.git_commits, 2.0);
+        assert_eq!(s.ok("component"), 10.0);
+        assert_eq!(s.errors["component/QuayUnavailable"], 3.0);
+        assert_eq!(s.quay_outcomes["throttled"], 4.0);
+        assert_eq!(s.quay_total(), 9.0);
+    }
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let xs: Vec<f64> = (1..=20).map(f64::from).collect();
+        assert_eq!(percentile(&xs, 0.5), 10.0);
+        assert_eq!(percentile(&xs, 0.95), 19.0);
+        assert_eq!(percentile(&xs, 1.0), 20.0);
+        assert!(percentile(&[], 0.5).is_nan());
+    }
+}

@@ -1,0 +1,19 @@
+//! Tests against a real Kubernetes control plane (kube-apiserver + etcd,
+//! one shared by the whole binary, each test in namespaces of its own),
+//! with the Quay emulator, the git server and the controller: the
+//! end-to-end flows, bad input, security, crash consistency, faults,
+//! operations, and deploy/. `cargo test --test cluster`; `QUAYSIDE_LONG=1`
+//! runs the long variants of the `reliability_` tests.
+
+mod bad_input;
+mod control_plane;
+mod controller_e2e;
+mod deploy_manifests;
+mod operations;
+mod reliability_apiserver;
+mod reliability_crash;
+mod reliability_faults;
+mod render_kubectl;
+mod rotation_crash;
+mod security_e2e;
+mod tenancy_attacks;

@@ -1,0 +1,74 @@
+//! Operations: the `quayside run` process serves /healthz, /readyz and
+//! /metrics; leader election lets one of two contenders act, and hands
+//! over when the leader stops renewing.
+
+use std::time::Duration;
+
+use quayside::leader::LeaderElector;
+use quayside_testkit::harness::Harness;
+use quayside_testkit::{cluster, ports, wait};
+
+async fn get(url: &str) -> Option<(u16, String)> {
+    // Bounded: a server that accepts and never answers must not hang the
+    // polling loop that calls this (it checks its deadline between calls).
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .ok()?;
+    let resp = client.get(url).send().await.ok()?;
+    let code = resp.status().as_u16();
+    Some((code, resp.text().await.ok()?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn run_serves_health_readiness_and_metrics() {
+    let h = Harness::start().await;
+    let port = ports::unused().unwrap();
+    let _c = h
+        .controller_command()
+        .listen(&format!("127.0.0.1:{port}"))
+        .without_side_repo()
+        .args(["--log-format", "json"])
+        .spawn();
+    let base = format!("http://127.0.0.1:{port}");
+    wait::until("/readyz 200", Duration::from_secs(60), || async {
+        let (code, _) = get(&format!("{base}/readyz")).await?;
+        (code == 200).then_some(())
+    })
+    .await;
+    assert_eq!(get(&format!("{base}/healthz")).await.unwrap().0, 200);
+    h.create_component("m", &h.git.repo_url("public-app"), "public")
+        .await;
+    h.wait_component_ready("m", Duration::from_secs(60)).await;
+    let (code, body) = get(&format!("{base}/metrics")).await.unwrap();
+    assert_eq!(code, 200);
+    for metric in [
+        "quayside_reconciles_total",
+        "quayside_kube_writes_total",
+        "quay_api_requests_total",
+    ] {
+        assert!(body.contains(metric), "{metric} missing:\n{body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_leader_at_a_time_and_takeover_after_expiry() {
+    let cp = cluster::shared();
+    let client = cp.client().await;
+    let ns = cluster::new_namespace(&client, "lease").await;
+    let lease = Duration::from_secs(2);
+    let a = LeaderElector::new(client.clone(), &ns, "quayside-leader", "a", lease);
+    let b = LeaderElector::new(client.clone(), &ns, "quayside-leader", "b", lease);
+    assert!(a.try_acquire().await.unwrap(), "the first contender leads");
+    assert!(!b.try_acquire().await.unwrap(), "the second waits");
+    assert!(a.try_acquire().await.unwrap(), "the leader renews");
+    // `a` stops renewing (crashed): `b` takes over once the lease expires.
+    wait::until("b takes over", Duration::from_secs(20), || async {
+        b.try_acquire().await.unwrap().then_some(())
+    })
+    .await;
+    assert!(
+        !a.try_acquire().await.unwrap(),
+        "the old leader does not act again"
+    );
+}

@@ -1,0 +1,98 @@
+//! Crash consistency of emergency rotation: the real `quayside` process is
+//! aborted at each step of a rotation (a crash point compiled into debug
+//! builds), then restarted; every time the rotation converges, every
+//! Environment holds Quay's current token, and the revoked one is refused.
+
+use std::time::Duration;
+
+use quayside::controller::crash::ROTATION_POINTS;
+use quayside::credentials::RobotCredentials;
+use quayside_testkit::harness::Harness;
+use quayside_testkit::process::KillOnDrop;
+use quayside_testkit::registry::creds_of;
+use quayside_testkit::wait;
+use secrecy::ExposeSecret;
+
+const T: Duration = Duration::from_secs(90);
+
+fn spawn_controller(h: &Harness, crash_at: Option<&str>) -> KillOnDrop {
+    match crash_at {
+        Some(point) => h.controller_command().crash_at(point).spawn(),
+        None => h.controller_command().spawn(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rotation_converges_after_a_crash_at_every_step() {
+    let h = Harness::start().await;
+    let envs = [
+        h.target_namespace("c1", true).await,
+        h.target_namespace("c2", false).await,
+    ];
+    h.create_environment("one", &envs[0], &[]).await;
+    h.create_environment("two", &envs[1], &[]).await;
+    h.create_component("app", &h.git.repo_url("public-app"), "public")
+        .await;
+    {
+        let _c = spawn_controller(&h, None);
+        h.wait_component_ready("app", T).await;
+    }
+
+    let mut generation = 1;
+    let mut revoked: Vec<RobotCredentials> = Vec::new();
+    for point in ROTATION_POINTS {
+        let before = creds_of(&h.target_secret(&envs[0], "app").await.unwrap());
+        let mut crashing = spawn_controller(&h, Some(point));
+        h.request_rotation("app").await;
+        let status = wait::until(&format!("crash at {point}"), T, || {
+            let s = crashing.0.try_wait().unwrap();
+            async move { s }
+        })
+        .await;
+        assert!(!status.success(), "the controller aborted at {point}");
+
+        let _c = spawn_controller(&h, None);
+        generation += 1;
+        h.wait_rotated("app", generation, T).await;
+        // Quay's current pull token is what every Environment holds.
+        let state = h.emulator.snapshot();
+        for ns in &envs {
+            let held = creds_of(&h.target_secret(ns, "app").await.unwrap());
+            let robot = state
+                .robots
+                .iter()
+                .find(|r| r.name == held.username)
+                .expect("robot exists");
+            assert!(
+                robot.token.expose_secret() == held.token.expose_secret(),
+                "after a crash at {point}, {ns} holds Quay's current token"
+            );
+            assert!(
+                held.token.expose_secret() != before.token.expose_secret(),
+                "expected a different token (values not printed)"
+            );
+        }
+        revoked.push(before);
+        generation = h
+            .components()
+            .get("app")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .credentials_generation;
+    }
+    // Exactly two robots: crashes never leaked one.
+    assert_eq!(h.emulator.snapshot().robots.len(), 2);
+    // Every pre-rotation token is revoked.
+    let state = h.emulator.snapshot();
+    for old in revoked {
+        assert!(
+            state
+                .robots
+                .iter()
+                .all(|r| r.token.expose_secret() != old.token.expose_secret()),
+            "a revoked token is still valid"
+        );
+    }
+}

@@ -1,0 +1,37 @@
+//! The `quayside` binary is the controller only: its help lists `run`,
+//! `render`, `verify` and `crd`, and nothing of the test tooling (the Quay
+//! emulator and the benchmarks are binaries of their own).
+
+use std::process::Command;
+
+#[test]
+fn quayside_lists_no_emulator_or_benchmark_commands() {
+    let out = Command::new(env!("CARGO_BIN_EXE_quayside"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    for command in ["run", "render", "verify", "crd"] {
+        assert!(
+            help.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{command} "))),
+            "`{command}` missing:\n{help}"
+        );
+    }
+    for tooling in ["emulator", "bench", "dry-parse"] {
+        assert!(!help.contains(tooling), "`{tooling}` listed:\n{help}");
+    }
+    // Nor does it accept them.
+    for args in [
+        &["quay-emulator"][..],
+        &["bench", "seal"],
+        &["--dry-parse", "crd"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_quayside"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "`quayside {}` ran", args.join(" "));
+    }
+}

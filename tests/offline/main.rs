@@ -1,0 +1,13 @@
+//! Tests that need no server and no tool from `scripts/setup`: the sealed
+//! format, golden rendering, generated files, the docs' examples, and the
+//! Quay client and emulator in-process over real HTTP. The fastest binary:
+//! `cargo test --test offline`.
+
+mod command_line;
+mod crd_drift;
+mod docs_examples;
+mod quay_client;
+mod quay_emulator;
+mod render_golden;
+mod seal_errors;
+mod seal_verify;
