@@ -10,7 +10,7 @@ use super::{Component, Environment};
 pub fn crd_reference_markdown() -> String {
     let mut out = String::from(
         "# CRD reference\n\nGenerated from the Rust types by `quayside crd --reference`; \
-         `tests/crd_drift.rs` fails when it is stale.\n",
+         `tests/offline/crd_drift.rs` fails when it is stale.\n",
     );
     for crd in [Component::crd(), Environment::crd()] {
         let v = serde_json::to_value(&crd).expect("CRD serialises");

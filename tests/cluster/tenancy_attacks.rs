@@ -128,7 +128,8 @@ async fn attack_spec_image_moved_after_provisioning_is_refused() {
     h.stop_controller().await;
     let err = refused.expect_err("the API server refuses a moved spec.image");
     assert!(
-        err.to_string().contains("cannot change once the repository is provisioned"),
+        err.to_string()
+            .contains("cannot change once the repository is provisioned"),
         "{err}"
     );
     let after = h.components().get("app").await.unwrap();
