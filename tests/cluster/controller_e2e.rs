@@ -369,24 +369,8 @@ async fn a_remote_cluster_is_served_and_healed_by_the_heartbeat() {
     let remote_client = remote.client().await;
     let target = cluster::new_namespace(&remote_client, "remote").await;
     let kubeconfig = std::fs::read_to_string(remote.kubeconfig()).unwrap();
-    let secret: Secret = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "remote-cluster"},
-        "stringData": {"kubeconfig": kubeconfig}
-    }))
-    .unwrap();
-    Api::<Secret>::namespaced(h.client.clone(), &h.workspace)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
-    let env: quayside::api::Environment = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "far"},
-        "spec": {"target": {"namespace": target, "clusterCredentialsSecret": "remote-cluster"}}
-    }))
-    .unwrap();
-    h.environments()
-        .create(&PostParams::default(), &env)
-        .await
-        .unwrap();
+    h.create_remote_environment("far", &target, &kubeconfig)
+        .await;
     let mut cfg = h.config();
     cfg.heartbeat = Duration::from_secs(2);
     h.start_controller_with(cfg).await;

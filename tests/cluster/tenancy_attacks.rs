@@ -5,8 +5,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, PostParams};
 use quayside_testkit::harness::{Harness, QUAY_TOKEN};
 use quayside_testkit::wait;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -56,24 +54,8 @@ async fn attack_kubeconfig_token_file_sends_the_controllers_token_nowhere() {
          contexts:\n- name: x\n  context: {{cluster: x, user: x}}\n",
         token_file.display()
     );
-    let secret: Secret = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "evil-cluster"},
-        "stringData": {"kubeconfig": kubeconfig}
-    }))
-    .unwrap();
-    Api::<Secret>::namespaced(h.client.clone(), &h.workspace)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
-    let env: quayside::api::Environment = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "evil"},
-        "spec": {"target": {"namespace": "anything", "clusterCredentialsSecret": "evil-cluster"}}
-    }))
-    .unwrap();
-    h.environments()
-        .create(&PostParams::default(), &env)
-        .await
-        .unwrap();
+    h.create_remote_environment("evil", "anything", &kubeconfig)
+        .await;
     h.start_controller().await;
     let applied = wait::until("the Environment reports its target", T, || async {
         let e = h.environments().get("evil").await.ok()?;

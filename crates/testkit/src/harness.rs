@@ -279,6 +279,31 @@ impl Harness {
             .unwrap();
     }
 
+    /// An Environment delivering to `target` in another cluster: a Secret
+    /// `<name>-cluster` holding `kubeconfig`, and the Environment naming it.
+    pub async fn create_remote_environment(&self, name: &str, target: &str, kubeconfig: &str) {
+        let secret_name = format!("{name}-cluster");
+        let secret: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": secret_name},
+            "stringData": {"kubeconfig": kubeconfig}
+        }))
+        .unwrap();
+        Api::<Secret>::namespaced(self.client.clone(), &self.workspace)
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+        let e: Environment = serde_json::from_value(serde_json::json!({
+            "apiVersion": "quayside.dev/v1alpha1", "kind": "Environment",
+            "metadata": {"name": name},
+            "spec": {"target": {"namespace": target, "clusterCredentialsSecret": secret_name}}
+        }))
+        .unwrap();
+        self.environments()
+            .create(&PostParams::default(), &e)
+            .await
+            .unwrap();
+    }
+
     /// Wait until a Component's Ready condition is True.
     pub async fn wait_component_ready(&self, name: &str, timeout: Duration) -> Component {
         let api = self.components();
