@@ -43,8 +43,25 @@ pub enum SourceVisibility {
     Private,
 }
 
+/// Which hosts the probe may reach. It is a request the controller makes on
+/// a tenant's behalf, from inside the cluster's network: by default only to
+/// public addresses, so a URL cannot aim it at the cloud metadata service,
+/// the API server or another internal service.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProbeScope {
+    #[default]
+    PublicOnly,
+    /// Internal addresses too (`--source-allow-internal`): for a git server
+    /// on the platform's own network, and for tests and the demo.
+    AnyAddress,
+}
+
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 pub enum SourceError {
+    #[error(
+        "source URL {url:?} points at an internal address (loopback, private or link-local), which quayside does not probe; set spec.visibility explicitly, or ask the administrator to allow internal source hosts (--source-allow-internal)"
+    )]
+    InternalAddress { url: String },
     #[error(
         "source URL {url:?} cannot be checked: {reason}; use an https:// clone URL or set spec.visibility explicitly"
     )]
@@ -73,6 +90,7 @@ impl SourceError {
     pub fn reason(&self) -> &'static str {
         match self {
             SourceError::InvalidUrl { .. } => "SourceUrlInvalid",
+            SourceError::InternalAddress { .. } => "SourceAddressRefused",
             SourceError::NotFound { .. } => "SourceNotFound",
             SourceError::Unreachable { .. } => "SourceUnreachable",
         }
@@ -83,8 +101,14 @@ impl SourceError {
 pub async fn detect_visibility(
     url: &str,
     retry: &RetryPolicy,
+    scope: ProbeScope,
 ) -> Result<SourceVisibility, SourceError> {
     let anon = anonymous_url(url)?;
+    if scope == ProbeScope::PublicOnly && reaches_internal(&anon).await {
+        return Err(SourceError::InternalAddress {
+            url: url.to_string(),
+        });
+    }
     bound_libgit2_sockets();
     let started = tokio::time::Instant::now();
     let mut attempt = 0;
@@ -155,6 +179,29 @@ pub fn anonymous_url(url: &str) -> Result<String, SourceError> {
     let _ = u.set_username("");
     let _ = u.set_password(None);
     Ok(u.to_string())
+}
+
+/// Whether the URL's host is, or resolves to, an internal address. A host
+/// that does not resolve is left to the probe, which reports it as
+/// unreachable. (libgit2 resolves again when it connects: a DNS answer
+/// that changes in between is not caught here.)
+async fn reaches_internal(url: &str) -> bool {
+    let Ok(u) = url::Url::parse(url) else {
+        return false;
+    };
+    let port = u.port_or_known_default().unwrap_or(443);
+    match u.host() {
+        Some(url::Host::Ipv4(ip)) => is_internal(ip.into()),
+        Some(url::Host::Ipv6(ip)) => is_internal(ip.into()),
+        Some(url::Host::Domain(name)) => {
+            let lookup = tokio::net::lookup_host((name.to_string(), port));
+            match tokio::time::timeout(Duration::from_secs(10), lookup).await {
+                Ok(Ok(mut addrs)) => addrs.any(|a| is_internal(a.ip())),
+                _ => false,
+            }
+        }
+        None => false,
+    }
 }
 
 /// Whether an address is one a server-side request from the controller
@@ -246,6 +293,29 @@ fn probe(url: &str) -> Result<SourceVisibility, Probe> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn internal_hosts_are_refused_before_any_request() {
+        let retry = RetryPolicy::default();
+        for url in [
+            "http://127.0.0.1:9/r.git",
+            "https://169.254.169.254/latest/meta-data",
+            "http://[::1]/r.git",
+            "http://localhost:9/r.git",
+            "git@10.0.0.5:team/app.git",
+        ] {
+            let got = detect_visibility(url, &retry, ProbeScope::PublicOnly).await;
+            assert_eq!(
+                got,
+                Err(SourceError::InternalAddress { url: url.into() }),
+                "{url}"
+            );
+        }
+        let e = SourceError::InternalAddress { url: "x".into() };
+        assert_eq!(e.reason(), "SourceAddressRefused");
+        assert!(!e.is_transient());
+        assert!(e.to_string().contains("set spec.visibility"));
+    }
 
     #[test]
     fn internal_addresses_are_recognised_in_every_form() {

@@ -16,6 +16,7 @@ use quayside::gitops::{DeliveryMode, GitAuth, SideRepoConfig};
 use quayside::quay::{QuayClient, QuayConfig, RetryPolicy};
 use quayside::render::KustomizeFlavor;
 use quayside::seal::Identity;
+use quayside::source::ProbeScope;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -79,6 +80,13 @@ pub struct Args {
     /// The controller's age identity file (AGE-SECRET-KEY-1…), mounted from a Secret.
     #[arg(long, env = "QUAYSIDE_AGE_IDENTITY_FILE")]
     pub age_identity_file: PathBuf,
+
+    /// Let the anonymous source-repository probe reach loopback, private and
+    /// link-local addresses: for a git server on the platform's own network.
+    /// Off by default, so a tenant's URL cannot aim the controller at
+    /// internal services.
+    #[arg(long, env = "QUAYSIDE_SOURCE_ALLOW_INTERNAL", default_value_t = false, action = clap::ArgAction::Set)]
+    pub source_allow_internal: bool,
 
     /// Reconcile every Environment and Component again after this long.
     #[arg(long, env = "QUAYSIDE_HEARTBEAT", default_value = "24h", value_parser = parse_duration)]
@@ -226,6 +234,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         rotation_interval: (!args.rotation_interval.is_zero()).then_some(args.rotation_interval),
         cleanup_timeout: args.cleanup_timeout,
         source_retry: RetryPolicy::default(),
+        source_scope: if args.source_allow_internal {
+            ProbeScope::AnyAddress
+        } else {
+            ProbeScope::PublicOnly
+        },
         namespace: args.watch_namespace.clone(),
     };
     let client = match &args.kubeconfig {

@@ -6,6 +6,7 @@ use crate::gitops::SideRepoConfig;
 use crate::quay::RetryPolicy;
 use crate::render::KustomizeFlavor;
 use crate::seal::Identity;
+use crate::source::ProbeScope;
 
 /// Everything a running controller needs to know.
 pub struct Config {
@@ -26,6 +27,8 @@ pub struct Config {
     pub cleanup_timeout: Duration,
     /// Retries of the anonymous source-repository probe.
     pub source_retry: RetryPolicy,
+    /// Which hosts that probe may reach (public ones only, by default).
+    pub source_scope: ProbeScope,
     /// Watch Components and Environments in this namespace only (all when unset).
     pub namespace: Option<String>,
 }

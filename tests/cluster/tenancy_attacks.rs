@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use quayside_testkit::harness::{Harness, QUAY_TOKEN};
+use quayside_testkit::harness::{Harness, ORG, QUAY_TOKEN};
 use quayside_testkit::wait;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -117,4 +117,45 @@ async fn attack_spec_image_moved_after_provisioning_is_refused() {
     let after = h.components().get("app").await.unwrap();
     assert_eq!(after.spec.image, None, "spec unchanged");
     assert_eq!(after.status.unwrap().image.as_deref(), Some(image.as_str()));
+}
+
+/// Attack 5: a source URL aimed at an internal service (here a listener on
+/// loopback; in a cloud, the metadata service) makes the controller send
+/// requests there from inside the cluster's network on every pass. By
+/// default the probe reaches public addresses only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn attack_source_url_on_an_internal_address_is_never_probed() {
+    let mut h = Harness::start().await;
+    let (addr, seen) = attacker_listener().await;
+    let mut cfg = h.config();
+    cfg.source_scope = quayside::source::ProbeScope::PublicOnly;
+    h.start_controller_with(cfg).await;
+    h.create_component("probe", &format!("http://{addr}/internal.git"), "auto")
+        .await;
+    let refused = wait::until("the Component reports its source", T, || async {
+        let c = h.components().get("probe").await.ok()?;
+        c.status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "RepositoryReady" && c.status == "False")
+    })
+    .await;
+    h.stop_controller().await;
+    assert_eq!(
+        refused.reason, "SourceAddressRefused",
+        "{}",
+        refused.message
+    );
+    assert!(refused.message.contains("set spec.visibility explicitly"));
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.is_empty(),
+        "the internal service received a request: {}",
+        String::from_utf8_lossy(&seen)
+    );
+    let repo = format!("{}/probe", h.workspace);
+    assert!(
+        h.emulator.snapshot().repository(ORG, &repo).is_none(),
+        "nothing was created on Quay for an unchecked source"
+    );
 }

@@ -994,7 +994,7 @@ impl Scene {
             "--watch-namespace team-a --leader-election false --listen 127.0.0.1:0".into(),
             format!("--quay-api-url {api} --quay-organization {ORG}"),
             format!("--quay-token-file {}", p(&t.join("quay-token"))),
-            format!("--registry-host {registry}"),
+            format!("--registry-host {registry} --source-allow-internal true"),
             format!("--side-repo-url {git_url}/gitops.git --side-repo-username quayside"),
             format!("--side-repo-password-file {}", p(&t.join("git-password"))),
             format!("--side-repo-workdir {}", p(&t.join("controller-clone"))),

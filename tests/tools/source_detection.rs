@@ -7,7 +7,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use quayside::quay::RetryPolicy;
-use quayside::source::{SourceError, SourceVisibility, detect_visibility};
+use quayside::source::{ProbeScope, SourceError, SourceVisibility, detect_visibility};
+
+/// The test git server is on loopback.
+const ANY: ProbeScope = ProbeScope::AnyAddress;
 use quayside_testkit::git_server::{GitServer, PASSWORD};
 
 fn retry() -> RetryPolicy {
@@ -46,14 +49,15 @@ async fn public_and_private_repositories_are_told_apart() {
     push_initial_commit(&server, "public-repo");
     push_initial_commit(&server, "private-repo");
 
-    let public = detect_visibility(&server.repo_url("public-repo"), &retry()).await;
+    let public = detect_visibility(&server.repo_url("public-repo"), &retry(), ANY).await;
     assert_eq!(public, Ok(SourceVisibility::Public));
 
-    let private = detect_visibility(&server.repo_url("private-repo"), &retry()).await;
+    let private = detect_visibility(&server.repo_url("private-repo"), &retry(), ANY).await;
     assert_eq!(private, Ok(SourceVisibility::Private));
 
     // Credentials in the URL are stripped: the check is anonymous, so it still says private.
-    let with_creds = detect_visibility(&server.authed_repo_url("private-repo"), &retry()).await;
+    let with_creds =
+        detect_visibility(&server.authed_repo_url("private-repo"), &retry(), ANY).await;
     assert_eq!(with_creds, Ok(SourceVisibility::Private));
 }
 
@@ -66,7 +70,7 @@ async fn an_unreachable_host_is_reported_not_guessed() {
         .unwrap()
         .port();
     let url = format!("http://127.0.0.1:{port}/some-repo.git");
-    let err = detect_visibility(&url, &retry()).await.unwrap_err();
+    let err = detect_visibility(&url, &retry(), ANY).await.unwrap_err();
     match &err {
         SourceError::Unreachable { attempts, .. } => assert_eq!(*attempts, 3),
         other => panic!("expected Unreachable, got {other:?}"),
@@ -82,11 +86,11 @@ async fn a_server_down_then_up_is_unreachable_then_answers() {
     push_initial_commit(&server, "public-repo");
     let url = server.repo_url("public-repo");
     server.stop();
-    let err = detect_visibility(&url, &retry()).await.unwrap_err();
+    let err = detect_visibility(&url, &retry(), ANY).await.unwrap_err();
     assert!(matches!(err, SourceError::Unreachable { .. }), "{err:?}");
     server.restart();
     assert_eq!(
-        detect_visibility(&url, &retry()).await,
+        detect_visibility(&url, &retry(), ANY).await,
         Ok(SourceVisibility::Public)
     );
     assert!(!format!("{err:?} {err}").contains(PASSWORD));
@@ -97,7 +101,7 @@ async fn a_server_down_then_up_is_unreachable_then_answers() {
 #[tokio::test]
 async fn a_repository_hidden_from_anonymous_readers_reads_private() {
     let server = GitServer::start(&["public-repo"], &[]);
-    let r = detect_visibility(&server.repo_url("no-such-repo"), &retry()).await;
+    let r = detect_visibility(&server.repo_url("no-such-repo"), &retry(), ANY).await;
     assert_eq!(r, Ok(SourceVisibility::Private));
 }
 
@@ -108,7 +112,7 @@ async fn local_paths_and_unknown_schemes_are_refused() {
         "/srv/git/app.git",
         "ftp://host/app.git",
     ] {
-        let err = detect_visibility(url, &retry()).await.unwrap_err();
+        let err = detect_visibility(url, &retry(), ANY).await.unwrap_err();
         assert!(
             matches!(err, SourceError::InvalidUrl { .. }),
             "{url}: {err:?}"

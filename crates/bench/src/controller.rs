@@ -502,6 +502,8 @@ impl Bench {
             .arg("--quay-token-file")
             .arg(&self.token_file)
             .args(["--registry-host", &emu.registry_host()])
+            // The bench's git server is on loopback.
+            .args(["--source-allow-internal", "true"])
             .arg("--side-repo-url")
             .arg(&ws.side_repo)
             // A fresh clone each start, as a new pod would have.

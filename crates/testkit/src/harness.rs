@@ -23,6 +23,7 @@ use quayside::gitops::{DeliveryMode, GitAuth, SideRepoConfig};
 use quayside::quay::{QuayClient, QuayConfig, RetryPolicy};
 use quayside::render::KustomizeFlavor;
 use quayside::seal::Identity;
+use quayside::source::ProbeScope;
 
 use crate::cluster::{self, ControlPlane};
 use crate::git_server::{self, GitServer};
@@ -167,6 +168,8 @@ impl Harness {
             heartbeat: Duration::from_secs(3600),
             rotation_interval: None,
             cleanup_timeout: Duration::from_secs(30),
+            // The test git servers are on loopback.
+            source_scope: ProbeScope::AnyAddress,
             source_retry: RetryPolicy {
                 max_attempts: 3,
                 base: Duration::from_millis(20),
@@ -462,6 +465,7 @@ impl ControllerCommand<'_> {
             .arg("--quay-token-file")
             .arg(dir.join("quay-token"))
             .args(["--registry-host", &h.emulator.registry_host()])
+            .args(["--source-allow-internal", "true"])
             .arg("--age-identity-file")
             .arg(dir.join("age.key"));
         if self.side_repo {

@@ -49,7 +49,8 @@ impl Pass<'_> {
                 Some(v) if !spec_changed => v,
                 _ => {
                     let url = &self.component.spec.source.git.url;
-                    match detect_visibility(url, &self.ctx.config.source_retry).await? {
+                    let config = &self.ctx.config;
+                    match detect_visibility(url, &config.source_retry, config.source_scope).await? {
                         SourceVisibility::Private => ResolvedVisibility::Private,
                         SourceVisibility::Public => ResolvedVisibility::Public,
                     }
