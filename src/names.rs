@@ -62,7 +62,7 @@ fn is_dns_part(s: &str) -> bool {
 pub enum NameError {
     #[error(
         "image name {input:?} has no letters or digits left after applying Quay's naming rules; \
-         set spec.image to a name like `team/app` (lower-case letters, digits, `.`, `_`, `-`, `/`)"
+         set spec.image to a name like `<namespace>/app` (lower-case letters, digits, `.`, `_`, `-`, `/`)"
     )]
     NothingLeft { input: String },
 }
@@ -99,6 +99,25 @@ pub fn repository_name(
     let keep = MAX_REPOSITORY_LEN - HASH_LEN - 1;
     let head = trim_end_separators(&joined[..keep]);
     Ok(format!("{head}-{}", short_hash(&input)))
+}
+
+/// The part of the organization a workspace's repositories lie under: its
+/// namespace, sanitised like a repository path segment.
+pub fn workspace_prefix(namespace: &str) -> String {
+    sanitise_segment(namespace)
+}
+
+/// Whether `repository` (from [`repository_name`]) lies in the workspace
+/// `namespace`'s part of the organization: `<namespace>` or below
+/// `<namespace>/`. Workspaces do not trust each other, and a repository
+/// outside one's own prefix is another team's.
+pub fn in_workspace(repository: &str, namespace: &str) -> bool {
+    let prefix = workspace_prefix(namespace);
+    !prefix.is_empty()
+        && (repository == prefix
+            || repository
+                .strip_prefix(&prefix)
+                .is_some_and(|rest| rest.starts_with('/')))
 }
 
 /// The robot short name (without `org+`) for a repository and role.
@@ -184,6 +203,29 @@ fn short_hash(input: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repositories_lie_in_their_workspace_or_not() {
+        let repo = |image: &str| repository_name("team-a", "app", Some(image)).unwrap();
+        assert!(in_workspace(&repo("team-a/app"), "team-a"));
+        assert!(in_workspace(&repo("Team-A/My App"), "team-a"));
+        assert!(in_workspace(&repo("../team-a/x/y"), "team-a"));
+        assert!(in_workspace(
+            &repository_name("team-a", "app", None).unwrap(),
+            "team-a"
+        ));
+        for other in [
+            "team-b/app",
+            "team-ab/app",
+            "team/app",
+            "../../etc/app",
+            "app",
+        ] {
+            assert!(!in_workspace(&repo(other), "team-a"), "{other}");
+        }
+        let long = repo(&format!("team-a/{}", "a".repeat(300)));
+        assert!(in_workspace(&long, "team-a"), "a cut name keeps its prefix");
+    }
 
     #[test]
     fn dns_labels_and_subdomains() {

@@ -33,7 +33,8 @@ pub struct ComponentSpec {
     #[serde(default)]
     pub visibility: Visibility,
     /// Repository name inside the Quay organization; default `<namespace>/<component>`,
-    /// sanitised to Quay's naming rules.
+    /// sanitised to Quay's naming rules. It must lie under `<namespace>/` (another
+    /// workspace's repositories are refused) and cannot change once provisioned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
 }

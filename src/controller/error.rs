@@ -30,6 +30,11 @@ pub enum Error {
         provisioned: String,
         requested: String,
     },
+    /// `spec.image` names a repository outside the workspace's prefix.
+    #[error(
+        "spec.image {repository:?} is outside this workspace's repositories; use a name under {prefix:?} (for example {prefix}/<name>), or remove spec.image for the default"
+    )]
+    ImageOutsideWorkspace { repository: String, prefix: String },
     #[error("source repository: {0}")]
     Source(#[from] SourceError),
     #[error("rendering the side-repository folder: {0}")]
@@ -66,6 +71,7 @@ impl Error {
             Error::Quay(e) => e.reason(),
             Error::PlanLimit { .. } => "QuayPlanLimit",
             Error::ImageChanged { .. } => "ImageImmutable",
+            Error::ImageOutsideWorkspace { .. } => "ImageOutsideWorkspace",
             // The source error knows whether the URL is invalid, the
             // repository missing or the host unreachable: say which.
             Error::Source(e) => e.reason(),
@@ -96,7 +102,10 @@ impl Error {
             // A namespace or ServiceAccount created, another folder moved:
             // nothing wakes this object, so look again soon.
             Error::Spec(e) if e.fixed_by_another_object() => Retry::Soon,
-            Error::Name(_) | Error::Spec(_) | Error::ImageChanged { .. } => Retry::SpecChange,
+            Error::Name(_)
+            | Error::Spec(_)
+            | Error::ImageChanged { .. }
+            | Error::ImageOutsideWorkspace { .. } => Retry::SpecChange,
             Error::Kube(_)
             | Error::Render(_)
             | Error::Git(_)

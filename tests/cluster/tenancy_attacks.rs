@@ -159,3 +159,100 @@ async fn attack_source_url_on_an_internal_address_is_never_probed() {
         "nothing was created on Quay for an unchecked source"
     );
 }
+
+/// Attack 2: a Component naming another team's repository in `spec.image`
+/// would have quayside find that team's robots and hand their tokens to
+/// the attacker's workspace, flip the repository's visibility, and delete
+/// it with the Component. A repository outside the workspace's prefix is
+/// refused before any Quay call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn attack_spec_image_of_another_team_gets_nothing_of_theirs() {
+    use quayside::api::ResolvedVisibility;
+    use quayside::names::{RobotRole, robot_short_name};
+    use quayside::quay::QuayClient;
+    use secrecy::ExposeSecret;
+
+    let mut h = Harness::start().await;
+    // Team B's repository and robots, as its own quayside made them.
+    let quay = QuayClient::new(h.quay_config()).unwrap();
+    let theirs = "team-b/app";
+    quay.create_repository(theirs, ResolvedVisibility::Private, "team B's")
+        .await
+        .unwrap();
+    let mut their_tokens = Vec::new();
+    for role in [RobotRole::Push, RobotRole::Pull] {
+        let short = robot_short_name(theirs, role, 0);
+        let robot = quay.create_robot(&short, "team B's").await.unwrap();
+        quay.grant(theirs, &short, role.into()).await.unwrap();
+        their_tokens.push(robot.token.expose_secret().to_string());
+    }
+    let calls_before = h.emulator.api_calls();
+    h.start_controller().await;
+    let obj = serde_json::json!({
+        "apiVersion": "quayside.dev/v1alpha1", "kind": "Component",
+        "metadata": {"name": "steal"},
+        "spec": {"source": {"git": {"url": h.git.repo_url("public-app")}},
+                 "visibility": "public", "image": theirs}
+    });
+    let c: quayside::api::Component = serde_json::from_value(obj).unwrap();
+    h.components()
+        .create(&kube::api::PostParams::default(), &c)
+        .await
+        .unwrap();
+    let refused = wait::until("the Component reports its image", T, || async {
+        let c = h.components().get("steal").await.ok()?;
+        c.status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "RepositoryReady" && c.status == "False")
+    })
+    .await;
+    // The deletion must not take their repository either.
+    h.components()
+        .delete("steal", &Default::default())
+        .await
+        .unwrap();
+    wait::until("the Component is gone", T, || async {
+        h.components()
+            .get_opt("steal")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    h.stop_controller().await;
+    assert_eq!(
+        refused.reason, "ImageOutsideWorkspace",
+        "{}",
+        refused.message
+    );
+    let secrets = kube::api::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(
+        h.client.clone(),
+        &h.workspace,
+    )
+    .list(&Default::default())
+    .await
+    .unwrap();
+    let dump = serde_json::to_string(&secrets.items).unwrap();
+    for token in &their_tokens {
+        assert!(
+            !dump.contains(token.as_str()),
+            "team B's token reached team A's workspace"
+        );
+    }
+    let state = h.emulator.snapshot();
+    let repo = state
+        .repository(ORG, theirs)
+        .expect("their repository is still there");
+    assert!(!repo.public, "their repository keeps its visibility");
+    for role in [RobotRole::Push, RobotRole::Pull] {
+        let name = format!("{ORG}+{}", robot_short_name(theirs, role, 0));
+        assert!(state.robot(&name).is_some(), "their {name} is still there");
+    }
+    assert_eq!(
+        h.emulator.api_calls(),
+        calls_before,
+        "no Quay call was made for the refused Component"
+    );
+}

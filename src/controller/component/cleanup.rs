@@ -25,9 +25,14 @@ pub(super) async fn run(component: &Component, ctx: &Context) -> Result<Action> 
             .annotations()
             .get(ANNOTATION_KEEP_REPOSITORY)
             .is_some_and(|v| v == "true");
-        // A repository another Component uses keeps its robots too: they
+        // Only a repository of this workspace (or one this Component was
+        // provisioned with before that rule) is this Component's to clean;
+        // a repository another Component uses keeps its robots too: they
         // are that Component's as much as this one's.
-        if !repository_shared(ctx, component, &repo).await? {
+        let provisioned = component.status.as_ref().and_then(|s| s.image.as_deref())
+            == Some(ctx.image_of(&repo).as_str());
+        let ours = provisioned || names::in_workspace(&repo, &ns);
+        if ours && !repository_shared(ctx, component, &repo).await? {
             // Robots go even with a kept repository, so no credential
             // outlives the Component.
             delete_robots(ctx, &repo).await?;

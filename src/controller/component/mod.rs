@@ -158,6 +158,8 @@ impl<'a> Pass<'a> {
             names::repository_name(&self.ns, &self.name, self.component.spec.image.as_deref());
         let repo = record(&mut self.repository_problem, repo.map_err(Error::from))?;
         let repo = self.provisioned_repository(repo);
+        let in_workspace = self.check_workspace(&repo);
+        record(&mut self.repository_problem, in_workspace)?;
         self.repo = Some(repo.clone());
         self.push = workspace::read(&self.secrets, &self.name, RobotRole::Push).await?;
         self.pull = workspace::read(&self.secrets, &self.name, RobotRole::Pull).await?;
@@ -210,6 +212,20 @@ impl<'a> Pass<'a> {
         self.repository_problem = Some(problem(&e));
         self.deferred = Some(e);
         old
+    }
+
+    /// A repository outside the workspace's prefix is another team's: it is
+    /// never touched. One provisioned before that rule keeps working (its
+    /// owner records on Quay decide; see docs/security.md).
+    fn check_workspace(&self, repo: &str) -> Result<()> {
+        let provisioned = self.old.image.as_deref() == Some(&self.ctx.image_of(repo));
+        if provisioned || names::in_workspace(repo, &self.ns) {
+            return Ok(());
+        }
+        Err(Error::ImageOutsideWorkspace {
+            repository: repo.to_string(),
+            prefix: names::workspace_prefix(&self.ns),
+        })
     }
 
     /// Whether this pass must ask Quay (see `plan::credentials`).

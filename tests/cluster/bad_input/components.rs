@@ -80,7 +80,13 @@ async fn check_cases(h: &Harness, cases: &[Case]) {
 async fn image_names() {
     let mut f = fixture().await;
     let (h, public) = (&f.h, &f.public);
-    let long_image = format!("team/{}", "a".repeat(300));
+    // Every image lies under the workspace's prefix (the tenancy rule);
+    // what is tested here is how a name is brought to Quay's grammar.
+    let ws = h.workspace.clone();
+    let long_image = format!("{ws}/{}", "a".repeat(300));
+    let upper = format!("{}/My App", ws.to_uppercase());
+    let underscores = format!("{ws}/my__app");
+    let dotdot = format!("../../{ws}/app");
     let cases: Vec<Case> = vec![
         (
             "img-symbols",
@@ -95,15 +101,15 @@ async fn image_names() {
         ),
         (
             "img-upper",
-            component("img-upper", public, "public", Some("Team/My App")),
+            component("img-upper", public, "public", Some(&upper)),
             READY,
-            Some("/team/my-app".into()),
+            Some(format!("/{ws}/my-app")),
         ),
         (
             "img-underscores",
-            component("img-underscores", public, "public", Some("team/my__app")),
+            component("img-underscores", public, "public", Some(&underscores)),
             READY,
-            Some("/team/my_app".into()),
+            Some(format!("/{ws}/my_app")),
         ),
         (
             "img-too-long",
@@ -113,9 +119,20 @@ async fn image_names() {
         ),
         (
             "img-dotdot",
-            component("img-dotdot", public, "public", Some("../../etc/app")),
+            component("img-dotdot", public, "public", Some(&dotdot)),
             READY,
-            Some(format!("{ORG}/etc/app")),
+            Some(format!("{ORG}/{ws}/app")),
+        ),
+        (
+            "img-elsewhere",
+            component("img-elsewhere", public, "public", Some("../../etc/app")),
+            Expect {
+                condition: "Ready",
+                status: "False",
+                reason: "ImageOutsideWorkspace",
+                says: &["outside this workspace", "remove spec.image"],
+            },
+            None,
         ),
     ];
     check_cases(h, &cases).await;
@@ -123,7 +140,10 @@ async fn image_names() {
     let c = h.components().get("img-too-long").await.unwrap();
     let img = c.status.unwrap().image.unwrap();
     let repo = img.split_once(&format!("{ORG}/")).unwrap().1;
-    assert!(repo.len() <= 255 && repo.starts_with("team/aaaa"), "{repo}");
+    assert!(
+        repo.len() <= 255 && repo.starts_with(&format!("{ws}/aaaa")),
+        "{repo}"
+    );
     eprintln!("FIGURES bad-input component images: cases={}", cases.len());
     f.assert_still_serving().await;
     f.h.stop_controller().await;
