@@ -25,6 +25,16 @@ pub enum SpecError {
         "spec.recipients[{0}] is not an age recipient (it must start with age1); fix or remove it"
     )]
     InvalidRecipient(usize),
+    /// A Secret of the pull Secret's name is in the target namespace and
+    /// is not this Environment's: it is never overwritten.
+    #[error(
+        "the Secret {name} in namespace {namespace} {holder}; quayside never overwrites it: remove or rename it, or deliver this Environment to another namespace"
+    )]
+    TargetSecretTaken {
+        name: String,
+        namespace: String,
+        holder: String,
+    },
     /// Another Environment owns an overlapping side-repo folder (the message
     /// comes from `plan::folders`).
     #[error("{0}")]
@@ -39,10 +49,21 @@ impl SpecError {
         match self {
             SpecError::TargetNamespaceMissing(_)
             | SpecError::ServiceAccountMissing(_)
+            | SpecError::TargetSecretTaken { .. }
             | SpecError::FolderOverlap(_) => true,
             SpecError::EmptyTargetNamespace
             | SpecError::InvalidTargetNamespace(_)
             | SpecError::InvalidRecipient(_) => false,
+        }
+    }
+}
+
+impl SpecError {
+    /// The Secret a `TargetSecretTaken` is about.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            SpecError::TargetSecretTaken { name, .. } => Some(name),
+            _ => None,
         }
     }
 }

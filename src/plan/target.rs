@@ -33,6 +33,47 @@ pub struct TargetPlan {
     pub delete: Vec<String>,
 }
 
+/// Who holds a Secret name an Environment wants in its target namespace,
+/// read from the labels of the Secret found there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// No Secret of that name.
+    Nobody,
+    /// quayside's, for this Environment (its labels were intact).
+    This,
+    /// quayside's, for another Environment (`workspace/name`).
+    OtherEnvironment { workspace: String, name: String },
+    /// Not quayside's: a team's own Secret, never overwritten.
+    Foreign,
+}
+
+/// The holder of a Secret with `labels` (`None`: there is none), seen by
+/// Environment `environment` of `workspace`.
+pub fn holder(
+    labels: Option<&BTreeMap<String, String>>,
+    workspace: &str,
+    environment: &str,
+) -> Holder {
+    use crate::vocabulary::{
+        LABEL_ENVIRONMENT, LABEL_MANAGED_BY, LABEL_WORKSPACE, MANAGED_BY_VALUE,
+    };
+    let Some(labels) = labels else {
+        return Holder::Nobody;
+    };
+    let get = |k: &str| labels.get(k).map(String::as_str);
+    if get(LABEL_MANAGED_BY) != Some(MANAGED_BY_VALUE) {
+        return Holder::Foreign;
+    }
+    match (get(LABEL_WORKSPACE), get(LABEL_ENVIRONMENT)) {
+        (Some(w), Some(e)) if w == workspace && e == environment => Holder::This,
+        (Some(w), Some(e)) => Holder::OtherEnvironment {
+            workspace: w.to_string(),
+            name: e.to_string(),
+        },
+        _ => Holder::Foreign,
+    }
+}
+
 /// Compare desired and observed Secrets; an unchanged Secret is not written.
 pub fn plan_target_secrets(desired: &[DesiredSecret], observed: &[ObservedSecret]) -> TargetPlan {
     let by_name: BTreeMap<&str, &ObservedSecret> =
@@ -63,6 +104,33 @@ pub fn plan_target_secrets(desired: &[DesiredSecret], observed: &[ObservedSecret
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn holders_by_label() {
+        use crate::vocabulary::{LABEL_MANAGED_BY, target_labels};
+        let ours = target_labels("team-a", "prod", "api");
+        assert_eq!(holder(None, "team-a", "prod"), Holder::Nobody);
+        assert_eq!(holder(Some(&ours), "team-a", "prod"), Holder::This);
+        assert_eq!(
+            holder(Some(&ours), "team-a", "dev"),
+            Holder::OtherEnvironment {
+                workspace: "team-a".into(),
+                name: "prod".into()
+            }
+        );
+        assert_eq!(
+            holder(Some(&ours), "team-b", "prod").clone(),
+            Holder::OtherEnvironment {
+                workspace: "team-a".into(),
+                name: "prod".into()
+            }
+        );
+        let theirs = BTreeMap::from([("app".to_string(), "billing".to_string())]);
+        assert_eq!(holder(Some(&theirs), "team-a", "prod"), Holder::Foreign);
+        let mut forged = ours.clone();
+        forged.insert(LABEL_MANAGED_BY.into(), "someone-else".into());
+        assert_eq!(holder(Some(&forged), "team-a", "prod"), Holder::Foreign);
+    }
 
     fn desired(name: &str, g: i64, p: &str) -> DesiredSecret {
         DesiredSecret {

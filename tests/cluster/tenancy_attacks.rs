@@ -5,6 +5,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use quayside_testkit::harness::{Harness, ORG, QUAY_TOKEN};
 use quayside_testkit::wait;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -254,5 +258,141 @@ async fn attack_spec_image_of_another_team_gets_nothing_of_theirs() {
         h.emulator.api_calls(),
         calls_before,
         "no Quay call was made for the refused Component"
+    );
+}
+
+/// The condition of type `kind` of Environment `name` once it is False.
+async fn environment_refused(h: &Harness, name: &str, kind: &str) -> Condition {
+    wait::until(&format!("Environment {name} {kind}=False"), T, || async {
+        let e = h.environments().get(name).await.ok()?;
+        e.status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == kind && c.status == "False")
+    })
+    .await
+}
+
+/// Attack 3 (part): an Environment delivering into a namespace where a
+/// Secret of the pull Secret's name already exists — another team's own —
+/// would take it over with a forced apply, and delete it with the
+/// Environment. It is never written, linked or deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn attack_a_teams_own_secret_in_a_target_is_never_taken_over() {
+    let mut h = Harness::start().await;
+    let target = h.target_namespace("theirs", false).await;
+    let secrets = Api::<Secret>::namespaced(h.client.clone(), &target);
+    let theirs: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "app-pull", "labels": {"team": "b"}},
+        "type": "kubernetes.io/dockerconfigjson",
+        "stringData": {".dockerconfigjson": r#"{"auths":{"registry.team-b.example":{"auth":"dGVhbS1iOm93bg=="}}}"#}
+    }))
+    .unwrap();
+    let before = secrets
+        .create(&PostParams::default(), &theirs)
+        .await
+        .unwrap();
+    h.start_controller().await;
+    h.create_component("app", &h.git.repo_url("public-app"), "public")
+        .await;
+    h.wait_component_ready("app", T).await;
+    h.create_environment("grab", &target, &[]).await;
+    let refused = environment_refused(&h, "grab", "Applied").await;
+    h.environments()
+        .delete("grab", &Default::default())
+        .await
+        .unwrap();
+    wait::until("the Environment is gone", T, || async {
+        h.environments()
+            .get_opt("grab")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    h.stop_controller().await;
+    assert!(
+        refused.message.contains("was not created by quayside")
+            && refused.message.contains("never overwrites"),
+        "{}",
+        refused.message
+    );
+    let after = secrets
+        .get("app-pull")
+        .await
+        .expect("their Secret survives");
+    assert_eq!(
+        after.metadata.resource_version, before.metadata.resource_version,
+        "their Secret was not written"
+    );
+    assert!(
+        !h.image_pull_secrets(&target, "default")
+            .await
+            .contains(&"app-pull".to_string()),
+        "their Secret was not linked"
+    );
+}
+
+/// Two Environments of a workspace delivering into one namespace would
+/// overwrite each other's Secret back and forth; the older one keeps it
+/// and the younger one is told why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn attack_two_environments_on_one_namespace_do_not_fight() {
+    let mut h = Harness::start().await;
+    let target = h.target_namespace("shared", false).await;
+    h.start_controller().await;
+    h.create_component("app", &h.git.repo_url("public-app"), "public")
+        .await;
+    h.create_environment("first", &target, &[]).await;
+    h.wait_component_ready("app", T).await;
+    h.create_environment("second", &target, &[]).await;
+    let refused = environment_refused(&h, "second", "Applied").await;
+    let secret = h.target_secret(&target, "app").await.unwrap();
+    let version = secret.metadata.resource_version.clone();
+    // Two more passes of the younger one (each fails again) change nothing.
+    let failed_passes = || {
+        let (metrics, _) = h.observed.clone().unwrap();
+        metrics
+            .reconciles
+            .get_or_create(&quayside::controller::metrics::ReconcileLabels {
+                controller: "environment".into(),
+                result: "error".into(),
+            })
+            .get()
+    };
+    let failed_before = failed_passes();
+    for round in 0..2 {
+        let patch =
+            serde_json::json!({"metadata": {"annotations": {"test/poke": round.to_string()}}});
+        h.environments()
+            .patch("second", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+    wait::until("the younger Environment passed twice more", T, || async {
+        (failed_passes() >= failed_before + 2).then_some(())
+    })
+    .await;
+    h.stop_controller().await;
+    assert!(
+        refused
+            .message
+            .contains(&format!("{}/first, which is older", h.workspace)),
+        "{}",
+        refused.message
+    );
+    let after = h.target_secret(&target, "app").await.unwrap();
+    assert_eq!(
+        after
+            .labels()
+            .get("quayside.dev/environment")
+            .map(String::as_str),
+        Some("first"),
+        "the older Environment keeps its Secret"
+    );
+    assert_eq!(
+        after.metadata.resource_version, version,
+        "nobody rewrote it"
     );
 }

@@ -12,6 +12,7 @@ use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
 use crate::controller::targets::{self, TargetClusterError};
 use crate::controller::workspace;
+use crate::plan::target::{self, Holder};
 use crate::plan::{DesiredSecret, ObservedSecret, SpecError, plan_target_secrets, spec};
 use crate::vocabulary::{generation_of, pull_secret_name, target_labels, target_selector};
 
@@ -39,10 +40,19 @@ pub(super) async fn deliver(
         })
         .collect();
     let observed = observe_secrets(env, &secrets).await?;
-    let mut changed = apply_secrets(env, ctx, &secrets, items, &desired, &observed).await?;
+    let (mut changed, refused) =
+        apply_secrets(env, ctx, &secrets, items, &desired, &observed).await?;
+    // A name held by someone else is not linked either: that Secret is theirs.
+    let desired: Vec<DesiredSecret> = desired
+        .into_iter()
+        .filter(|d| !refused.iter().any(|r| r.name() == Some(d.name.as_str())))
+        .collect();
     let (linked, relinked) =
         link::link_service_account(env, ctx, &client, target_ns, &desired, &observed).await?;
     changed |= relinked;
+    if let Some(first) = refused.into_iter().next() {
+        return Err(first.into());
+    }
     Ok(Delivered { linked, changed })
 }
 
@@ -90,9 +100,10 @@ async fn observe_secrets(env: &Environment, secrets: &Api<Secret>) -> Result<Vec
         .collect())
 }
 
-/// Apply what is missing or stale, delete what no Component wants.
-/// A Secret of ours whose labels were stripped does not show up in the
-/// labelled list, so it is re-applied like a missing one.
+/// Apply what is missing or stale, delete what no Component wants. A
+/// missing name may be held by a Secret without our labels for this
+/// Environment: it is applied only when nobody else holds it (or its
+/// quayside owner is gone or younger); the refusals are returned.
 async fn apply_secrets(
     env: &Environment,
     ctx: &Context,
@@ -100,15 +111,22 @@ async fn apply_secrets(
     items: &[Deliverable],
     desired: &[DesiredSecret],
     observed: &[ObservedSecret],
-) -> Result<bool> {
+) -> Result<(bool, Vec<SpecError>)> {
     let plan = plan_target_secrets(desired, observed);
     let workspace = env.namespace().unwrap_or_default();
     let namespace = env.spec.target.namespace.trim();
+    let mut refused = Vec::new();
+    let mut changed = false;
     for d in items
         .iter()
         .filter(|d| plan.apply.contains(&pull_secret_name(&d.name)))
     {
         let name = pull_secret_name(&d.name);
+        let known = observed.iter().any(|o| o.name == name);
+        if !known && let Some(taken) = taken(env, ctx, secrets, &name).await? {
+            refused.push(taken);
+            continue;
+        }
         let manifest = workspace::manifest(
             &name,
             namespace,
@@ -118,13 +136,65 @@ async fn apply_secrets(
         );
         workspace::apply_secret(secrets, &name, manifest).await?;
         ctx.metrics.kube_writes.inc();
+        changed = true;
     }
-    let mut changed = !plan.apply.is_empty();
     for name in &plan.delete {
         if workspace::delete_secret(secrets, name).await? {
             ctx.metrics.kube_writes.inc();
             changed = true;
         }
     }
-    Ok(changed)
+    Ok((changed, refused))
+}
+
+/// Why the Secret `name` in the target namespace may not be written by
+/// this Environment, if it may not. Two Environments that want one name
+/// are settled by age: the older one keeps it.
+async fn taken(
+    env: &Environment,
+    ctx: &Context,
+    secrets: &Api<Secret>,
+    name: &str,
+) -> Result<Option<SpecError>> {
+    let found = secrets.get_metadata_opt(name).await?;
+    let workspace = env.namespace().unwrap_or_default();
+    let holder = target::holder(
+        found.as_ref().map(|s| s.labels()),
+        &workspace,
+        &env.name_any(),
+    );
+    let held_by = match holder {
+        Holder::Nobody | Holder::This => return Ok(None),
+        Holder::Foreign => "was not created by quayside".to_string(),
+        Holder::OtherEnvironment {
+            workspace: ws,
+            name: other,
+        } => {
+            let owner = Api::<Environment>::namespaced(ctx.client.clone(), &ws)
+                .get_opt(&other)
+                .await?
+                .filter(|o| o.metadata.deletion_timestamp.is_none());
+            match owner {
+                Some(o) if age(&o) < age(env) => {
+                    format!("belongs to Environment {ws}/{other}, which is older")
+                }
+                // Its owner is gone or younger: this one takes it.
+                _ => return Ok(None),
+            }
+        }
+    };
+    Ok(Some(SpecError::TargetSecretTaken {
+        name: name.to_string(),
+        namespace: env.spec.target.namespace.trim().to_string(),
+        holder: held_by,
+    }))
+}
+
+/// Creation time, then namespace and name: a total order, older first.
+fn age(e: &Environment) -> (Option<k8s_openapi::jiff::Timestamp>, String, String) {
+    (
+        e.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        e.namespace().unwrap_or_default(),
+        e.name_any(),
+    )
 }
