@@ -212,19 +212,7 @@ async fn attack_spec_image_of_another_team_gets_nothing_of_theirs() {
     })
     .await;
     // The deletion must not take their repository either.
-    h.components()
-        .delete("steal", &Default::default())
-        .await
-        .unwrap();
-    wait::until("the Component is gone", T, || async {
-        h.components()
-            .get_opt("steal")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    delete_and_wait(&h.components(), "steal").await;
     h.stop_controller().await;
     assert_eq!(
         refused.reason, "ImageOutsideWorkspace",
@@ -259,6 +247,18 @@ async fn attack_spec_image_of_another_team_gets_nothing_of_theirs() {
         calls_before,
         "no Quay call was made for the refused Component"
     );
+}
+
+/// Delete `name` and wait until it is gone (its finalizer ran).
+async fn delete_and_wait<K>(api: &Api<K>, name: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.delete(name, &Default::default()).await.unwrap();
+    wait::until(&format!("{name} is gone"), T, || async {
+        api.get_opt(name).await.unwrap().is_none().then_some(())
+    })
+    .await;
 }
 
 /// The condition of type `kind` of Environment `name` once it is False.
@@ -298,19 +298,7 @@ async fn attack_a_teams_own_secret_in_a_target_is_never_taken_over() {
     h.wait_component_ready("app", T).await;
     h.create_environment("grab", &target, &[]).await;
     let refused = environment_refused(&h, "grab", "Applied").await;
-    h.environments()
-        .delete("grab", &Default::default())
-        .await
-        .unwrap();
-    wait::until("the Environment is gone", T, || async {
-        h.environments()
-            .get_opt("grab")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    delete_and_wait(&h.environments(), "grab").await;
     h.stop_controller().await;
     assert!(
         refused.message.contains("was not created by quayside")
