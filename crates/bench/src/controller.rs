@@ -654,6 +654,18 @@ impl Bench {
             return Ok(json!({"steps": steps, "failed": failed}));
         };
 
+        let hb = self.noop_heartbeat(&emu, &ws, envs, &last).await?;
+        Ok(json!({"steps": steps, "heartbeat": hb, "failed": failed}))
+    }
+
+    /// The no-op heartbeat at the largest size that settled (`last`).
+    async fn noop_heartbeat(
+        &self,
+        emu: &Emulator,
+        ws: &Workspace,
+        envs: usize,
+        last: &Value,
+    ) -> anyhow::Result<Value> {
         // The no-op heartbeat at the largest size that settled: a controller
         // whose heartbeat comes after its start-up pass has settled,
         // measured from the settled state to the end of the second pass.
@@ -661,7 +673,7 @@ impl Bench {
         let heartbeat = Duration::from_secs_f64((3.0 * settle + 5.0).max(15.0));
         let components = last["components"].as_u64().unwrap_or_default();
         let n = components as f64;
-        let mut p = self.spawn(&emu, &ws, heartbeat)?;
+        let mut p = self.spawn(emu, ws, heartbeat)?;
         let started = p.started;
         self.wait_readyz(&mut p).await?;
         let (_, s1) = self
@@ -717,7 +729,7 @@ impl Bench {
             beat_at
         );
         p.stop();
-        Ok(json!({"steps": steps, "heartbeat": hb, "failed": failed}))
+        Ok(hb)
     }
 
     /// One size: provision up to `n`, restart (start-up, first pass, RSS at rest).
@@ -838,33 +850,7 @@ impl Bench {
         let name = "c00000";
 
         // Target Secrets' generations, kept current by a watch.
-        let seen: Arc<Mutex<BTreeMap<String, i64>>> = Arc::default();
-        let wake = Arc::new(tokio::sync::Notify::new());
-        let watch = {
-            let api: Api<Secret> = Api::all(self.client.clone());
-            let cfg = watcher::Config::default().labels(&format!(
-                "quayside.dev/component={name},quayside.dev/workspace={}",
-                ws.ns
-            ));
-            let seen = seen.clone();
-            let wake = wake.clone();
-            tokio::spawn(async move {
-                let mut stream = watcher(api, cfg).applied_objects().boxed();
-                while let Some(item) = stream.next().await {
-                    if let Ok(s) = item {
-                        let g = s
-                            .annotations()
-                            .get(GENERATION)
-                            .and_then(|g| g.parse().ok())
-                            .unwrap_or(0);
-                        seen.lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(s.namespace().unwrap_or_default(), g);
-                        wake.notify_waiters();
-                    }
-                }
-            })
-        };
+        let (watch, seen, wake) = self.watch_generations(ws.ns.clone(), name);
         let components: Api<Component> = Api::namespaced(self.client.clone(), &ws.ns);
         let mut runs = Vec::new();
         for &lat in &a.latencies_ms {
@@ -897,20 +883,7 @@ impl Bench {
                 times.push(t0.elapsed().as_secs_f64());
                 self.check_tokens(&ws, name).await?;
                 // Let the rotation finish (annotation removed, Ready) before the next.
-                let deadline = Instant::now() + Duration::from_secs(300);
-                loop {
-                    let c = components.get(name).await?;
-                    let finished = !component::rotation_pending(&c)
-                        && component::generation(&c) > g
-                        && component::is_ready(&c);
-                    if finished {
-                        break;
-                    }
-                    if Instant::now() > deadline {
-                        bail!("rotation did not finish within 300 s");
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
+                wait_rotation_finished(&components, name, g).await?;
             }
             let calls = emu.api_calls() - calls0;
             let (p50, p95) = (percentile(&times, 0.50), percentile(&times, 0.95));
@@ -929,6 +902,44 @@ impl Bench {
         watch.abort();
         proc.stop();
         Ok(json!({"environments": envs, "runs": runs}))
+    }
+
+    /// Per target namespace, the credentials generation of Component
+    /// `name`'s pull Secret, kept current by a watch; `Notify` wakes on each change.
+    fn watch_generations(
+        &self,
+        ns: String,
+        name: &str,
+    ) -> (
+        tokio::task::JoinHandle<()>,
+        Generations,
+        Arc<tokio::sync::Notify>,
+    ) {
+        let seen: Generations = Arc::default();
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let api: Api<Secret> = Api::all(self.client.clone());
+        let cfg = watcher::Config::default().labels(&format!(
+            "quayside.dev/component={name},quayside.dev/workspace={ns}"
+        ));
+        let (record, notify) = (seen.clone(), wake.clone());
+        let watch = tokio::spawn(async move {
+            let mut stream = watcher(api, cfg).applied_objects().boxed();
+            while let Some(item) = stream.next().await {
+                if let Ok(s) = item {
+                    let g = s
+                        .annotations()
+                        .get(GENERATION)
+                        .and_then(|g| g.parse().ok())
+                        .unwrap_or(0);
+                    record
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(s.namespace().unwrap_or_default(), g);
+                    notify.notify_waiters();
+                }
+            }
+        });
+        (watch, seen, wake)
     }
 
     /// Every target Secret holds exactly the workspace's current pull token.
@@ -1072,6 +1083,32 @@ fn percentile(xs: &[f64], q: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     let rank = (q * v.len() as f64).ceil().max(1.0) as usize;
     v[rank.min(v.len()) - 1]
+}
+
+/// Per target namespace, the generation its pull Secret holds.
+type Generations = Arc<Mutex<BTreeMap<String, i64>>>;
+
+/// Wait until the rotation past generation `g` of Component `name` is done:
+/// annotation removed, generation recorded, Ready.
+async fn wait_rotation_finished(
+    components: &Api<Component>,
+    name: &str,
+    g: i64,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let c = components.get(name).await?;
+        if !component::rotation_pending(&c)
+            && component::generation(&c) > g
+            && component::is_ready(&c)
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("rotation did not finish within 300 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[cfg(test)]
