@@ -193,10 +193,10 @@ pub fn component_status(
 }
 
 /// Everything an Environment pass found and did that status reports.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct EnvironmentReport {
     /// The ServiceAccount linked, or why delivery to the target failed.
-    pub applied: Option<Result<String, Problem>>,
+    pub applied: Result<String, Problem>,
     /// `None` without a side repository; the commit made (if any) or why
     /// committing failed.
     pub committed: Option<Result<Option<String>, Problem>>,
@@ -208,19 +208,13 @@ pub struct EnvironmentReport {
 /// repository), Ready last.
 pub fn environment_conditions(r: &EnvironmentReport) -> Vec<ConditionValue> {
     let mut out = vec![match &r.applied {
-        Some(Ok(sa)) => ConditionValue::new(
+        Ok(sa) => ConditionValue::new(
             ConditionType::Applied,
             TRUE,
             "Applied",
             format!("pull Secrets applied and linked to ServiceAccount {sa}"),
         ),
-        Some(Err(p)) => failed(ConditionType::Applied, p),
-        None => ConditionValue::new(
-            ConditionType::Applied,
-            ConditionStatus::Unknown,
-            "NotChecked",
-            "the target was not reached in this pass",
-        ),
+        Err(p) => failed(ConditionType::Applied, p),
     }];
     match &r.committed {
         None => {}
@@ -253,8 +247,8 @@ pub fn environment_status(
         set_condition(&mut conditions, &value, observed_generation, now.clone());
     }
     let linked = match &r.applied {
-        Some(Ok(sa)) => Some(sa.clone()),
-        _ => old.linked_service_account.clone(),
+        Ok(sa) => Some(sa.clone()),
+        Err(_) => old.linked_service_account.clone(),
     };
     let commit = match &r.committed {
         Some(Ok(Some(c))) => Some(c.clone()),
@@ -470,8 +464,8 @@ mod tests {
 
     #[test]
     fn every_environment_reason_from_what_the_pass_saw() {
-        let applied = Some(Ok("deployer".to_string()));
-        let target_down = Some(Err(Problem::new("TargetClusterUnavailable", "m")));
+        let applied = Ok("deployer".to_string());
+        let target_down = Err(Problem::new("TargetClusterUnavailable", "m"));
         let cases = [
             (
                 EnvironmentReport {
@@ -517,13 +511,6 @@ mod tests {
                     ("Ready", "False", "SideRepoError"),
                 ],
             ),
-            (
-                EnvironmentReport::default(),
-                vec![
-                    ("Applied", "Unknown", "NotChecked"),
-                    ("Ready", "False", "NotChecked"),
-                ],
-            ),
         ];
         for (r, want) in cases {
             let want: Vec<_> = want
@@ -537,7 +524,7 @@ mod tests {
     #[test]
     fn environment_status_keeps_what_the_pass_did_not_learn() {
         let ok = EnvironmentReport {
-            applied: Some(Ok("deployer".into())),
+            applied: Ok("deployer".into()),
             committed: Some(Ok(Some("c1".into()))),
             changed: true,
         };
@@ -547,7 +534,7 @@ mod tests {
         assert_eq!(first.last_sync, Some(t(10)));
         // A heartbeat that changes nothing keeps lastSync and the commit.
         let quiet = EnvironmentReport {
-            applied: Some(Ok("deployer".into())),
+            applied: Ok("deployer".into()),
             committed: Some(Ok(None)),
             changed: false,
         };
@@ -555,7 +542,7 @@ mod tests {
         assert_eq!(second, first);
         // A failed delivery keeps the last linked account.
         let failed = EnvironmentReport {
-            applied: Some(Err(Problem::new("KubernetesError", "m"))),
+            applied: Err(Problem::new("KubernetesError", "m")),
             committed: Some(Ok(None)),
             changed: false,
         };

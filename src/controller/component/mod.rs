@@ -290,6 +290,11 @@ impl<'a> Pass<'a> {
         Ok(())
     }
 
+    /// The Component, as events name it.
+    fn component_ref(&self) -> k8s_openapi::api::core::v1::ObjectReference {
+        self.component.object_ref(&())
+    }
+
     /// What a robot of `role` is for, as Quay shows it.
     fn robot_description(&self, role: RobotRole) -> String {
         format!(

@@ -120,9 +120,4 @@ impl Pass<'_> {
         }
         Ok(())
     }
-
-    pub(super) fn component_ref(&self) -> k8s_openapi::api::core::v1::ObjectReference {
-        use kube::Resource;
-        self.component.object_ref(&())
-    }
 }

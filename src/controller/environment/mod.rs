@@ -53,24 +53,25 @@ pub fn error_policy(env: Arc<Environment>, error: &Error, ctx: Arc<Context>) -> 
 async fn apply(env: &Environment, ctx: &Context) -> Result<Action> {
     let now = Timestamp::now();
     let items = deliverables::list(ctx, &env.namespace().unwrap_or_default()).await?;
-    let mut report = EnvironmentReport::default();
     let mut first_error = None;
+    let mut changed = false;
 
     let delivered = target::deliver(env, ctx, &items).await;
     let linked = delivered.as_ref().ok().map(|d| d.linked.clone());
-    report.applied = Some(match delivered {
+    let applied = match delivered {
         Ok(d) => {
-            report.changed |= d.changed;
+            changed |= d.changed;
             Ok(d.linked)
         }
         Err(e) => Err(failed(env, ctx, "Deliver", e, &mut first_error).await),
-    });
+    };
+    let mut committed = None;
     if ctx.config.side_repo.is_some() {
-        report.committed = Some(
+        committed = Some(
             match side_repo::commit(env, ctx, &items, linked, now).await {
                 Ok(commit) => {
                     if let Some(c) = &commit {
-                        report.changed = true;
+                        changed = true;
                         let note = format!("side repository updated at {c}");
                         ctx.notice(&env.object_ref(&()), "Committed", "Commit", note)
                             .await;
@@ -81,6 +82,11 @@ async fn apply(env: &Environment, ctx: &Context) -> Result<Action> {
             },
         );
     }
+    let report = EnvironmentReport {
+        applied,
+        committed,
+        changed,
+    };
 
     let status = environment_status(
         &env.status.clone().unwrap_or_default(),
