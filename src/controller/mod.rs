@@ -63,7 +63,9 @@ pub async fn run(
     };
 
     let scope = ctx.config.namespace.clone();
-    let components = component_controller(client.clone(), scope.as_deref())
+    let components = component_controller(client.clone(), scope.as_deref());
+    let component_store = components.store();
+    let components = components
         .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(component::reconcile, component::error_policy, ctx.clone())
         .for_each(|r| async move {
@@ -71,7 +73,9 @@ pub async fn run(
                 tracing::debug!(error = %e, "component reconcile");
             }
         });
-    let environments = environment_controller(client.clone(), scope.as_deref())
+    let environments = environment_controller(client.clone(), scope.as_deref());
+    let environment_store = environments.store();
+    let environments = environments
         .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(
             environment::reconcile,
@@ -107,7 +111,47 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    futures::join!(components, environments);
+    futures::join!(
+        bounded(components, component_store, stopped(stop_rx.clone())),
+        bounded(environments, environment_store, stopped(stop_rx)),
+    );
+}
+
+/// How long in-flight passes may run after shutdown was asked for. Under
+/// the 30 s a Pod gets by default; a pass cut short is safe (every step is
+/// idempotent and resumes on the next start).
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Run one controller until it drains after `stop`, but never longer than
+/// [`SHUTDOWN_GRACE`] past it. kube-runtime's graceful shutdown waits for
+/// the object cache before it runs anything, and a cache that had not
+/// finished its first list when the stop came never becomes ready: without
+/// this bound that shutdown would wait forever. Nothing ran in that case,
+/// so it stops at once.
+async fn bounded<K: kube::Resource + Clone + 'static>(
+    run: impl Future<Output = ()>,
+    store: kube::runtime::reflector::Store<K>,
+    stop: impl Future<Output = ()>,
+) where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    use futures::FutureExt;
+    let deadline = async {
+        stop.await;
+        if store.wait_until_ready().now_or_never().is_none() {
+            tracing::debug!("stopping before the object cache was ready");
+            return;
+        }
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+        tracing::warn!(
+            grace = ?SHUTDOWN_GRACE,
+            "passes still running at shutdown were cut short; they resume on the next start"
+        );
+    };
+    tokio::select! {
+        () = run => {}
+        () = deadline => {}
+    }
 }
 
 /// All objects of a kind, or those of one namespace.

@@ -4,6 +4,7 @@
 //! `cargo test --test offline`.
 
 mod command_line;
+mod controller_shutdown;
 mod crd_drift;
 mod docs_examples;
 mod quay_client;
