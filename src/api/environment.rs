@@ -46,6 +46,13 @@ pub struct TargetSpec {
     /// for another cluster; absent means this cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_credentials_secret: Option<String>,
+    /// ServiceAccount of this workspace that quayside acts as (impersonates)
+    /// to write the pull Secrets and ServiceAccount links in `namespace` of
+    /// this cluster; the namespace's owner grants it by binding the
+    /// ClusterRole `quayside-delivery`. Default: the controller's
+    /// `--default-delivery-service-account` (`quayside-delivery`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_service_account: Option<String>,
 }
 
 /// Placement of this Environment in the side repository.

@@ -10,7 +10,7 @@ use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use secrecy::SecretString;
 
-use quayside::controller::{self, Config, Context, Metrics, Readiness};
+use quayside::controller::{self, Config, Context, DeliveryIdentity, Metrics, Readiness};
 use quayside::duration::parse as parse_duration;
 use quayside::gitops::{DeliveryMode, GitAuth, SideRepoConfig};
 use quayside::quay::{QuayClient, QuayConfig, RetryPolicy};
@@ -88,6 +88,18 @@ pub struct Args {
     #[arg(long, env = "QUAYSIDE_SOURCE_ALLOW_INTERNAL", default_value_t = false, action = clap::ArgAction::Set)]
     pub source_allow_internal: bool,
 
+    /// Write into namespaces as a ServiceAccount of the workspace
+    /// (impersonation), so Kubernetes RBAC decides where a tenant may
+    /// deliver. `false` only on single-tenant clusters.
+    #[arg(long, env = "QUAYSIDE_IMPERSONATE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub impersonate: bool,
+    /// The workspace ServiceAccount writes act as when an Environment names none.
+    #[arg(
+        long,
+        env = "QUAYSIDE_DEFAULT_DELIVERY_SERVICE_ACCOUNT",
+        default_value = "quayside-delivery"
+    )]
+    pub default_delivery_service_account: String,
     /// Reconcile every Environment and Component again after this long.
     #[arg(long, env = "QUAYSIDE_HEARTBEAT", default_value = "24h", value_parser = parse_duration)]
     pub heartbeat: Duration,
@@ -240,18 +252,25 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             ProbeScope::PublicOnly
         },
         namespace: args.watch_namespace.clone(),
+        delivery: None,
     };
-    let client = match &args.kubeconfig {
+    let kube_config = match &args.kubeconfig {
         Some(path) => {
             let kc = Kubeconfig::read_from(path)
                 .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            Client::try_from(
-                kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?,
-            )?
+            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?
         }
-        None => Client::try_default()
+        None => kube::Config::infer()
             .await
             .context("no Kubernetes configuration (in-cluster or KUBECONFIG)")?,
+    };
+    let client = Client::try_from(kube_config.clone())?;
+    let config = Config {
+        delivery: args.impersonate.then(|| DeliveryIdentity {
+            base: kube_config,
+            default_account: args.default_delivery_service_account.clone(),
+        }),
+        ..config
     };
 
     let metrics = Metrics::default();

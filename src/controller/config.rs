@@ -31,4 +31,18 @@ pub struct Config {
     pub source_scope: ProbeScope,
     /// Watch Components and Environments in this namespace only (all when unset).
     pub namespace: Option<String>,
+    /// Writes into namespaces of this cluster (workspace credentials,
+    /// target pull Secrets and their links) act as a ServiceAccount of the
+    /// workspace, so RBAC decides where a tenant may deliver. `None`: they
+    /// act as the controller itself (`--impersonate false`, single-tenant).
+    pub delivery: Option<DeliveryIdentity>,
+}
+
+/// How namespace writes impersonate a workspace's ServiceAccount.
+#[derive(Clone)]
+pub struct DeliveryIdentity {
+    /// The controller's own client configuration, to impersonate from.
+    pub base: kube::Config,
+    /// The account when an Environment names none (and for Components).
+    pub default_account: String,
 }

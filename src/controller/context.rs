@@ -9,7 +9,9 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
+use super::acting::{Delegation, Writer};
 use super::config::Config;
+use super::error::Result;
 use super::metrics::Metrics;
 use super::targets::TargetClients;
 use crate::gitops::SideRepo;
@@ -23,6 +25,8 @@ pub struct Context {
     /// Opened lazily on the first pass; one pass at a time uses it.
     pub side_repo: Arc<Mutex<Option<SideRepo>>>,
     pub targets: TargetClients,
+    /// Impersonating clients, when `config.delivery` is set.
+    delegation: Option<Delegation>,
     pub metrics: Metrics,
     pub recorder: Recorder,
     /// When each in-flight rotation's tokens were persisted (component uid,
@@ -58,9 +62,14 @@ impl Context {
                 instance: std::env::var("POD_NAME").ok(),
             },
         );
+        let delegation = config
+            .delivery
+            .as_ref()
+            .map(|d| Delegation::new(d.base.clone()));
         Context {
             client,
             config,
+            delegation,
             quay,
             side_repo: Arc::new(Mutex::new(None)),
             targets: TargetClients::default(),
@@ -69,6 +78,20 @@ impl Context {
             rotations_started: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
             failures: Mutex::new(FailureCounts::default()),
+        }
+    }
+
+    /// Who writes into this cluster's namespaces for `workspace`: its
+    /// delivery ServiceAccount (`account`, else the default), or the
+    /// controller itself when impersonation is off.
+    pub fn writer(&self, workspace: &str, account: Option<&str>) -> Result<Writer> {
+        match (&self.delegation, &self.config.delivery) {
+            (Some(delegation), Some(delivery)) => {
+                let account =
+                    crate::plan::grant::delivery_account(account, &delivery.default_account)?;
+                delegation.writer(workspace, account)
+            }
+            _ => Ok(Writer::direct(self.client.clone())),
         }
     }
 

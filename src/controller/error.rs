@@ -52,6 +52,17 @@ pub enum Error {
         "the ServiceAccount {name} kept changing under us ({attempts} conflicts in a row); will retry"
     )]
     ServiceAccountContention { name: String, attempts: u32 },
+    /// The workspace's delivery ServiceAccount may not write into a
+    /// namespace: the namespace's owner has not granted it.
+    #[error(
+        "quayside writes into namespace {namespace} as ServiceAccount {workspace}/{account}, which may not write there yet; the namespace's owner grants it with: {}",
+        crate::plan::grant::grant_command(workspace, account, namespace)
+    )]
+    NotGranted {
+        namespace: String,
+        workspace: String,
+        account: String,
+    },
     /// Deletion waits for these Environments to drop the pull Secret.
     #[error("cleanup in progress: waiting for Environment(s) {} to drop the pull Secret", .environments.join(", "))]
     CleanupPending { environments: Vec<String> },
@@ -82,6 +93,7 @@ impl Error {
             Error::TargetCluster(_) => "TargetClusterUnavailable",
             Error::ServiceAccountContention { .. } => "ServiceAccountConflict",
             Error::CleanupPending { .. } => "CleanupPending",
+            Error::NotGranted { .. } => "DeliveryNotGranted",
             Error::Finalizer(_) | Error::Task(_) => "InternalError",
         }
     }
@@ -112,6 +124,8 @@ impl Error {
             | Error::TargetCluster(_)
             | Error::ServiceAccountContention { .. }
             | Error::CleanupPending { .. }
+            // A RoleBinding created wakes nothing: look again soon.
+            | Error::NotGranted { .. }
             | Error::Finalizer(_)
             | Error::Task(_) => Retry::Soon,
         }

@@ -2,6 +2,7 @@
 //! core (`plan`), execute its steps and write the status it derives.
 //! Wiring of watches lives here; each reconciler is a module of steps.
 
+pub mod acting;
 pub mod backoff;
 pub mod component;
 pub mod config;
@@ -32,7 +33,7 @@ use crate::names::RobotRole;
 use crate::vocabulary::{
     LABEL_COMPONENT, LABEL_ENVIRONMENT, LABEL_WORKSPACE, managed_selector, role_of,
 };
-pub use config::Config;
+pub use config::{Config, DeliveryIdentity};
 pub use context::Context;
 pub use error::Error;
 pub use metrics::Metrics;

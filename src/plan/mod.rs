@@ -6,6 +6,7 @@ pub mod commit;
 pub mod commit_message;
 pub mod credentials;
 pub mod folders;
+pub mod grant;
 pub mod link;
 pub mod requeue;
 pub mod rotation;

@@ -39,6 +39,10 @@ pub enum SpecError {
     /// comes from `plan::folders`).
     #[error("{0}")]
     FolderOverlap(String),
+    #[error(
+        "spec.target.deliveryServiceAccount {0:?} is not a ServiceAccount name (lower-case letters, digits, '-' and '.'); fix it, or remove it for the default"
+    )]
+    InvalidDeliveryAccount(String),
 }
 
 impl SpecError {
@@ -53,7 +57,8 @@ impl SpecError {
             | SpecError::FolderOverlap(_) => true,
             SpecError::EmptyTargetNamespace
             | SpecError::InvalidTargetNamespace(_)
-            | SpecError::InvalidRecipient(_) => false,
+            | SpecError::InvalidRecipient(_)
+            | SpecError::InvalidDeliveryAccount(_) => false,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Security end to end: the controller runs under exactly the deploy/ RBAC
-//! (impersonating its ServiceAccount), and after a full run with rotations
+//! (with a token of its own ServiceAccount), and after a full run with rotations
 //! no token — raw or base64 — appears in logs, events, status, metrics or
 //! any object of the side repository's git history.
 
@@ -84,17 +84,19 @@ async fn least_privilege_rbac_and_no_token_leaks() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let sa_client =
-        h.cp.impersonating_client(
-            "system:serviceaccount:quayside-system:quayside-controller",
-            &["system:serviceaccounts", "system:authenticated"],
-        )
-        .await;
+    // A token of the controller's own ServiceAccount, not impersonation by
+    // the administrator: the controller's impersonation of each workspace's
+    // delivery account is then checked against deploy/'s RBAC too.
+    let sa_config =
+        h.cp.service_account_config("quayside-system", "quayside-controller")
+            .await;
+    let sa_client = kube::Client::try_from(sa_config.clone()).unwrap();
     let dev = h.target_namespace("sec-dev", true).await;
     let prod = h.target_namespace("sec-prod", false).await;
     h.create_environment("dev", &dev, &[]).await;
     h.create_environment("prod", &prod, &[]).await;
-    let cfg = h.config();
+    let mut cfg = h.config();
+    cfg.delivery.as_mut().unwrap().base = sa_config;
     h.start_controller_as(sa_client, cfg).await;
     h.create_component("one", &h.git.repo_url("public-app"), "auto")
         .await;

@@ -384,3 +384,100 @@ async fn attack_two_environments_on_one_namespace_do_not_fight() {
         "nobody rewrote it"
     );
 }
+
+/// Attack 3: an Environment naming another team's namespace (here one whose
+/// owner granted delivery to a different workspace, with a `deployer`
+/// account) would have the controller write a pull Secret there and
+/// rewrite its ServiceAccount's `imagePullSecrets`. Writes act as the
+/// workspace's delivery account, which RBAC lets write nowhere it was not
+/// granted: nothing is written, and the condition gives the exact grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn attack_target_namespace_of_another_team_gets_nothing_written() {
+    let mut h = Harness::start().await;
+    let theirs = h.ungranted_namespace("team-b", true).await;
+    // Team B onboarded itself there, not this workspace.
+    quayside_testkit::cluster::grant_delivery(&h.client, "team-b", &theirs).await;
+    let deployer_before = sa_version(&h, &theirs, "deployer").await;
+    h.start_controller().await;
+    h.create_component("app", &h.git.repo_url("public-app"), "public")
+        .await;
+    h.wait_component_ready("app", T).await;
+    h.create_environment("into-b", &theirs, &[]).await;
+    let refused = environment_refused(&h, "into-b", "Applied").await;
+    let quiet = Api::<Secret>::namespaced(h.client.clone(), &theirs)
+        .list(&Default::default())
+        .await
+        .unwrap();
+    assert_eq!(refused.reason, "DeliveryNotGranted", "{}", refused.message);
+    let grant = format!(
+        "kubectl create rolebinding quayside-delivery-{ws} --clusterrole=quayside-delivery --serviceaccount={ws}:quayside-delivery --namespace={theirs}",
+        ws = h.workspace
+    );
+    assert!(refused.message.contains(&grant), "{}", refused.message);
+    assert!(
+        quiet.items.is_empty(),
+        "no Secret was written into their namespace: {:?}",
+        quiet.items.iter().map(|s| s.name_any()).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        sa_version(&h, &theirs, "deployer").await,
+        deployer_before,
+        "their deployer ServiceAccount was not rewritten"
+    );
+    // The owner grants it: delivery follows without touching the Environment.
+    quayside_testkit::cluster::grant_delivery(&h.client, &h.workspace, &theirs).await;
+    wait::until("delivery once granted", T, || async {
+        h.target_secret(&theirs, "app").await
+    })
+    .await;
+    h.stop_controller().await;
+}
+
+/// Attack 3 (part): `spec.target.deliveryServiceAccount` written as
+/// another workspace's user name (`system:serviceaccount:<ws>:<name>`)
+/// would make the controller act as that workspace. Only a plain account
+/// name of the Environment's own workspace is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn attack_delivery_account_of_another_workspace_is_refused() {
+    let mut h = Harness::start().await;
+    let target = h.ungranted_namespace("b-prod", false).await;
+    quayside_testkit::cluster::grant_delivery(&h.client, "team-b", &target).await;
+    h.start_controller().await;
+    h.create_component("app", &h.git.repo_url("public-app"), "public")
+        .await;
+    h.wait_component_ready("app", T).await;
+    let env: quayside::api::Environment = serde_json::from_value(serde_json::json!({
+        "apiVersion": "quayside.dev/v1alpha1", "kind": "Environment",
+        "metadata": {"name": "as-b"},
+        "spec": {"target": {
+            "namespace": target,
+            "deliveryServiceAccount": "system:serviceaccount:team-b:quayside-delivery",
+        }}
+    }))
+    .unwrap();
+    h.environments()
+        .create(&PostParams::default(), &env)
+        .await
+        .unwrap();
+    let refused = environment_refused(&h, "as-b", "Applied").await;
+    h.stop_controller().await;
+    assert_eq!(refused.reason, "InvalidSpec", "{}", refused.message);
+    assert!(
+        refused.message.contains("deliveryServiceAccount"),
+        "{}",
+        refused.message
+    );
+    assert!(
+        h.target_secret(&target, "app").await.is_none(),
+        "nothing was delivered as team B"
+    );
+}
+
+async fn sa_version(h: &Harness, ns: &str, name: &str) -> Option<String> {
+    Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(h.client.clone(), ns)
+        .get(name)
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+}

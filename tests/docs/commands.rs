@@ -978,6 +978,14 @@ impl Scene {
             );
         }
         objects += "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: deployer, namespace: team-a-dev}\n---\n";
+        // Onboarding (docs/operations.md): team-a may deliver into itself and dev.
+        objects += include_str!("../../deploy/rbac/delivery.yaml");
+        objects += "\n---\n";
+        for ns in ["team-a", "team-a-dev"] {
+            objects += &format!(
+                "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: quayside-delivery-team-a, namespace: {ns}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: quayside-delivery}}\nsubjects: [{{kind: ServiceAccount, name: quayside-delivery, namespace: team-a}}]\n---\n"
+            );
+        }
         for c in ["api", "web", "frontend"] {
             objects += &format!(
                 "apiVersion: quayside.dev/v1alpha1\nkind: Component\nmetadata: {{name: {c}, namespace: team-a}}\nspec:\n  source: {{git: {{url: {source}}}}}\n  visibility: auto\n---\n"

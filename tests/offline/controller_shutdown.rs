@@ -36,6 +36,7 @@ fn config() -> Config {
         source_retry: RetryPolicy::default(),
         source_scope: ProbeScope::PublicOnly,
         namespace: Some("ws".into()),
+        delivery: None,
     }
 }
 

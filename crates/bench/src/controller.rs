@@ -397,13 +397,16 @@ impl Bench {
     async fn workspace(&self, tag: &str, envs: usize) -> anyhow::Result<Workspace> {
         let ns = format!("bench-{tag}");
         cluster::ensure_namespace(&self.client, &ns).await?;
+        cluster::grant_delivery(&self.client, &ns, &ns).await;
         let api: Api<Environment> = Api::namespaced(self.client.clone(), &ns);
         futures::stream::iter(0..envs)
             .map(|i| {
                 let api = api.clone();
                 let target = format!("bench-{tag}-env-{i:02}");
+                let ns = &ns;
                 async move {
                     cluster::ensure_namespace(&self.client, &target).await?;
+                    cluster::grant_delivery(&self.client, &ns, &target).await;
                     let e: Environment = serde_json::from_value(json!({
                         "apiVersion": "quayside.dev/v1alpha1", "kind": "Environment",
                         "metadata": {"name": format!("env-{i:02}")},

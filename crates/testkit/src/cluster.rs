@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -131,9 +132,40 @@ impl ControlPlane {
 
     /// A kube-rs client bound to the caller's runtime.
     pub async fn try_client(&self) -> anyhow::Result<Client> {
+        Ok(Client::try_from(self.try_config().await?)?)
+    }
+
+    /// The administrator's client configuration.
+    pub async fn try_config(&self) -> anyhow::Result<Config> {
         let kc = Kubeconfig::read_from(&self.kubeconfig)?;
-        let cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
-        Ok(Client::try_from(cfg)?)
+        Ok(Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?)
+    }
+
+    /// The client configuration of ServiceAccount `namespace/name` itself,
+    /// with a token the API server issued for it (TokenRequest): unlike
+    /// impersonation, it can impersonate in turn only as its RBAC allows.
+    pub async fn service_account_config(&self, namespace: &str, name: &str) -> Config {
+        use k8s_openapi::api::authentication::v1::TokenRequest;
+        let admin = self.try_config().await.expect("admin configuration");
+        let client = Client::try_from(admin.clone()).expect("admin client");
+        let _ = ensure_namespace(&client, namespace).await;
+        ignore_conflict(try_create_service_account(&client, namespace, name).await)
+            .expect("create the ServiceAccount");
+        let request: TokenRequest = serde_json::from_value(serde_json::json!({
+            "spec": {"audiences": [], "expirationSeconds": 3600}
+        }))
+        .expect("a TokenRequest");
+        let issued = Api::<ServiceAccount>::namespaced(client, namespace)
+            .create_token_request(name, &PostParams::default(), &request)
+            .await
+            .expect("a token for the ServiceAccount");
+        let token = issued.status.expect("an issued token").token;
+        let mut config = admin;
+        config.auth_info = kube::config::AuthInfo {
+            token: Some(token.into()),
+            ..Default::default()
+        };
+        config
     }
 
     /// A client that acts as `user` (with `groups`) through impersonation,
@@ -225,6 +257,14 @@ pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
     for crd in [Component::crd(), Environment::crd()] {
         ignore_conflict(api.create(&PostParams::default(), &crd).await)?;
     }
+    // The ClusterRole a namespace's owner binds for a workspace, as shipped.
+    let delivery: ClusterRole =
+        serde_norway::from_str(include_str!("../../../deploy/rbac/delivery.yaml"))?;
+    ignore_conflict(
+        Api::<ClusterRole>::all(client.clone())
+            .create(&PostParams::default(), &delivery)
+            .await,
+    )?;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let components = Api::<Component>::all(client.clone())
@@ -266,6 +306,30 @@ pub async fn ensure_namespace(client: &Client, name: &str) -> Result<(), kube::E
     )?;
     ignore_conflict(try_create_service_account(client, name, "default").await)
 }
+
+/// What a namespace's owner does to let `workspace` deliver there: bind
+/// the `quayside-delivery` ClusterRole to the workspace's delivery account.
+pub async fn grant_delivery(client: &Client, workspace: &str, namespace: &str) {
+    let binding: RoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": format!("quayside-delivery-{workspace}"), "namespace": namespace},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": quayside::plan::grant::DELIVERY_CLUSTER_ROLE,
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": DELIVERY_ACCOUNT, "namespace": workspace}],
+    }))
+    .expect("a RoleBinding");
+    ignore_conflict(
+        Api::<RoleBinding>::namespaced(client.clone(), namespace)
+            .create(&PostParams::default(), &binding)
+            .await,
+    )
+    .expect("grant delivery");
+}
+
+/// The controller's default delivery ServiceAccount.
+pub const DELIVERY_ACCOUNT: &str = "quayside-delivery";
 
 /// Create a ServiceAccount (e.g. `deployer`) in a namespace.
 pub async fn create_service_account(client: &Client, namespace: &str, name: &str) {

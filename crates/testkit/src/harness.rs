@@ -18,7 +18,7 @@ use secrecy::SecretString;
 
 use quay_emulator::{Emulator, EmulatorConfig};
 use quayside::api::{Component, Environment};
-use quayside::controller::{self, Config, Context, Metrics, Readiness};
+use quayside::controller::{self, Config, Context, DeliveryIdentity, Metrics, Readiness};
 use quayside::gitops::{DeliveryMode, GitAuth, SideRepoConfig};
 use quayside::quay::{QuayClient, QuayConfig, RetryPolicy};
 use quayside::render::KustomizeFlavor;
@@ -69,8 +69,15 @@ impl HarnessBuilder {
         } else {
             cluster::shared_arc().clone()
         };
-        let client = cp.client().await;
+        let kube_config = cp
+            .try_config()
+            .await
+            .expect("the control plane's kubeconfig");
+        let client = Client::try_from(kube_config.clone()).expect("a client");
         let workspace = cluster::new_namespace(&client, "ws").await;
+        // Onboarded as docs/operations.md says: the workspace's own
+        // credentials are written as its delivery account too.
+        cluster::grant_delivery(&client, &workspace, &workspace).await;
         let mut quay = EmulatorConfig::new(ORG, QUAY_TOKEN);
         quay.private_quota = self.private_quota;
         let emulator = Emulator::start("127.0.0.1:0".parse::<SocketAddr>().unwrap(), quay)
@@ -82,6 +89,7 @@ impl HarnessBuilder {
         Harness {
             cp,
             client,
+            kube_config,
             workspace,
             emulator,
             git,
@@ -105,6 +113,8 @@ pub struct ControllerSetup {
 pub struct Harness {
     pub cp: Arc<ControlPlane>,
     pub client: Client,
+    /// The administrator's configuration `client` was built from.
+    pub kube_config: kube::Config,
     pub workspace: String,
     pub emulator: Emulator,
     pub git: GitServer,
@@ -176,6 +186,10 @@ impl Harness {
                 max_delay: Duration::from_millis(200),
             },
             namespace: Some(self.workspace.clone()),
+            delivery: Some(DeliveryIdentity {
+                base: self.kube_config.clone(),
+                default_account: cluster::DELIVERY_ACCOUNT.to_string(),
+            }),
         }
     }
 
@@ -239,8 +253,16 @@ impl Harness {
         }
     }
 
-    /// A target namespace, with a `deployer` ServiceAccount or not.
+    /// A target namespace, with a `deployer` ServiceAccount or not, whose
+    /// owner granted this workspace delivery.
     pub async fn target_namespace(&self, prefix: &str, with_deployer: bool) -> String {
+        let ns = self.ungranted_namespace(prefix, with_deployer).await;
+        cluster::grant_delivery(&self.client, &self.workspace, &ns).await;
+        ns
+    }
+
+    /// A namespace whose owner granted this workspace nothing.
+    pub async fn ungranted_namespace(&self, prefix: &str, with_deployer: bool) -> String {
         let ns = cluster::new_namespace(&self.client, prefix).await;
         if with_deployer {
             cluster::create_service_account(&self.client, &ns, "deployer").await;

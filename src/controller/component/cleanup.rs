@@ -41,9 +41,13 @@ pub(super) async fn run(component: &Component, ctx: &Context) -> Result<Action> 
             }
         }
     }
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let writer = ctx.writer(&ns, None)?;
+    let secrets: Api<Secret> = Api::namespaced(writer.client.clone(), &ns);
     for role in [RobotRole::Push, RobotRole::Pull] {
-        if workspace::delete_secret(&secrets, &workspace_secret_name(&name, role)).await? {
+        let deleted = workspace::delete_secret(&secrets, &workspace_secret_name(&name, role))
+            .await
+            .map_err(|e| writer.refused(&ns, e))?;
+        if deleted {
             ctx.metrics.kube_writes.inc();
         }
     }

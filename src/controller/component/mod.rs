@@ -273,15 +273,20 @@ impl<'a> Pass<'a> {
     /// anything else uses it.
     async fn persist(&mut self, role: RobotRole, robot: &Robot, generation: i64) -> Result<()> {
         let credentials = robot.credentials(&self.ctx.config.registry_host);
+        // Written as the workspace's delivery account: the controller
+        // holds no write on Secrets of its own.
+        let writer = self.ctx.writer(&self.ns, None)?;
+        let secrets = Api::namespaced(writer.client.clone(), &self.ns);
         workspace::write(
-            &self.secrets,
+            &secrets,
             &self.ns,
             &self.name,
             role,
             &credentials,
             generation,
         )
-        .await?;
+        .await
+        .map_err(|e| writer.refused(&self.ns, e))?;
         self.ctx.metrics.kube_writes.inc();
         *self.stored(role) = Some(Stored {
             credentials,

@@ -7,11 +7,13 @@ use std::collections::BTreeSet;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
-use kube::{Resource, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 
 use super::link::{Missing, set_entries};
 use super::side_repo;
+use super::target::target_clients;
 use crate::api::Environment;
+use crate::controller::acting::Writer;
 use crate::controller::context::Context;
 use crate::controller::error::Result;
 use crate::controller::pass;
@@ -66,20 +68,33 @@ fn selector(env: &Environment) -> String {
 
 /// Unlink our Secrets from every account they may be on, then delete them.
 async fn clean_target(env: &Environment, ctx: &Context) -> Result<()> {
-    let client = ctx.targets.for_environment(&ctx.client, env).await?;
     let target_ns = env.spec.target.namespace.trim();
     if target_ns.is_empty() {
         return Ok(());
     }
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), target_ns);
-    let ours: BTreeSet<String> = secrets
+    let (client, writer) = target_clients(env, ctx).await?;
+    unlink_and_delete(env, ctx, client, &writer, target_ns)
+        .await
+        .map_err(|e| writer.refused(target_ns, e))
+}
+
+/// Read as `client`, write as `writer`.
+async fn unlink_and_delete(
+    env: &Environment,
+    ctx: &Context,
+    client: Client,
+    writer: &Writer,
+    target_ns: &str,
+) -> Result<()> {
+    let ours: BTreeSet<String> = Api::<Secret>::namespaced(client, target_ns)
         .list(&ListParams::default().labels(&selector(env)))
         .await?
         .items
         .iter()
         .map(|s| s.name_any())
         .collect();
-    let sas: Api<ServiceAccount> = Api::namespaced(client, target_ns);
+    let sas: Api<ServiceAccount> = Api::namespaced(writer.client.clone(), target_ns);
+    let secrets: Api<Secret> = Api::namespaced(writer.client.clone(), target_ns);
     let mut accounts: BTreeSet<String> = [SERVICE_ACCOUNT_DEFAULT, SERVICE_ACCOUNT_DEPLOYER]
         .map(String::from)
         .into();

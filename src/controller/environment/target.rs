@@ -8,6 +8,7 @@ use kube::{Client, ResourceExt};
 use super::deliverables::Deliverable;
 use super::link;
 use crate::api::Environment;
+use crate::controller::acting::Writer;
 use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
 use crate::controller::targets::{self, TargetClusterError};
@@ -28,8 +29,23 @@ pub(super) async fn deliver(
     items: &[Deliverable],
 ) -> Result<Delivered> {
     let target_ns = spec::target_namespace(&env.spec.target.namespace)?;
-    let client = open_target(env, ctx, target_ns).await?;
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), target_ns);
+    let (client, writer) = open_target(env, ctx, target_ns).await?;
+    write_as(&writer, target_ns, env, ctx, items, client).await
+}
+
+/// Deliver, writing as `writer`; its refusal names the grant to ask for.
+async fn write_as(
+    writer: &Writer,
+    target_ns: &str,
+    env: &Environment,
+    ctx: &Context,
+    items: &[Deliverable],
+    client: Client,
+) -> Result<Delivered> {
+    let secrets = TargetSecrets {
+        read: Api::namespaced(client, target_ns),
+        write: Api::namespaced(writer.client.clone(), target_ns),
+    };
     let desired: Vec<DesiredSecret> = items
         .iter()
         .map(|d| DesiredSecret {
@@ -39,16 +55,19 @@ pub(super) async fn deliver(
             payload: d.stored.credentials.docker_config_json(),
         })
         .collect();
-    let observed = observe_secrets(env, &secrets).await?;
-    let (mut changed, refused) =
-        apply_secrets(env, ctx, &secrets, items, &desired, &observed).await?;
+    let observed = observe_secrets(env, &secrets.read).await?;
+    let (mut changed, refused) = apply_secrets(env, ctx, &secrets, items, &desired, &observed)
+        .await
+        .map_err(|e| writer.refused(target_ns, e))?;
     // A name held by someone else is not linked either: that Secret is theirs.
     let desired: Vec<DesiredSecret> = desired
         .into_iter()
         .filter(|d| !refused.iter().any(|r| r.name() == Some(d.name.as_str())))
         .collect();
     let (linked, relinked) =
-        link::link_service_account(env, ctx, &client, target_ns, &desired, &observed).await?;
+        link::link_service_account(env, ctx, &writer.client, target_ns, &desired, &observed)
+            .await
+            .map_err(|e| writer.refused(target_ns, e))?;
     changed |= relinked;
     if let Some(first) = refused.into_iter().next() {
         return Err(first.into());
@@ -56,15 +75,41 @@ pub(super) async fn deliver(
     Ok(Delivered { linked, changed })
 }
 
-/// The client for the target cluster, once it is known the target
-/// namespace exists there.
-async fn open_target(env: &Environment, ctx: &Context, target_ns: &str) -> Result<Client> {
+/// The target namespace's Secrets: read as the controller (or the remote
+/// kubeconfig's user), written as the delivery writer.
+struct TargetSecrets {
+    read: Api<Secret>,
+    write: Api<Secret>,
+}
+
+/// The clients of an Environment's target: one to read with, and the
+/// writer. In this cluster writes act as the workspace's delivery
+/// ServiceAccount; in another, the tenant's kubeconfig is the authority.
+pub(super) async fn target_clients(env: &Environment, ctx: &Context) -> Result<(Client, Writer)> {
     let client = ctx.targets.for_environment(&ctx.client, env).await?;
+    let writer = match env.spec.target.cluster_credentials_secret {
+        Some(_) => Writer::direct(client.clone()),
+        None => ctx.writer(
+            &env.namespace().unwrap_or_default(),
+            env.spec.target.delivery_service_account.as_deref(),
+        )?,
+    };
+    Ok((client, writer))
+}
+
+/// The clients for the target cluster, once it is known the target
+/// namespace exists there.
+async fn open_target(
+    env: &Environment,
+    ctx: &Context,
+    target_ns: &str,
+) -> Result<(Client, Writer)> {
+    let (client, writer) = target_clients(env, ctx).await?;
     match Api::<Namespace>::all(client.clone())
         .get_opt(target_ns)
         .await
     {
-        Ok(Some(_)) => Ok(client),
+        Ok(Some(_)) => Ok((client, writer)),
         Ok(None) => Err(SpecError::TargetNamespaceMissing(target_ns.to_string()).into()),
         // A remote cluster that does not answer at all is a problem of the
         // kubeconfig or that cluster, not of our Kubernetes API: say so.
@@ -107,7 +152,7 @@ async fn observe_secrets(env: &Environment, secrets: &Api<Secret>) -> Result<Vec
 async fn apply_secrets(
     env: &Environment,
     ctx: &Context,
-    secrets: &Api<Secret>,
+    secrets: &TargetSecrets,
     items: &[Deliverable],
     desired: &[DesiredSecret],
     observed: &[ObservedSecret],
@@ -123,7 +168,7 @@ async fn apply_secrets(
     {
         let name = pull_secret_name(&d.name);
         let known = observed.iter().any(|o| o.name == name);
-        if !known && let Some(taken) = taken(env, ctx, secrets, &name).await? {
+        if !known && let Some(taken) = taken(env, ctx, &secrets.read, &name).await? {
             refused.push(taken);
             continue;
         }
@@ -134,12 +179,12 @@ async fn apply_secrets(
             &d.stored.credentials,
             d.stored.generation,
         );
-        workspace::apply_secret(secrets, &name, manifest).await?;
+        workspace::apply_secret(&secrets.write, &name, manifest).await?;
         ctx.metrics.kube_writes.inc();
         changed = true;
     }
     for name in &plan.delete {
-        if workspace::delete_secret(secrets, name).await? {
+        if workspace::delete_secret(&secrets.write, name).await? {
             ctx.metrics.kube_writes.inc();
             changed = true;
         }
