@@ -406,7 +406,7 @@ impl Bench {
                 let ns = &ns;
                 async move {
                     cluster::ensure_namespace(&self.client, &target).await?;
-                    cluster::grant_delivery(&self.client, &ns, &target).await;
+                    cluster::grant_delivery(&self.client, ns, &target).await;
                     let e: Environment = serde_json::from_value(json!({
                         "apiVersion": "quayside.dev/v1alpha1", "kind": "Environment",
                         "metadata": {"name": format!("env-{i:02}")},
