@@ -384,8 +384,9 @@ impl Model {
         }
         let full = format!("{org}+{short}");
         if self.robots.contains_key(&full) {
-            return message(
+            return quay_error(
                 StatusCode::BAD_REQUEST,
+                "invalid_request",
                 &format!("Existing robot with name: {full}"),
             );
         }
@@ -566,12 +567,7 @@ mod tests {
         );
         let (s, body) = m.create_robot("org", "r1", "d", None);
         assert_eq!(s, StatusCode::BAD_REQUEST);
-        assert!(
-            body["message"]
-                .as_str()
-                .unwrap()
-                .contains("Existing robot with name")
-        );
+        assert_eq!(body["error_message"], "Existing robot with name: org+r1");
         assert_eq!(m.delete_repository("org", "nope").0, StatusCode::NO_CONTENT);
     }
 
