@@ -4,6 +4,7 @@
 use crate::gitops::GitError;
 use crate::names::NameError;
 use crate::plan::SpecError;
+use crate::plan::ownership::{self, Kind};
 use crate::plan::requeue::Retry;
 use crate::quay::QuayError;
 use crate::render::RenderError;
@@ -35,6 +36,15 @@ pub enum Error {
         "spec.image {repository:?} is outside this workspace's repositories; use a name under {prefix:?} (for example {prefix}/<name>), or remove spec.image for the default"
     )]
     ImageOutsideWorkspace { repository: String, prefix: String },
+    /// A repository or robot on Quay with the name this Component would
+    /// use is another Component's (`owner`: its uid) or was not made by
+    /// quayside: it is never adopted, changed, rotated or deleted.
+    #[error("{}", owned_elsewhere(*.object, .name, .owner.as_deref()))]
+    OwnedElsewhere {
+        object: Kind,
+        name: String,
+        owner: Option<String>,
+    },
     #[error("source repository: {0}")]
     Source(#[from] SourceError),
     #[error("rendering the side-repository folder: {0}")]
@@ -83,6 +93,14 @@ impl Error {
             Error::PlanLimit { .. } => "QuayPlanLimit",
             Error::ImageChanged { .. } => "ImageImmutable",
             Error::ImageOutsideWorkspace { .. } => "ImageOutsideWorkspace",
+            Error::OwnedElsewhere {
+                object: Kind::Repository,
+                ..
+            } => ownership::REPOSITORY_OWNED_ELSEWHERE,
+            Error::OwnedElsewhere {
+                object: Kind::Robot,
+                ..
+            } => ownership::ROBOT_OWNED_ELSEWHERE,
             // The source error knows whether the URL is invalid, the
             // repository missing or the host unreachable: say which.
             Error::Source(e) => e.reason(),
@@ -106,6 +124,17 @@ impl Error {
             // mounted Secret, an organization created, a plan upgraded.
             Error::Quay(e) if !e.is_transient() => Retry::FixedElsewhere,
             Error::PlanLimit { .. } => Retry::FixedElsewhere,
+            // Another spec.image is the person's fix for a repository (and
+            // a spec change wakes us); a robot in the way is deleted by the
+            // organization admin on Quay, where no watch sees it.
+            Error::OwnedElsewhere {
+                object: Kind::Repository,
+                ..
+            } => Retry::SpecChange,
+            Error::OwnedElsewhere {
+                object: Kind::Robot,
+                ..
+            } => Retry::FixedElsewhere,
             Error::Quay(_) => Retry::Soon,
             // An invalid URL or a missing repository waits for a spec change
             // instead of probing again every few seconds.
@@ -139,6 +168,26 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What a person reads when a Quay object is not this Component's: whose
+/// it is, and what to do.
+fn owned_elsewhere(object: Kind, name: &str, owner: Option<&str>) -> String {
+    let whose = match owner {
+        Some(uid) => format!("is recorded for another Component (owner uid {uid})"),
+        None => {
+            "exists but was not created by quayside for this Component (it holds no owner record)"
+                .to_string()
+        }
+    };
+    match object {
+        Kind::Repository => format!(
+            "Quay repository {name} {whose}, so quayside never uses, changes or deletes it; pick another spec.image (or another Component name), or ask the Quay organization admin to remove it or to write this Component's uid into its description"
+        ),
+        Kind::Robot => format!(
+            "Quay robot {name} {whose}, so quayside never uses, rotates or deletes it; ask the Quay organization admin to delete it (quayside then creates its own), or delete this Component and create one with another spec.image"
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +216,24 @@ mod tests {
         assert_eq!(spec.reason(), "InvalidSpec");
         assert_eq!(plan.reason(), "QuayPlanLimit");
         assert!(plan.to_string().contains("set spec.visibility: public"));
+        let robot = Error::OwnedElsewhere {
+            object: Kind::Robot,
+            name: "acme+team-a_app_push".into(),
+            owner: None,
+        };
+        assert_eq!(robot.retry(), Retry::FixedElsewhere);
+        assert_eq!(robot.reason(), "RobotOwnedElsewhere");
+        assert!(robot.to_string().contains("acme+team-a_app_push"));
+        assert!(robot.to_string().contains("Quay organization admin"));
+        let repo = Error::OwnedElsewhere {
+            object: Kind::Repository,
+            name: "team-a/app".into(),
+            owner: Some("uid-b".into()),
+        };
+        assert_eq!(repo.retry(), Retry::SpecChange);
+        assert_eq!(repo.reason(), "RepositoryOwnedElsewhere");
+        assert!(repo.to_string().contains("owner uid uid-b"));
+        assert!(repo.to_string().contains("pick another spec.image"));
         let pending = Error::CleanupPending {
             environments: vec!["dev".into(), "prod".into()],
         };

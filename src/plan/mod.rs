@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod folders;
 pub mod grant;
 pub mod link;
+pub mod ownership;
 pub mod requeue;
 pub mod rotation;
 pub mod service_account;

@@ -402,6 +402,60 @@ mod tests {
     }
 
     #[test]
+    fn a_quay_object_owned_elsewhere_is_a_repository_reason() {
+        // A repository that is not this Component's: refused before any
+        // robot, so nothing is provisioned or delivered.
+        let mut repository_elsewhere = report();
+        repository_elsewhere.repository =
+            problem(crate::plan::ownership::REPOSITORY_OWNED_ELSEWHERE);
+        repository_elsewhere.generation = 0;
+        repository_elsewhere.propagation = Propagation::NotChecked;
+        // A robot in the way of a new Component: the repository is ours,
+        // the name is taken, no credentials exist.
+        let mut robot_elsewhere = report();
+        robot_elsewhere.repository = problem(crate::plan::ownership::ROBOT_OWNED_ELSEWHERE);
+        robot_elsewhere.generation = 0;
+        robot_elsewhere.propagation = Propagation::NotChecked;
+        // Found at rotation time on a provisioned Component: the credentials
+        // it has keep being delivered.
+        let mut robot_at_rotation = report();
+        robot_at_rotation.repository = problem("RobotOwnedElsewhere");
+        robot_at_rotation.credentials = problem("RobotOwnedElsewhere");
+        let table = [
+            (
+                &repository_elsewhere,
+                [
+                    ("False", "RepositoryOwnedElsewhere"),
+                    ("False", "Pending"),
+                    ("Unknown", "NotChecked"),
+                    ("False", "RepositoryOwnedElsewhere"),
+                ],
+            ),
+            (
+                &robot_elsewhere,
+                [
+                    ("False", "RobotOwnedElsewhere"),
+                    ("False", "Pending"),
+                    ("Unknown", "NotChecked"),
+                    ("False", "RobotOwnedElsewhere"),
+                ],
+            ),
+            (
+                &robot_at_rotation,
+                [
+                    ("False", "RobotOwnedElsewhere"),
+                    ("False", "RobotOwnedElsewhere"),
+                    ("True", "Propagated"),
+                    ("False", "RobotOwnedElsewhere"),
+                ],
+            ),
+        ];
+        for (r, want) in table {
+            assert_eq!(summary(r), row(want), "{r:?}");
+        }
+    }
+
+    #[test]
     fn a_component_never_provisioned_claims_no_delivery() {
         // The old status said "generation 0 delivered to 0 Environment(s)".
         let mut r = report();

@@ -54,6 +54,17 @@ pub struct Repository {
     pub namespace: String,
     pub name: String,
     pub is_public: bool,
+    /// Where quayside keeps its owner record (`plan::ownership`).
+    pub description: String,
+}
+
+/// What [`QuayClient::create_repository`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Creation {
+    Created,
+    /// Quay said "already exists": made by someone else, or by our own
+    /// attempt whose answer was lost. Look before using it.
+    Existed,
 }
 
 impl Repository {
@@ -72,6 +83,10 @@ pub struct Robot {
     /// Full name, `org+short`.
     pub name: String,
     pub token: SecretString,
+    pub description: String,
+    /// `unstructured_metadata` as created (`Null` when none, and in a
+    /// regenerate answer, which leaves it out).
+    pub unstructured_metadata: Value,
 }
 
 impl std::fmt::Debug for Robot {
@@ -79,7 +94,29 @@ impl std::fmt::Debug for Robot {
         f.debug_struct("Robot")
             .field("name", &self.name)
             .field("token", &"[REDACTED]")
+            .field("description", &self.description)
+            .field("unstructured_metadata", &self.unstructured_metadata)
             .finish()
+    }
+}
+
+/// What a robot is created with. Quay keeps both for the robot's life and
+/// has no call to change them, so they are the robot's birth record.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RobotFields {
+    /// At most 255 characters (Quay refuses longer ones with 400).
+    pub description: String,
+    /// `unstructured_metadata`; `None` sends none.
+    pub metadata: Option<Value>,
+}
+
+impl From<&str> for RobotFields {
+    /// A description only.
+    fn from(description: &str) -> Self {
+        RobotFields {
+            description: description.to_string(),
+            metadata: None,
+        }
     }
 }
 
@@ -156,6 +193,10 @@ struct Answer {
 struct RobotBody {
     name: String,
     token: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    unstructured_metadata: Value,
 }
 
 #[derive(Deserialize)]
@@ -163,6 +204,8 @@ struct RepositoryBody {
     namespace: String,
     name: String,
     is_public: bool,
+    #[serde(default)]
+    description: Option<String>,
 }
 
 impl QuayClient {
@@ -259,14 +302,15 @@ impl QuayClient {
         crate::names::robot_full_name(self.organization(), short)
     }
 
-    /// Create `repo` in the organization. An existing repository is success
-    /// (whatever its visibility: compare with [`Self::get_repository`]).
+    /// Create `repo` in the organization. An existing repository is not an
+    /// error but [`Creation::Existed`]: whose it is, and its visibility, are
+    /// for [`Self::get_repository`] to tell.
     pub async fn create_repository(
         &self,
         repo: &str,
         visibility: ResolvedVisibility,
         description: &str,
-    ) -> Result<(), QuayError> {
+    ) -> Result<Creation, QuayError> {
         let org = self.organization();
         let body = json!({
             "namespace": org,
@@ -284,8 +328,10 @@ impl QuayClient {
             )
             .await?;
         match a.status.as_u16() {
-            200 | 201 => Ok(()),
-            400 if a.message.to_ascii_lowercase().contains("already exists") => Ok(()),
+            200 | 201 => Ok(Creation::Created),
+            400 if a.message.to_ascii_lowercase().contains("already exists") => {
+                Ok(Creation::Existed)
+            }
             404 => Err(self.org_not_found()),
             _ => Err(self.error("create_repository", repo, a)),
         }
@@ -308,6 +354,7 @@ impl QuayClient {
                     namespace: r.namespace,
                     name: r.name,
                     is_public: r.is_public,
+                    description: r.description.unwrap_or_default(),
                 }))
             }
             404 => Ok(None),
@@ -331,6 +378,27 @@ impl QuayClient {
         match a.status.as_u16() {
             200 | 201 | 204 => Ok(()),
             _ => Err(self.error("change_visibility", repo, a)),
+        }
+    }
+
+    /// Replace the repository's description (Quay's updateRepo, which
+    /// changes nothing else); 404 when absent is `NotFound`.
+    pub async fn update_repository_description(
+        &self,
+        repo: &str,
+        description: &str,
+    ) -> Result<(), QuayError> {
+        let a = self
+            .call(
+                "update_repository",
+                Method::PUT,
+                &self.repo_path(repo, &[]),
+                Some(json!({ "description": description })),
+            )
+            .await?;
+        match a.status.as_u16() {
+            200 | 201 | 204 => Ok(()),
+            _ => Err(self.error("update_repository", repo, a)),
         }
     }
 
@@ -364,25 +432,42 @@ impl QuayClient {
         }
     }
 
-    /// The robot, created when absent. Reuses a robot left by an earlier pass
-    /// (e.g. one that crashed before recording it), so robots never leak.
-    pub async fn ensure_robot(&self, short: &str, description: &str) -> Result<Robot, QuayError> {
+    /// The robot, created when absent. Returns an existing robot as it is:
+    /// one left by an earlier pass (which crashed before recording it) or
+    /// anyone else's, so the caller checks its description and metadata
+    /// (`plan::ownership`) before using it.
+    pub async fn ensure_robot(
+        &self,
+        short: &str,
+        fields: impl Into<RobotFields>,
+    ) -> Result<Robot, QuayError> {
         if let Some(r) = self.get_robot(short).await? {
             return Ok(r);
         }
-        self.create_robot(short, description).await
+        self.create_robot(short, fields).await
     }
 
     /// Create the robot, or return the existing one: the same result as
     /// [`Self::ensure_robot`] with one call fewer when the robot is new (the
     /// usual case for a new Component), one more when it already exists.
-    pub async fn create_robot(&self, short: &str, description: &str) -> Result<Robot, QuayError> {
+    /// An existing robot keeps its own description and metadata (Quay
+    /// cannot change them), which is how the caller tells whose it is.
+    pub async fn create_robot(
+        &self,
+        short: &str,
+        fields: impl Into<RobotFields>,
+    ) -> Result<Robot, QuayError> {
+        let fields = fields.into();
+        let mut body = json!({ "description": fields.description });
+        if let Some(m) = fields.metadata {
+            body["unstructured_metadata"] = m;
+        }
         let a = self
             .call(
                 "create_robot",
                 Method::PUT,
                 &self.robot_path(short, &[]),
-                Some(json!({ "description": description })),
+                Some(body),
             )
             .await?;
         match a.status.as_u16() {
@@ -730,6 +815,8 @@ fn robot_from(endpoint: &'static str, body: Value) -> Result<Robot, QuayError> {
     Ok(Robot {
         name: r.name,
         token: SecretString::from(r.token),
+        description: r.description.unwrap_or_default(),
+        unstructured_metadata: r.unstructured_metadata,
     })
 }
 

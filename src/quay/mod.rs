@@ -9,7 +9,7 @@ mod error;
 mod metrics;
 mod retry;
 
-pub use client::{QuayClient, QuayConfig, Repository, Robot, Role};
+pub use client::{Creation, QuayClient, QuayConfig, Repository, Robot, RobotFields, Role};
 pub use error::QuayError;
 pub use metrics::QuayMetrics;
 pub use retry::{RetryPolicy, parse_retry_after};

@@ -356,6 +356,75 @@ async fn a_robot_created_before_a_crash_is_reused_not_duplicated() {
     ));
 }
 
+/// What owner checks read: a robot's description and metadata as created,
+/// and an existing robot returned with *its own* fields, never ours; a
+/// repository's description, which updateRepo replaces; and whether a
+/// create made the repository or found it.
+#[tokio::test]
+async fn owner_records_round_trip_through_the_client() {
+    use quayside::quay::{Creation, RobotFields};
+    let f = fixture(EmulatorConfig::new(ORG, TOKEN), fast_retry(3)).await;
+    let mine = RobotFields {
+        description: "quayside push robot (managed by quayside; owner uid u1)".into(),
+        metadata: Some(serde_json::json!({"quayside.owner": "u1"})),
+    };
+    let created = f.client.create_robot("bot", mine.clone()).await.unwrap();
+    assert_eq!(created.description, mine.description);
+    assert_eq!(Some(created.unstructured_metadata.clone()), mine.metadata);
+    let got = f.client.get_robot("bot").await.unwrap().unwrap();
+    assert_eq!(got.unstructured_metadata, created.unstructured_metadata);
+
+    // Someone else's robot, and our PUT on its name: Quay's 400
+    // "Existing robot" becomes the robot as it is, with its own record.
+    f.client
+        .create_robot("theirs", "made by hand")
+        .await
+        .unwrap();
+    let found = f.client.create_robot("theirs", mine.clone()).await.unwrap();
+    assert_eq!(found.description, "made by hand");
+    assert_eq!(found.unstructured_metadata, serde_json::Value::Null);
+    let found = f.client.ensure_robot("theirs", mine).await.unwrap();
+    assert_eq!(found.description, "made by hand");
+
+    // A regenerate answer leaves the metadata out; the robot keeps it.
+    let regenerated = f.client.regenerate_robot_token("bot").await.unwrap();
+    assert_eq!(regenerated.unstructured_metadata, serde_json::Value::Null);
+    let got = f.client.get_robot("bot").await.unwrap().unwrap();
+    assert_eq!(got.unstructured_metadata["quayside.owner"], "u1");
+
+    let first = f
+        .client
+        .create_repository("team/app", ResolvedVisibility::Private, "first")
+        .await
+        .unwrap();
+    let again = f
+        .client
+        .create_repository("team/app", ResolvedVisibility::Public, "second")
+        .await
+        .unwrap();
+    assert_eq!((first, again), (Creation::Created, Creation::Existed));
+    let repo = f.client.get_repository("team/app").await.unwrap().unwrap();
+    assert_eq!(
+        repo.description, "first",
+        "the existing repository is untouched"
+    );
+    f.client
+        .update_repository_description("team/app", "recorded")
+        .await
+        .unwrap();
+    let repo = f.client.get_repository("team/app").await.unwrap().unwrap();
+    assert_eq!(
+        (repo.description.as_str(), repo.is_public),
+        ("recorded", false)
+    );
+    let e = f
+        .client
+        .update_repository_description("gone", "x")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, QuayError::NotFound { .. }), "{e:?}");
+}
+
 #[test]
 fn bad_configuration_is_refused_with_advice() {
     let dir = tempfile::tempdir().unwrap();

@@ -89,6 +89,159 @@ async fn answers_in_quays_shapes() {
     assert_eq!(body["error_message"], "Repository already exists");
 }
 
+/// The keys of a JSON object, sorted.
+fn keys(v: &serde_json::Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+    k.sort();
+    k
+}
+
+/// Send `method` to `path` below the API with the test token and `body`.
+async fn send(
+    e: &Emulator,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut req = http()
+        .request(method, format!("{}{path}", e.api_url()))
+        .bearer_auth(TOKEN);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// Robots keep the description and `unstructured_metadata` they were
+/// created with, in the shapes recorded from a real Quay
+/// (/work/shared/quay-recorded, labels `robot.*`).
+#[tokio::test]
+async fn robots_keep_description_and_metadata_as_recorded() {
+    use reqwest::Method;
+    use serde_json::json;
+    let e = start(EmulatorConfig::new(ORG, TOKEN)).await;
+    let robots = format!("/organization/{ORG}/robots");
+    let with = json!({"description": "oracle robot", "unstructured_metadata": {"k": "v"}});
+    // robot.put.new
+    let (status, body) = send(
+        &e,
+        Method::PUT,
+        &format!("{robots}/qsbot"),
+        Some(with.clone()),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let recorded = [
+        "created",
+        "description",
+        "last_accessed",
+        "name",
+        "token",
+        "unstructured_metadata",
+    ];
+    assert_eq!(keys(&body), recorded);
+    assert_eq!(body["name"], format!("{ORG}+qsbot"));
+    assert_eq!(body["description"], "oracle robot");
+    assert_eq!(body["unstructured_metadata"], json!({"k": "v"}));
+    let token = body["token"].as_str().unwrap();
+    assert!(
+        token.len() == 64
+            && token
+                .bytes()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    );
+    // robot.put.again: 400, Quay's usual error body.
+    let (status, body) = send(&e, Method::PUT, &format!("{robots}/qsbot"), Some(with)).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["error_message"],
+        format!("Existing robot with name: {ORG}+qsbot")
+    );
+    assert_eq!(body["error_type"], "invalid_request");
+    // robot.put.no_body: description "" and metadata null.
+    let (status, body) = send(&e, Method::PUT, &format!("{robots}/qsbot2"), None).await;
+    assert_eq!(status, 201);
+    assert_eq!(body["description"], "");
+    assert_eq!(body["unstructured_metadata"], serde_json::Value::Null);
+    assert_eq!(keys(&body), recorded);
+    // robot.get.existing: the same as created.
+    let (status, body) = send(&e, Method::GET, &format!("{robots}/qsbot"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(keys(&body), recorded);
+    assert_eq!(body["unstructured_metadata"], json!({"k": "v"}));
+    // robot.regen.existing: no unstructured_metadata in the answer...
+    let (status, body) = send(
+        &e,
+        Method::POST,
+        &format!("{robots}/qsbot/regenerate"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        keys(&body),
+        ["created", "description", "last_accessed", "name", "token"]
+    );
+    // ...robot.get.after_regen: but the robot keeps it.
+    let (_, body) = send(&e, Method::GET, &format!("{robots}/qsbot"), None).await;
+    assert_eq!(body["unstructured_metadata"], json!({"k": "v"}));
+    // robot.get.missing
+    let (status, body) = send(&e, Method::GET, &format!("{robots}/nosuchbot"), None).await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"message": "Could not find robot with specified username"})
+        )
+    );
+    let state = e.snapshot();
+    let robot = state.robot(&format!("{ORG}+qsbot")).unwrap();
+    assert_eq!(robot.unstructured_metadata, Some(json!({"k": "v"})));
+    assert_eq!(
+        state
+            .robot(&format!("{ORG}+qsbot2"))
+            .unwrap()
+            .unstructured_metadata,
+        None
+    );
+    // Longer descriptions than Quay's 255 characters are refused.
+    let long = json!({"description": "d".repeat(256)});
+    let (status, _) = send(&e, Method::PUT, &format!("{robots}/qsbot3"), Some(long)).await;
+    assert_eq!(status, 400);
+}
+
+/// Quay's updateRepo (`PUT /repository/{org}/{repo}`): only the
+/// description changes; `{"success": true}` as quay/quay's
+/// endpoints/api/repository.py answers; 404 for a missing repository.
+#[tokio::test]
+async fn a_repository_description_is_updated_as_quay_does() {
+    use reqwest::Method;
+    use serde_json::json;
+    let e = start(EmulatorConfig::new(ORG, TOKEN)).await;
+    let create = json!({"namespace": ORG, "repository": "team/app", "visibility": "private",
+                        "description": "oracle test", "repo_kind": "image"});
+    assert_eq!(
+        send(&e, Method::POST, "/repository", Some(create)).await.0,
+        201
+    );
+    let path = format!("/repository/{ORG}/team/app");
+    // repo.get.existing: the description comes back.
+    let (_, body) = send(&e, Method::GET, &path, None).await;
+    assert_eq!(body["description"], "oracle test");
+    let update = json!({"description": "new text"});
+    let (status, body) = send(&e, Method::PUT, &path, Some(update.clone())).await;
+    assert_eq!((status, body), (200, json!({"success": true})));
+    let (_, body) = send(&e, Method::GET, &path, None).await;
+    assert_eq!(body["description"], "new text");
+    assert_eq!(body["is_public"], false, "nothing else changed");
+    let missing = format!("/repository/{ORG}/nosuchrepo");
+    assert_eq!(send(&e, Method::PUT, &missing, Some(update)).await.0, 404);
+    assert_eq!(send(&e, Method::PUT, &path, Some(json!({}))).await.0, 400);
+    assert_eq!(e.snapshot().calls("update_repository"), 3);
+}
+
 #[tokio::test]
 async fn the_registry_challenges_with_a_bearer_realm() {
     let e = start(EmulatorConfig::new(ORG, TOKEN)).await;

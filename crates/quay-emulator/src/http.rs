@@ -32,6 +32,10 @@ pub(crate) enum Route {
         org: String,
         repo: String,
     },
+    UpdateRepository {
+        org: String,
+        repo: String,
+    },
     GetPermission {
         org: String,
         repo: String,
@@ -115,6 +119,7 @@ impl Route {
                 match *m {
                     Method::GET => Route::GetRepository { org, repo },
                     Method::DELETE => Route::DeleteRepository { org, repo },
+                    Method::PUT => Route::UpdateRepository { org, repo },
                     _ => Route::Unknown,
                 }
             }
@@ -129,6 +134,7 @@ impl Route {
             Route::GetRepository { .. } => "get_repository",
             Route::ChangeVisibility { .. } => "change_visibility",
             Route::DeleteRepository { .. } => "delete_repository",
+            Route::UpdateRepository { .. } => "update_repository",
             Route::GetPermission { .. } => "get_permission",
             Route::Grant { .. } => "grant",
             Route::Revoke { .. } => "revoke",
@@ -145,6 +151,7 @@ impl Route {
             Route::GetRepository { org, .. }
             | Route::ChangeVisibility { org, .. }
             | Route::DeleteRepository { org, .. }
+            | Route::UpdateRepository { org, .. }
             | Route::GetPermission { org, .. }
             | Route::Grant { org, .. }
             | Route::Revoke { org, .. }
@@ -239,13 +246,23 @@ async fn api(
             m.change_visibility(org, repo, str_field(&body, "visibility"), quota)
         }
         Route::DeleteRepository { org, repo } => m.delete_repository(org, repo),
+        Route::UpdateRepository { org, repo } => {
+            m.update_repository(org, repo, body.get("description").and_then(Value::as_str))
+        }
         Route::GetPermission { org, repo, user } => m.get_permission(org, repo, user),
         Route::Grant { org, repo, user } => m.grant(org, repo, user, str_field(&body, "role")),
         Route::Revoke { org, repo, user } => m.revoke(org, repo, user),
         Route::GetRobot { org, short } => m.get_robot(org, short),
-        Route::CreateRobot { org, short } => {
-            m.create_robot(org, short, str_field(&body, "description"))
-        }
+        // A PUT without a body makes a robot with description "" and
+        // metadata null, as Quay does.
+        Route::CreateRobot { org, short } => m.create_robot(
+            org,
+            short,
+            str_field(&body, "description"),
+            body.get("unstructured_metadata")
+                .filter(|v| !v.is_null())
+                .cloned(),
+        ),
         Route::RegenerateRobot { org, short } => m.regenerate_robot(org, short),
         Route::DeleteRobot { org, short } => m.delete_robot(org, short),
         Route::Unknown => not_found(),

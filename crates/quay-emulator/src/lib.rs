@@ -194,6 +194,22 @@ impl Emulator {
             .is_some()
     }
 
+    /// Set a robot's description and `unstructured_metadata`, which Quay's
+    /// API cannot change: for tests that need a robot as an older quayside,
+    /// or a person, left it. `false` when there is no robot `full_name`.
+    pub fn rewrite_robot(
+        &self,
+        full_name: &str,
+        description: &str,
+        metadata: Option<serde_json::Value>,
+    ) -> bool {
+        self.shared
+            .model
+            .lock()
+            .unwrap()
+            .rewrite_robot(full_name, description, metadata)
+    }
+
     /// `/api/v1` calls received so far, faulted ones included.
     pub fn api_calls(&self) -> u64 {
         self.shared.total.load(Ordering::SeqCst)

@@ -21,6 +21,8 @@ struct Repo {
 struct RobotRec {
     token: String,
     description: String,
+    /// Set at creation only: Quay has no call that changes it.
+    metadata: Option<Value>,
 }
 
 /// Everything the emulator remembers.
@@ -60,6 +62,8 @@ pub struct RobotState {
     pub name: String,
     pub token: SecretString,
     pub description: String,
+    /// `unstructured_metadata` as created (`None`: Quay answers `null`).
+    pub unstructured_metadata: Option<Value>,
 }
 
 impl std::fmt::Debug for RobotState {
@@ -68,6 +72,7 @@ impl std::fmt::Debug for RobotState {
             .field("name", &self.name)
             .field("token", &"[REDACTED]")
             .field("description", &self.description)
+            .field("unstructured_metadata", &self.unstructured_metadata)
             .finish()
     }
 }
@@ -280,6 +285,46 @@ impl Model {
         (StatusCode::OK, json!({"success": true}))
     }
 
+    /// Quay's updateRepo: only the description changes; 404 when absent.
+    pub(crate) fn update_repository(
+        &mut self,
+        org: &str,
+        name: &str,
+        description: Option<&str>,
+    ) -> Reply {
+        let Some(description) = description else {
+            return quay_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "'description' is a required property",
+            );
+        };
+        match self.repos.get_mut(&(org.to_string(), name.to_string())) {
+            Some(repo) => {
+                repo.description = description.to_string();
+                (StatusCode::OK, json!({"success": true}))
+            }
+            None => not_found(),
+        }
+    }
+
+    /// What Quay's API cannot do, for tests: set a robot's description and
+    /// metadata (e.g. to stand in for a robot an older quayside made).
+    /// `false` when there is no such robot.
+    pub(crate) fn rewrite_robot(
+        &mut self,
+        full: &str,
+        description: &str,
+        metadata: Option<Value>,
+    ) -> bool {
+        let Some(r) = self.robots.get_mut(full) else {
+            return false;
+        };
+        r.description = description.to_string();
+        r.metadata = metadata;
+        true
+    }
+
     /// 204 even when absent, as Quay does.
     pub(crate) fn delete_repository(&mut self, org: &str, name: &str) -> Reply {
         self.repos.remove(&(org.to_string(), name.to_string()));
@@ -288,21 +333,27 @@ impl Model {
         (StatusCode::NO_CONTENT, Value::Null)
     }
 
+    /// A robot as GET and PUT answer (regenerate leaves out the metadata).
     fn robot_body(full: &str, r: &RobotRec) -> Value {
+        let mut body = Self::regenerated_body(full, r);
+        body["unstructured_metadata"] = r.metadata.clone().unwrap_or(Value::Null);
+        body
+    }
+
+    fn regenerated_body(full: &str, r: &RobotRec) -> Value {
         json!({
             "name": full,
-            "token": r.token,
-            "description": r.description,
             "created": "Fri, 27 Nov 2026 00:00:00 -0000",
             "last_accessed": null,
-            "unstructured_metadata": {},
+            "description": r.description,
+            "token": r.token,
         })
     }
 
-    fn absent_robot(full: &str) -> Reply {
+    fn absent_robot() -> Reply {
         message(
             StatusCode::BAD_REQUEST,
-            &format!("Could not find robot with username: {full}"),
+            "Could not find robot with specified username",
         )
     }
 
@@ -310,11 +361,19 @@ impl Model {
         let full = format!("{org}+{short}");
         match self.robots.get(&full) {
             Some(r) => (StatusCode::OK, Self::robot_body(&full, r)),
-            None => Self::absent_robot(&full),
+            None => Self::absent_robot(),
         }
     }
 
-    pub(crate) fn create_robot(&mut self, org: &str, short: &str, description: &str) -> Reply {
+    /// Quay keeps `description` (at most 255 characters) and `metadata`
+    /// (`unstructured_metadata`) as given; neither can change afterwards.
+    pub(crate) fn create_robot(
+        &mut self,
+        org: &str,
+        short: &str,
+        description: &str,
+        metadata: Option<Value>,
+    ) -> Reply {
         if !valid_robot_short(short) {
             return message(
                 StatusCode::BAD_REQUEST,
@@ -325,14 +384,23 @@ impl Model {
         }
         let full = format!("{org}+{short}");
         if self.robots.contains_key(&full) {
-            return message(
+            return quay_error(
                 StatusCode::BAD_REQUEST,
+                "invalid_request",
                 &format!("Existing robot with name: {full}"),
+            );
+        }
+        if description.chars().count() > 255 {
+            return quay_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "Robot description must be 255 characters or fewer",
             );
         }
         let rec = RobotRec {
             token: new_token(),
             description: description.to_string(),
+            metadata,
         };
         let body = Self::robot_body(&full, &rec);
         self.robots.insert(full, rec);
@@ -344,16 +412,16 @@ impl Model {
         match self.robots.get_mut(&full) {
             Some(r) => {
                 r.token = new_token();
-                (StatusCode::OK, Self::robot_body(&full, r))
+                (StatusCode::OK, Self::regenerated_body(&full, r))
             }
-            None => Self::absent_robot(&full),
+            None => Self::absent_robot(),
         }
     }
 
     pub(crate) fn delete_robot(&mut self, org: &str, short: &str) -> Reply {
         let full = format!("{org}+{short}");
         if self.robots.remove(&full).is_none() {
-            return Self::absent_robot(&full);
+            return Self::absent_robot();
         }
         self.perms.retain(|(_, robot), _| robot != &full);
         (StatusCode::NO_CONTENT, Value::Null)
@@ -463,6 +531,7 @@ impl Model {
                     name: name.clone(),
                     token: SecretString::from(r.token.clone()),
                     description: r.description.clone(),
+                    unstructured_metadata: r.metadata.clone(),
                 })
                 .collect(),
             permissions: self
@@ -492,15 +561,13 @@ mod tests {
     fn quirks_absent_robot_is_400_and_existing_robot_put_is_400() {
         let mut m = Model::default();
         assert_eq!(m.get_robot("org", "r1").0, StatusCode::BAD_REQUEST);
-        assert_eq!(m.create_robot("org", "r1", "d").0, StatusCode::CREATED);
-        let (s, body) = m.create_robot("org", "r1", "d");
-        assert_eq!(s, StatusCode::BAD_REQUEST);
-        assert!(
-            body["message"]
-                .as_str()
-                .unwrap()
-                .contains("Existing robot with name")
+        assert_eq!(
+            m.create_robot("org", "r1", "d", None).0,
+            StatusCode::CREATED
         );
+        let (s, body) = m.create_robot("org", "r1", "d", None);
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error_message"], "Existing robot with name: org+r1");
         assert_eq!(m.delete_repository("org", "nope").0, StatusCode::NO_CONTENT);
     }
 
@@ -534,7 +601,7 @@ mod tests {
     #[test]
     fn regenerating_revokes_registry_sessions() {
         let mut m = Model::default();
-        let (_, body) = m.create_robot("o", "bot", "");
+        let (_, body) = m.create_robot("o", "bot", "", None);
         let token = body["token"].as_str().unwrap().to_string();
         let bearer = m.registry_login("o+bot", &token).unwrap();
         assert!(m.registry_bearer_valid(&bearer));

@@ -1,6 +1,7 @@
 //! Deleting a Component: wait until no Environment holds its pull Secret
 //! (their passes drop deleted Components), then delete the robots and the
-//! repository (unless kept or shared) and the workspace Secrets.
+//! repository (unless kept or shared; only those that are this
+//! Component's) and the workspace Secrets.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
@@ -8,12 +9,14 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
 use super::deliveries;
+use super::owners::{Claim, refused};
 use crate::api::Component;
 use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
 use crate::controller::pass;
 use crate::controller::workspace;
 use crate::names::{self, RobotRole};
+use crate::plan::ownership::{Decision, Kind};
 use crate::vocabulary::{ANNOTATION_KEEP_REPOSITORY, workspace_secret_name};
 
 pub(super) async fn run(component: &Component, ctx: &Context) -> Result<Action> {
@@ -33,12 +36,7 @@ pub(super) async fn run(component: &Component, ctx: &Context) -> Result<Action> 
             == Some(ctx.image_of(&repo).as_str());
         let ours = provisioned || names::in_workspace(&repo, &ns);
         if ours && !repository_shared(ctx, component, &repo).await? {
-            // Robots go even with a kept repository, so no credential
-            // outlives the Component.
-            delete_robots(ctx, &repo).await?;
-            if !keep {
-                ctx.quay.delete_repository(&repo).await?;
-            }
+            clean_quay(component, ctx, &repo, provisioned, keep).await?;
         }
     }
     let writer = ctx.writer(&ns, None)?;
@@ -88,14 +86,58 @@ async fn wait_for_environments(component: &Component, ctx: &Context) -> Result<(
     Ok(())
 }
 
-/// Both slots' robots of a repository; ones already gone are fine.
-async fn delete_robots(ctx: &Context, repo: &str) -> Result<()> {
+/// Delete both slots' robots — even with a kept repository, so no
+/// credential outlives the Component — and, unless kept, the repository:
+/// each only when it is this Component's. What is not is left and named
+/// in a Warning event; the deletion goes on.
+async fn clean_quay(
+    component: &Component,
+    ctx: &Context,
+    repo: &str,
+    provisioned: bool,
+    keep: bool,
+) -> Result<()> {
+    let (ns, name) = (
+        component.namespace().unwrap_or_default(),
+        component.name_any(),
+    );
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let push = workspace::read(&secrets, &name, RobotRole::Push).await?;
+    let pull = workspace::read(&secrets, &name, RobotRole::Pull).await?;
+    let uid = component.uid().unwrap_or_default();
+    let claim = Claim {
+        uid: &uid,
+        component: format!("{ns}/{name}"),
+        status_names_repository: provisioned,
+        logins: [&push, &pull]
+            .into_iter()
+            .flatten()
+            .map(|s| &s.credentials)
+            .collect(),
+    };
+    // Decided before the robots go: a repository from before owner
+    // records is proven ours by the tokens of its robots.
+    let repository = match ctx.quay.get_repository(repo).await? {
+        Some(existing) if !keep => Some(claim.repository(&ctx.quay, repo, &existing).await?),
+        _ => None,
+    };
+    let mut left = Vec::new();
     for role in [RobotRole::Push, RobotRole::Pull] {
         for slot in [0, 1] {
-            ctx.quay
-                .delete_robot(&names::robot_short_name(repo, role, slot))
-                .await?;
+            let short = names::robot_short_name(repo, role, slot);
+            left.extend(claim.delete_robot(ctx, &short).await?);
         }
+    }
+    match repository {
+        Some(Decision::Adopt | Decision::AdoptAndRecord) => {
+            ctx.quay.delete_repository(repo).await?
+        }
+        Some(Decision::Refuse(r)) => left.push(refused(Kind::Repository, repo, r)),
+        None => {}
+    }
+    let oref = component.object_ref(&());
+    for e in left {
+        ctx.warn(&oref, e.reason(), "Cleanup", e.to_string()).await;
     }
     Ok(())
 }

@@ -8,6 +8,7 @@
 
 mod cleanup;
 mod deliveries;
+mod owners;
 mod repository;
 mod rotation;
 
@@ -175,23 +176,63 @@ impl<'a> Pass<'a> {
                 }
                 Err(e) => {
                     self.repository_problem = Some(problem(&e));
+                    self.forget_refused(&e, &repo);
                     return Err(e);
                 }
             }
             let robots = self.ensure_robots(&repo).await;
-            record(&mut self.credentials_problem, robots)?;
+            record(self.problem_slot(&robots), robots)?;
         }
         self.deliveries = Some(self.observe_deliveries().await?);
         self.generation = credentials::recorded_generation(
             self.old.credentials_generation,
             self.generation_of(RobotRole::Pull),
         );
-        self.rotate(&repo).await.inspect_err(|e| {
+        let rotated = self.rotate(&repo).await;
+        if let Err(e @ Error::OwnedElsewhere { .. }) = &rotated {
+            self.repository_problem = Some(problem(e));
+        }
+        rotated.inspect_err(|e| {
             self.credentials_problem = Some(Problem::new(
                 e.reason(),
                 format!("rotating the robot tokens failed: {e}"),
             ));
         })
+    }
+
+    /// Where a robot step's failure is reported: a robot that is not ours
+    /// is about the repository's name (RepositoryReady), like a repository
+    /// that is not ours; anything else about the credentials.
+    fn problem_slot<T>(&mut self, result: &Result<T>) -> &mut Option<Problem> {
+        match result {
+            Err(Error::OwnedElsewhere { .. }) => &mut self.repository_problem,
+            _ => &mut self.credentials_problem,
+        }
+    }
+
+    /// A refused repository never provisioned by this Component is not
+    /// named in status: the person can then pick another spec.image (the
+    /// API server allows that only while status names no image).
+    fn forget_refused(&mut self, e: &Error, repo: &str) {
+        let provisioned = self.old.image.as_deref() == Some(&self.ctx.image_of(repo));
+        if matches!(e, Error::OwnedElsewhere { .. }) && !provisioned {
+            self.repo = None;
+        }
+    }
+
+    /// This Component, its stored logins, and whether status names `repo`:
+    /// what owner checks decide with.
+    fn claim(&self, repo: &str) -> owners::Claim<'_> {
+        owners::Claim {
+            uid: &self.uid,
+            component: format!("{}/{}", self.ns, self.name),
+            status_names_repository: self.old.image.as_deref() == Some(&self.ctx.image_of(repo)),
+            logins: [&self.push, &self.pull]
+                .into_iter()
+                .flatten()
+                .map(|s| &s.credentials)
+                .collect(),
+        }
     }
 
     /// The repository the spec names, unless the Component already has
@@ -298,16 +339,6 @@ impl<'a> Pass<'a> {
     /// The Component, as events name it.
     fn component_ref(&self) -> k8s_openapi::api::core::v1::ObjectReference {
         self.component.object_ref(&())
-    }
-
-    /// What a robot of `role` is for, as Quay shows it.
-    fn robot_description(&self, role: RobotRole) -> String {
-        format!(
-            "quayside {} robot for {}/{}",
-            role.as_str(),
-            self.ns,
-            self.name
-        )
     }
 
     /// After a good pass: soon while Environments still have to follow,

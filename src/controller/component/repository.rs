@@ -1,13 +1,16 @@
 //! Steps of a Component pass that talk to Quay when something may have
 //! changed: the repository with its visibility, and the robots with their
-//! grants, whose logins are persisted in the workspace.
+//! grants, whose logins are persisted in the workspace. Nothing found on
+//! Quay is used before its owner record says it is this Component's.
 
 use super::Pass;
+use super::owners::refused;
 use crate::api::{ResolvedVisibility, Visibility};
 use crate::controller::error::{Error, Result};
 use crate::names::{self, RobotRole};
 use crate::plan::credentials::{base_generation, next_generation};
-use crate::quay::{QuayError, Robot};
+use crate::plan::ownership::{self, Decision, Kind};
+use crate::quay::{Creation, QuayError, Repository, Robot};
 use crate::source::{SourceVisibility, detect_visibility};
 
 const ROLES: [RobotRole; 2] = [RobotRole::Push, RobotRole::Pull];
@@ -18,23 +21,60 @@ impl Pass<'_> {
     pub(super) async fn ensure_repository(&mut self, repo: &str) -> Result<()> {
         let visibility = self.resolve_visibility().await?;
         self.visibility = Some(visibility);
-        let description = format!(
-            "Images of Component {}/{} (managed by quayside)",
-            self.ns, self.name
-        );
-        let quay = &self.ctx.quay;
-        let result = match quay.get_repository(repo).await? {
-            None => quay.create_repository(repo, visibility, &description).await,
-            Some(existing) if existing.visibility() != visibility => {
-                quay.change_visibility(repo, visibility).await
-            }
-            Some(_) => Ok(()),
+        let Some(existing) = self.existing_repository(repo, visibility).await? else {
+            return Ok(());
         };
-        match result {
-            Err(QuayError::PlanLimit { .. }) => Err(Error::PlanLimit {
-                repository: repo.to_string(),
-            }),
-            other => Ok(other?),
+        self.claim_repository(repo, &existing).await?;
+        if existing.visibility() != visibility {
+            let quay = &self.ctx.quay;
+            quay.change_visibility(repo, visibility)
+                .await
+                .map_err(|e| plan_limit(repo, e))?;
+        }
+        Ok(())
+    }
+
+    /// The repository as it was before this pass, or `None` when this pass
+    /// created it (with its owner record, and the visibility asked for).
+    /// One that appeared between our look and our create is looked at
+    /// again: someone else may have made it.
+    async fn existing_repository(
+        &self,
+        repo: &str,
+        visibility: ResolvedVisibility,
+    ) -> Result<Option<Repository>> {
+        let quay = &self.ctx.quay;
+        if let Some(existing) = quay.get_repository(repo).await? {
+            return Ok(Some(existing));
+        }
+        let description = self.claim(repo).repository_description();
+        let created = quay.create_repository(repo, visibility, &description).await;
+        match created.map_err(|e| plan_limit(repo, e))? {
+            Creation::Created => Ok(None),
+            Creation::Existed => Ok(quay.get_repository(repo).await?),
+        }
+    }
+
+    /// Use an existing repository only when it is this Component's; one
+    /// made before owner records gets its record now.
+    async fn claim_repository(&self, repo: &str, existing: &Repository) -> Result<()> {
+        let claim = self.claim(repo);
+        match claim.repository(&self.ctx.quay, repo, existing).await? {
+            Decision::Adopt => Ok(()),
+            Decision::AdoptAndRecord => {
+                let description = ownership::description_with_record(
+                    &existing.description,
+                    &claim.component,
+                    &self.uid,
+                );
+                self.ctx
+                    .quay
+                    .update_repository_description(repo, &description)
+                    .await?;
+                tracing::info!(component = %self.name, namespace = %self.ns, repository = repo, "recorded this Component as the owner of a repository provisioned before owner records");
+                Ok(())
+            }
+            Decision::Refuse(r) => Err(refused(Kind::Repository, repo, r)),
         }
     }
 
@@ -69,13 +109,16 @@ impl Pass<'_> {
         let mut robots = Vec::new();
         for role in ROLES {
             let short = names::robot_short_name(repo, role, self.slot);
-            let description = self.robot_description(role);
+            let claim = self.claim(repo);
+            let fields = claim.robot_fields(role);
             let robot = if fresh {
-                self.ctx.quay.create_robot(&short, &description).await?
+                self.ctx.quay.create_robot(&short, fields).await?
             } else {
-                self.ctx.quay.ensure_robot(&short, &description).await?
+                self.ctx.quay.ensure_robot(&short, fields).await?
             };
-            robots.push((role, robot));
+            // Checked before any grant or persist: a robot that exists
+            // but is not ours gets nothing, and its token goes nowhere.
+            robots.push((role, claim.robot(robot)?));
         }
         for role in ROLES {
             let short = names::robot_short_name(repo, role, self.slot);
@@ -119,5 +162,15 @@ impl Pass<'_> {
             self.persist(role, &robot, generation).await?;
         }
         Ok(())
+    }
+}
+
+/// A plan that refuses a private repository (402) is `Error::PlanLimit`.
+fn plan_limit(repo: &str, e: QuayError) -> Error {
+    match e {
+        QuayError::PlanLimit { .. } => Error::PlanLimit {
+            repository: repo.to_string(),
+        },
+        other => Error::Quay(other),
     }
 }

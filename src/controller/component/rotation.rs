@@ -94,11 +94,14 @@ impl Pass<'_> {
         let mut fresh = Vec::new();
         for role in [RobotRole::Push, RobotRole::Pull] {
             let short = names::robot_short_name(repo, role, next);
+            let claim = self.claim(repo);
             let robot = self
                 .ctx
                 .quay
-                .create_robot(&short, &self.robot_description(role))
+                .create_robot(&short, claim.robot_fields(role))
                 .await?;
+            // A robot already in the other slot is used only if it is ours.
+            let robot = claim.robot(robot)?;
             self.ctx.quay.grant(repo, &short, role.into()).await?;
             fresh.push((role, robot));
         }
@@ -117,6 +120,11 @@ impl Pass<'_> {
     /// so the new one is persisted before anything else.
     async fn regenerate(&mut self, repo: &str, role: RobotRole, target: i64) -> Result<()> {
         let short = names::robot_short_name(repo, role, self.slot);
+        // Regenerating revokes the old token at once: never do that to a
+        // robot that is not ours. An absent one fails in regenerate, as before.
+        self.claim(repo)
+            .existing_robot(&self.ctx.quay, &short)
+            .await?;
         let robot = self.ctx.quay.regenerate_robot_token(&short).await?;
         crash::point(&format!("rotation:{}-regenerated", role.as_str()));
         self.persist(role, &robot, target).await?;
@@ -142,7 +150,14 @@ impl Pass<'_> {
         self.slot = self.active_slot(repo);
         for role in [RobotRole::Push, RobotRole::Pull] {
             let inactive = names::robot_short_name(repo, role, 1 - self.slot);
-            self.ctx.quay.delete_robot(&inactive).await?;
+            // A robot in the other slot that is not ours is left alone and
+            // reported; it does not hold the rotation back.
+            let left = self.claim(repo).delete_robot(self.ctx, &inactive).await?;
+            if let Some(e) = left {
+                self.ctx
+                    .warn(&self.component_ref(), e.reason(), "Rotate", e.to_string())
+                    .await;
+            }
         }
         self.ctx.rotation_finished(&self.uid, target);
         self.generation = target;
