@@ -682,7 +682,7 @@ impl QuayClient {
                                 started.elapsed().as_secs_f64(),
                             );
                             let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                            let message = scrub(&error_text(status, &body, &bytes), &token);
+                            let message = error_text(status, &body, &bytes, &token);
                             if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
                                 (format!("HTTP {} {message}", status.as_u16()), retry_after)
                             } else {
@@ -750,12 +750,14 @@ fn outcome_of(status: StatusCode) -> &'static str {
 /// message Quay writes, small enough for a condition and an event (1 KiB).
 const MAX_ERROR_TEXT: usize = 300;
 
-fn error_text(status: StatusCode, body: &Value, raw: &[u8]) -> String {
+/// The error text of an answer, with the token scrubbed *before* it is cut:
+/// a cut through an echoed token would leave a piece no scrub recognises.
+fn error_text(status: StatusCode, body: &Value, raw: &[u8], token: &SecretString) -> String {
     for key in ["error_message", "message", "error"] {
         if let Some(s) = body.get(key).and_then(Value::as_str)
             && !s.is_empty()
         {
-            return bounded(s, MAX_ERROR_TEXT);
+            return bounded(&scrub(s, token), MAX_ERROR_TEXT);
         }
     }
     let raw = String::from_utf8_lossy(raw);
@@ -763,7 +765,7 @@ fn error_text(status: StatusCode, body: &Value, raw: &[u8]) -> String {
     if raw.is_empty() || status.is_success() {
         status.canonical_reason().unwrap_or("").to_string()
     } else {
-        bounded(raw, 200)
+        bounded(&scrub(raw, token), 200)
     }
 }
 
@@ -824,32 +826,52 @@ fn robot_from(endpoint: &'static str, body: Value) -> Result<Robot, QuayError> {
 mod tests {
     use super::*;
 
+    fn no_token() -> SecretString {
+        SecretString::from(String::new())
+    }
+
+    #[test]
+    fn a_token_echoed_at_the_cut_is_scrubbed_before_the_cut() {
+        let token = SecretString::from("T0KENT0KENT0KENT0KENT0KENT0KEN99".to_string());
+        let echoed = format!(
+            "{}{}",
+            "x".repeat(MAX_ERROR_TEXT - 10),
+            token.expose_secret()
+        );
+        let s = StatusCode::BAD_REQUEST;
+        let got = error_text(s, &json!({ "message": echoed }), b"", &token);
+        assert!(!got.contains("T0KENT0KEN"), "{got}");
+        let raw = format!("{}{}", "y".repeat(190), token.expose_secret());
+        let got = error_text(s, &Value::Null, raw.as_bytes(), &token);
+        assert!(!got.contains("T0KENT0KEN"), "{got}");
+    }
+
     #[test]
     fn error_text_prefers_error_message_then_message_then_error() {
         let s = StatusCode::BAD_REQUEST;
         let both = json!({"error_message": "A", "message": "B", "error": "C"});
-        assert_eq!(error_text(s, &both, b""), "A");
+        assert_eq!(error_text(s, &both, b"", &no_token()), "A");
         assert_eq!(
-            error_text(s, &json!({"message": "B", "error": "C"}), b""),
+            error_text(s, &json!({"message": "B", "error": "C"}), b"", &no_token()),
             "B"
         );
-        assert_eq!(error_text(s, &json!({"error": "C"}), b""), "C");
+        assert_eq!(error_text(s, &json!({"error": "C"}), b"", &no_token()), "C");
         assert_eq!(
-            error_text(s, &Value::Null, b"<html>oops</html>"),
+            error_text(s, &Value::Null, b"<html>oops</html>", &no_token()),
             "<html>oops</html>"
         );
-        assert_eq!(error_text(s, &Value::Null, b""), "Bad Request");
+        assert_eq!(error_text(s, &Value::Null, b"", &no_token()), "Bad Request");
     }
 
     #[test]
     fn long_error_texts_are_bounded() {
         let s = StatusCode::BAD_REQUEST;
         let long = "A".repeat(1100);
-        let got = error_text(s, &json!({ "error_message": long }), b"");
+        let got = error_text(s, &json!({ "error_message": long }), b"", &no_token());
         assert_eq!(got.chars().count(), MAX_ERROR_TEXT + 1);
         assert!(got.ends_with('…'));
         let wide = "é".repeat(1000);
-        let got = error_text(s, &json!({ "message": wide }), b"");
+        let got = error_text(s, &json!({ "message": wide }), b"", &no_token());
         assert!(got.len() <= MAX_ERROR_TEXT + '…'.len_utf8());
     }
 

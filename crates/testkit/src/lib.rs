@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod component;
 pub mod git_server;
 pub mod harness;
+pub mod leaks;
 pub mod ports;
 pub mod process;
 pub mod registry;
