@@ -17,3 +17,4 @@ mod render_kubectl;
 mod rotation_crash;
 mod security_e2e;
 mod tenancy_attacks;
+mod tenancy_folders;
