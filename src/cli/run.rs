@@ -13,6 +13,7 @@ use secrecy::SecretString;
 use quayside::controller::{self, Config, Context, Metrics, Readiness};
 use quayside::duration::parse as parse_duration;
 use quayside::gitops::{DeliveryMode, GitAuth, SideRepoConfig};
+use quayside::plan::side_path::PathScope;
 use quayside::quay::{QuayClient, QuayConfig, RetryPolicy};
 use quayside::render::KustomizeFlavor;
 use quayside::seal::Identity;
@@ -87,6 +88,14 @@ pub struct Args {
     /// internal services.
     #[arg(long, env = "QUAYSIDE_SOURCE_ALLOW_INTERNAL", default_value_t = false, action = clap::ArgAction::Set)]
     pub source_allow_internal: bool,
+
+    /// Let an Environment's spec.sideRepo.path name any folder under
+    /// `environments/` instead of only one under `environments/<workspace>/`:
+    /// for a side repository laid out before workspaces, where tenants are
+    /// trusted with each other's folders. Nothing outside `environments/`
+    /// is ever written.
+    #[arg(long, env = "QUAYSIDE_SIDE_REPO_ANY_PATH", default_value_t = false, action = clap::ArgAction::Set)]
+    pub side_repo_any_path: bool,
 
     /// Reconcile every Environment and Component again after this long.
     #[arg(long, env = "QUAYSIDE_HEARTBEAT", default_value = "24h", value_parser = parse_duration)]
@@ -294,7 +303,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         tracing::info!("leading");
     }
-    let ctx = Arc::new(Context::new(client, config, quay, metrics));
+    let mut ctx = Context::new(client, config, quay, metrics);
+    if args.side_repo_any_path {
+        ctx.side_repo_scope = PathScope::AnyUnderRoot;
+    }
+    let ctx = Arc::new(ctx);
     let run = controller::run(ctx, readiness, stopped(stop_rx.clone()));
     match &elector {
         Some(e) => {

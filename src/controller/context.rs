@@ -14,6 +14,7 @@ use super::metrics::Metrics;
 use super::targets::TargetClients;
 use crate::gitops::SideRepo;
 use crate::plan::requeue::FailureCounts;
+use crate::plan::side_path::PathScope;
 use crate::quay::QuayClient;
 
 pub struct Context {
@@ -25,6 +26,10 @@ pub struct Context {
     pub targets: TargetClients,
     pub metrics: Metrics,
     pub recorder: Recorder,
+    /// Where `spec.sideRepo.path` may point (`--side-repo-any-path`).
+    /// Set after [`Context::new`], which keeps its callers (the test
+    /// fixtures among them) unchanged: it defaults to the workspace's folder.
+    pub side_repo_scope: PathScope,
     /// When each in-flight rotation's tokens were persisted (component uid,
     /// target generation), for the propagation-latency metric. In memory
     /// only: a restart loses the sample, never the rotation.
@@ -66,6 +71,7 @@ impl Context {
             targets: TargetClients::default(),
             metrics,
             recorder,
+            side_repo_scope: PathScope::default(),
             rotations_started: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
             failures: Mutex::new(FailureCounts::default()),

@@ -10,6 +10,7 @@ pub mod link;
 pub mod requeue;
 pub mod rotation;
 pub mod service_account;
+pub mod side_path;
 pub mod spec;
 pub mod status;
 pub mod target;

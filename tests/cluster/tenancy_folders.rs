@@ -9,7 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use quayside::api::Environment;
 use quayside::gitops::{CommitMessage, PassPlan, SideRepo};
 use quayside::render::RenderedFile;
@@ -114,7 +114,6 @@ fn push_folder(h: &Harness, folder: &str, files: &BTreeMap<String, String>, summ
         .collect();
     side.apply(&PassPlan {
         folders: BTreeMap::from([(folder.to_string(), rendered)]),
-        removed_folders: Vec::new(),
         message: CommitMessage {
             summary: summary.into(),
             ..Default::default()
@@ -232,7 +231,8 @@ async fn attack_side_repo_path_outside_the_workspace_is_refused() {
 /// Nested folders, both ways: a younger Environment's folder inside an
 /// older one's, or holding an older one's, would have one pass prune the
 /// other's files. The younger one is refused either way, and the older
-/// one keeps its folder and stays Ready.
+/// one keeps its folder and stays Ready. (Names sort like ages: a tie of
+/// creation seconds is broken by name, and must not change the outcome.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn attack_folder_nesting_is_refused_both_ways() {
     let mut h = Harness::start().await;
@@ -243,23 +243,26 @@ async fn attack_folder_nesting_is_refused_both_ways() {
     h.wait_component_ready("app", T).await;
     let outer = format!("environments/{ws}/outer");
     let low = format!("environments/{ws}/shared/low");
-    for (name, path) in [("outer", &outer), ("low", &low)] {
+    for (name, path) in [("a-outer", &outer), ("a-low", &low)] {
         let target = h.target_namespace(name, false).await;
         create_env(&h, name, &target, &[], Some(path)).await;
         condition_is(&h, name, "Committed", "True").await;
     }
     let inner = format!("{outer}/inner");
     let high = format!("environments/{ws}/shared");
-    for (name, path) in [("inner", &inner), ("high", &high)] {
+    for (name, path) in [("b-inner", &inner), ("b-high", &high)] {
         let target = h.target_namespace(name, false).await;
         create_env(&h, name, &target, &[], Some(path)).await;
     }
-    let inside = condition(&h, "inner", "Committed").await;
-    let holding = condition(&h, "high", "Committed").await;
-    let outer_ready = condition(&h, "outer", "Ready").await;
-    let low_ready = condition(&h, "low", "Ready").await;
+    let inside = condition(&h, "b-inner", "Committed").await;
+    let holding = condition(&h, "b-high", "Committed").await;
+    let outer_ready = condition(&h, "a-outer", "Ready").await;
+    let low_ready = condition(&h, "a-low", "Ready").await;
     h.stop_controller().await;
-    for (name, c, older) in [("inner", &inside, "outer"), ("high", &holding, "low")] {
+    for (name, c, older) in [
+        ("b-inner", &inside, "a-outer"),
+        ("b-high", &holding, "a-low"),
+    ] {
         assert_eq!(c.status, "False", "{name} is refused: {}", c.message);
         assert!(
             c.message.contains("overlaps") && c.message.contains(&format!("{ws}/{older}")),
@@ -368,4 +371,138 @@ async fn wait_sealed_for(h: &Harness, path: &str, recipient: &str) -> String {
         text.contains(recipient).then_some(text)
     })
     .await
+}
+/// An Environment whose folder changes (spec.sideRepo.path edited) writes
+/// the new folder and removes the old one in the same commit, and records
+/// the folder in its status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_changed_folder_moves_in_one_commit() {
+    let mut h = Harness::start().await;
+    let ws = h.workspace.clone();
+    h.start_controller().await;
+    h.create_component("app", &h.git.repo_url("public-app"), "public")
+        .await;
+    h.wait_component_ready("app", T).await;
+    let target = h.target_namespace("mover", false).await;
+    create_env(&h, "mover", &target, &[], None).await;
+    let old = format!("environments/{ws}/mover");
+    wait::until("the default folder", T, || async {
+        side_files(&h)
+            .contains_key(&format!("{old}/secrets/app-pull.sops.yaml"))
+            .then_some(())
+    })
+    .await;
+    let new = format!("environments/{ws}/moved/here");
+    let patch = serde_json::json!({"spec": {"sideRepo": {"path": new}}});
+    h.environments()
+        .patch("mover", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let recorded = wait::until("the new folder recorded", T, || async {
+        let e = h.environments().get("mover").await.ok()?;
+        let s = e.status?;
+        (s.side_repo_path.as_deref() == Some(new.as_str())).then_some(s)
+    })
+    .await;
+    h.stop_controller().await;
+    let files = side_files(&h);
+    assert!(under(&files, &old).is_empty(), "the old folder is gone");
+    assert!(files.contains_key(&format!("{new}/secrets/app-pull.sops.yaml")));
+    let commit = recorded.commit.expect("a commit");
+    let changed = git(&h, &["show", "--name-status", "--format=", &commit]);
+    assert!(
+        changed.contains(&format!("D\t{old}/secrets/app-pull.sops.yaml"))
+            && changed.contains(&format!("A\t{new}/secrets/app-pull.sops.yaml")),
+        "one commit removes the old folder and writes the new one:\n{changed}"
+    );
+}
+
+/// Folders written before the workspace level existed
+/// (`environments/<name>`) move to `environments/<workspace>/<name>` in one
+/// commit per Environment; a same-named folder of another workspace's
+/// Environment stays where it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn legacy_default_folders_move_into_the_workspace_folder() {
+    let mut h = Harness::start().await;
+    let ws = h.workspace.clone();
+    h.create_component("app", &h.git.repo_url("public-app"), "public")
+        .await;
+    let mut targets = Vec::new();
+    for name in ["dev", "prod"] {
+        let target = h.target_namespace(name, false).await;
+        create_env(&h, name, &target, &[], None).await;
+        targets.push(target);
+    }
+    // What the previous release wrote: environments/<name>, header naming
+    // the workspace; "prod" belongs to another workspace's Environment.
+    let legacy = |env: &str, owner_ws: &str| {
+        BTreeMap::from([
+            (
+                format!("environments/{env}/kustomization.yaml"),
+                format!(
+                    "# Generated by quayside for Environment {env} (workspace {owner_ws}).\nkind: Kustomization\n"
+                ),
+            ),
+            (
+                format!("environments/{env}/secrets/app-pull.sops.yaml"),
+                "stale: true\n".to_string(),
+            ),
+        ])
+    };
+    push_folder(&h, "environments/dev", &legacy("dev", &ws), "legacy dev");
+    push_folder(
+        &h,
+        "environments/prod",
+        &legacy("prod", "someone-else"),
+        "legacy prod",
+    );
+    h.start_controller().await;
+    h.wait_component_ready("app", T).await;
+    for name in ["dev", "prod"] {
+        wait::until(&format!("{name} moved"), T, || async {
+            let e = h.environments().get(name).await.ok()?;
+            let s = e.status?;
+            let want = format!("environments/{ws}/{name}");
+            let sealed = side_files(&h).contains_key(&format!("{want}/secrets/app-pull.sops.yaml"));
+            (s.side_repo_path.as_deref() == Some(want.as_str()) && sealed).then_some(())
+        })
+        .await;
+    }
+    h.stop_controller().await;
+    let files = side_files(&h);
+    for name in ["dev", "prod"] {
+        let new = format!("environments/{ws}/{name}/secrets/app-pull.sops.yaml");
+        let sealed = files.get(&new).unwrap_or_else(|| panic!("{new} written"));
+        quayside::seal::open(sealed, &h.identity).expect("a sealed Secret the controller opens");
+    }
+    assert!(
+        !files.contains_key("environments/dev/kustomization.yaml"),
+        "dev's legacy folder is gone"
+    );
+    assert_eq!(
+        under(&files, "environments/prod"),
+        legacy("prod", "someone-else"),
+        "another workspace's legacy folder stays"
+    );
+    // The commit that removed the legacy folder wrote the new one: at no
+    // commit is dev's folder missing.
+    let removal = git(
+        &h,
+        &[
+            "log",
+            "--format=%H",
+            "--diff-filter=D",
+            "main",
+            "--",
+            "environments/dev/kustomization.yaml",
+        ],
+    );
+    let removal: Vec<&str> = removal.lines().collect();
+    assert_eq!(removal.len(), 1, "{removal:?}");
+    let changed = git(&h, &["show", "--name-status", "--format=", removal[0]]);
+    assert!(
+        changed.contains("D\tenvironments/dev/kustomization.yaml")
+            && changed.contains(&format!("A\tenvironments/{ws}/dev/kustomization.yaml")),
+        "dev moved in one commit:\n{changed}"
+    );
 }
