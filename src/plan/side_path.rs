@@ -57,9 +57,9 @@ pub fn folder(
     };
     // Strictly below: the workspace's folder itself would hold every other
     // Environment's folder of the workspace.
-    if !path
+    if path
         .strip_prefix(&format!("{allowed}/"))
-        .is_some_and(|rest| !rest.is_empty())
+        .is_none_or(str::is_empty)
     {
         return Err(refuse(format!("is not inside {allowed}/")));
     }
