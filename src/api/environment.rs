@@ -59,7 +59,13 @@ pub struct TargetSpec {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SideRepoSpec {
-    /// Folder in the side repository; default `environments/<name>`.
+    /// Folder in the side repository; default `environments/<workspace>/<name>`.
+    /// It must lie inside `environments/<workspace>/` (the Environment's
+    /// namespace), e.g. `environments/<workspace>/eu/prod`: lower-case names
+    /// (letters, digits, `-`, `_`, `.`) separated by `/`, relative, without
+    /// `.`, `..` or empty parts. An administrator may allow any folder under
+    /// `environments/` (`--side-repo-any-path`); nothing outside it is ever
+    /// written. A folder overlapping an older Environment's is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
 }
@@ -75,6 +81,11 @@ pub struct EnvironmentStatus {
     /// Side-repo commit of the last pass that changed this Environment's folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+    /// Side-repo folder this Environment's files were last written to; when
+    /// the folder changes, this one is removed in the commit that writes
+    /// the new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub side_repo_path: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -82,11 +93,23 @@ pub struct EnvironmentStatus {
 }
 
 impl EnvironmentSpec {
-    /// The side-repo folder of an Environment named `name`.
-    pub fn side_repo_path(&self, name: &str) -> String {
-        self.side_repo
-            .as_ref()
-            .and_then(|s| s.path.clone())
-            .unwrap_or_else(|| format!("environments/{name}"))
+    /// The side-repo folder asked for by an Environment named `name` in
+    /// `workspace`, as written: the controller checks it
+    /// (`plan::side_path::folder`) before writing anything.
+    pub fn side_repo_path(&self, workspace: &str, name: &str) -> String {
+        self.custom_side_repo_path()
+            .map(String::from)
+            .unwrap_or_else(|| default_side_repo_path(workspace, name))
     }
+
+    /// `spec.sideRepo.path`, when set.
+    pub fn custom_side_repo_path(&self) -> Option<&str> {
+        self.side_repo.as_ref().and_then(|s| s.path.as_deref())
+    }
+}
+
+/// The default side-repo folder: one folder per workspace, so same-named
+/// Environments of two workspaces never share one.
+pub fn default_side_repo_path(workspace: &str, name: &str) -> String {
+    format!("environments/{workspace}/{name}")
 }

@@ -10,7 +10,10 @@ pub use component::{
     SourceSpec, Visibility,
 };
 pub use condition::{ConditionStatus, ConditionType, ConditionValue, set_condition};
-pub use environment::{Environment, EnvironmentSpec, EnvironmentStatus, SideRepoSpec, TargetSpec};
+pub use environment::{
+    Environment, EnvironmentSpec, EnvironmentStatus, SideRepoSpec, TargetSpec,
+    default_side_repo_path,
+};
 pub use reference::crd_reference_markdown;
 
 use kube::CustomResourceExt;

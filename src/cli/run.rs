@@ -13,6 +13,7 @@ use secrecy::SecretString;
 use quayside::controller::{self, Config, Context, DeliveryIdentity, Metrics, Readiness};
 use quayside::duration::parse as parse_duration;
 use quayside::gitops::{DeliveryMode, GitAuth, SideRepoConfig};
+use quayside::plan::side_path::PathScope;
 use quayside::quay::{QuayClient, QuayConfig, RetryPolicy};
 use quayside::render::KustomizeFlavor;
 use quayside::seal::Identity;
@@ -100,6 +101,14 @@ pub struct Args {
         default_value = "quayside-delivery"
     )]
     pub default_delivery_service_account: String,
+    /// Let an Environment's spec.sideRepo.path name any folder under
+    /// `environments/` instead of only one under `environments/<workspace>/`:
+    /// for a side repository laid out before workspaces, where tenants are
+    /// trusted with each other's folders. Nothing outside `environments/`
+    /// is ever written.
+    #[arg(long, env = "QUAYSIDE_SIDE_REPO_ANY_PATH", default_value_t = false, action = clap::ArgAction::Set)]
+    pub side_repo_any_path: bool,
+
     /// Reconcile every Environment and Component again after this long.
     #[arg(long, env = "QUAYSIDE_HEARTBEAT", default_value = "24h", value_parser = parse_duration)]
     pub heartbeat: Duration,
@@ -253,6 +262,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         },
         namespace: args.watch_namespace.clone(),
         delivery: None,
+        side_repo_scope: if args.side_repo_any_path {
+            PathScope::AnyUnderRoot
+        } else {
+            PathScope::Workspace
+        },
     };
     let kube_config = match &args.kubeconfig {
         Some(path) => {

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::gitops::SideRepoConfig;
+use crate::plan::side_path::PathScope;
 use crate::quay::RetryPolicy;
 use crate::render::KustomizeFlavor;
 use crate::seal::Identity;
@@ -36,6 +37,8 @@ pub struct Config {
     /// workspace, so RBAC decides where a tenant may deliver. `None`: they
     /// act as the controller itself (`--impersonate false`, single-tenant).
     pub delivery: Option<DeliveryIdentity>,
+    /// Where `spec.sideRepo.path` may point (`--side-repo-any-path`).
+    pub side_repo_scope: PathScope,
 }
 
 /// How namespace writes impersonate a workspace's ServiceAccount.

@@ -107,7 +107,7 @@ impl Error {
             Error::Render(_) => "RenderFailed",
             Error::Git(_) => "SideRepoError",
             Error::Name(_) => "InvalidName",
-            Error::Spec(_) => "InvalidSpec",
+            Error::Spec(e) => e.reason(),
             Error::TargetCluster(_) => "TargetClusterUnavailable",
             Error::ServiceAccountContention { .. } => "ServiceAccountConflict",
             Error::CleanupPending { .. } => "CleanupPending",

@@ -85,6 +85,9 @@ pub struct PassPlan {
     pub folders: BTreeMap<String, Vec<RenderedFile>>,
     /// Folders of deleted Environments, removed entirely.
     pub removed_folders: Vec<String>,
+    /// Single files removed: a folder given up, less what is nested in it
+    /// that is not its owner's (see `plan::folders::files_to_remove`).
+    pub removed_files: Vec<String>,
     pub message: CommitMessage,
 }
 
@@ -388,6 +391,11 @@ impl SideRepo {
         let mut root = base_tree;
         for folder in &plan.removed_folders {
             let comps = validate::components(folder);
+            let t = self.find_tree_in(repo, root)?;
+            root = tree::edit(repo, t.as_ref(), &comps, None).map_err(l)?;
+        }
+        for file in &plan.removed_files {
+            let comps = validate::components(file);
             let t = self.find_tree_in(repo, root)?;
             root = tree::edit(repo, t.as_ref(), &comps, None).map_err(l)?;
         }

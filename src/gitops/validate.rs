@@ -48,6 +48,18 @@ pub(crate) fn plan(plan: &PassPlan) -> Result<(), GitError> {
         }
         all.push((folder, comps));
     }
+    for file in &plan.removed_files {
+        check_path(file, "removed file")?;
+        let c = components(file);
+        if let Some((folder, _)) = all
+            .iter()
+            .find(|(_, f)| c.len() > f.len() && c[..f.len()] == f[..])
+        {
+            return Err(GitError::InvalidPlan(format!(
+                "removed file {file:?} is inside the folder {folder:?} the same pass writes or removes"
+            )));
+        }
+    }
     for (folder, files) in &plan.folders {
         let fc = components(folder);
         for f in files {
@@ -68,6 +80,18 @@ pub(crate) fn plan(plan: &PassPlan) -> Result<(), GitError> {
 mod tests {
     use super::*;
     use crate::render::RenderedFile;
+
+    #[test]
+    fn removed_files_stay_outside_the_folders_of_the_pass() {
+        let mut ok = p(&[("environments/ws/dev", &[])], &[]);
+        ok.removed_files = vec!["environments/dev/README.md".into()];
+        plan(&ok).unwrap();
+        for bad in ["environments/ws/dev/README.md", "../x", ".git/config"] {
+            let mut p = ok.clone();
+            p.removed_files = vec![bad.into()];
+            assert!(matches!(plan(&p), Err(GitError::InvalidPlan(_))), "{bad}");
+        }
+    }
 
     fn p(folders: &[(&str, &[&str])], removed: &[&str]) -> PassPlan {
         PassPlan {

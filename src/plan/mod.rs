@@ -12,6 +12,7 @@ pub mod ownership;
 pub mod requeue;
 pub mod rotation;
 pub mod service_account;
+pub mod side_path;
 pub mod spec;
 pub mod status;
 pub mod target;

@@ -35,6 +35,16 @@ pub enum SpecError {
         namespace: String,
         holder: String,
     },
+    /// A `spec.sideRepo.path` that is malformed or outside what this
+    /// Environment may write (`plan::side_path`).
+    #[error(
+        "spec.sideRepo.path {path:?} {reason}; write a folder of lower-case names separated by `/` such as {example}, or remove spec.sideRepo.path for the default environments/<workspace>/<name>"
+    )]
+    SideRepoPath {
+        path: String,
+        reason: String,
+        example: String,
+    },
     /// Another Environment owns an overlapping side-repo folder (the message
     /// comes from `plan::folders`).
     #[error("{0}")]
@@ -58,12 +68,22 @@ impl SpecError {
             SpecError::EmptyTargetNamespace
             | SpecError::InvalidTargetNamespace(_)
             | SpecError::InvalidRecipient(_)
-            | SpecError::InvalidDeliveryAccount(_) => false,
+            | SpecError::InvalidDeliveryAccount(_)
+            | SpecError::SideRepoPath { .. } => false,
         }
     }
 }
 
 impl SpecError {
+    /// The condition's reason: a refused path has its own, so that a
+    /// person (or an alert) tells it from the other spec problems.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SpecError::SideRepoPath { .. } => "SideRepoPathRefused",
+            _ => "InvalidSpec",
+        }
+    }
+
     /// The Secret a `TargetSecretTaken` is about.
     pub fn name(&self) -> Option<&str> {
         match self {

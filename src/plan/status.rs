@@ -202,6 +202,10 @@ pub struct EnvironmentReport {
     pub committed: Option<Result<Option<String>, Problem>>,
     /// The pass wrote something (a Secret, a link, a commit).
     pub changed: bool,
+    /// The side-repo folder that holds this Environment's files after the
+    /// pass (`None`: not written by this pass); recorded in status so a
+    /// later change of folder knows which one to remove.
+    pub folder: Option<String>,
 }
 
 /// The conditions of an Environment: Applied, Committed (with a side
@@ -262,6 +266,7 @@ pub fn environment_status(
             old.last_sync.clone()
         },
         commit,
+        side_repo_path: r.folder.clone().or_else(|| old.side_repo_path.clone()),
         observed_generation,
         conditions,
     }
@@ -526,6 +531,7 @@ mod tests {
                     applied: applied.clone(),
                     committed: None,
                     changed: false,
+                    folder: None,
                 },
                 vec![("Applied", "True", "Applied"), ("Ready", "True", "Ready")],
             ),
@@ -534,6 +540,7 @@ mod tests {
                     applied: applied.clone(),
                     committed: Some(Ok(Some("abc".into()))),
                     changed: true,
+                    folder: None,
                 },
                 vec![
                     ("Applied", "True", "Applied"),
@@ -546,6 +553,7 @@ mod tests {
                     applied: target_down.clone(),
                     committed: Some(Ok(None)),
                     changed: false,
+                    folder: None,
                 },
                 vec![
                     ("Applied", "False", "TargetClusterUnavailable"),
@@ -558,6 +566,7 @@ mod tests {
                     applied: applied.clone(),
                     committed: Some(Err(Problem::new("SideRepoError", "m"))),
                     changed: false,
+                    folder: None,
                 },
                 vec![
                     ("Applied", "True", "Applied"),
@@ -581,16 +590,19 @@ mod tests {
             applied: Ok("deployer".into()),
             committed: Some(Ok(Some("c1".into()))),
             changed: true,
+            folder: Some("environments/ws/dev".into()),
         };
         let first = environment_status(&EnvironmentStatus::default(), &ok, Some(1), t(10));
         assert_eq!(first.linked_service_account.as_deref(), Some("deployer"));
         assert_eq!(first.commit.as_deref(), Some("c1"));
+        assert_eq!(first.side_repo_path.as_deref(), Some("environments/ws/dev"));
         assert_eq!(first.last_sync, Some(t(10)));
         // A heartbeat that changes nothing keeps lastSync and the commit.
         let quiet = EnvironmentReport {
             applied: Ok("deployer".into()),
             committed: Some(Ok(None)),
             changed: false,
+            folder: None,
         };
         let second = environment_status(&first, &quiet, Some(1), t(20));
         assert_eq!(second, first);
@@ -599,6 +611,7 @@ mod tests {
             applied: Err(Problem::new("KubernetesError", "m")),
             committed: Some(Ok(None)),
             changed: false,
+            folder: None,
         };
         let third = environment_status(&first, &failed, Some(1), t(30));
         assert_eq!(third.linked_service_account.as_deref(), Some("deployer"));

@@ -60,7 +60,7 @@ pub fn environment_input(
     recipients.sort();
     recipients.dedup();
     Ok(EnvironmentInput {
-        folder: env.spec.side_repo_path(&name),
+        folder: env.spec.side_repo_path(&workspace, &name),
         target_namespace: env.spec.target.namespace.clone(),
         name,
         workspace,

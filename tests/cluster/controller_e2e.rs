@@ -135,21 +135,30 @@ async fn new_component_reaches_every_environment_and_the_side_repo() {
         let dir = h.try_clone_side_repo()?;
         let root = dir.path().join("repo");
         (root
-            .join("environments/dev/secrets/web-pull.sops.yaml")
+            .join(format!(
+                "environments/{}/dev/secrets/web-pull.sops.yaml",
+                h.workspace
+            ))
             .exists()
             && root
-                .join("environments/dev/secrets/api-pull.sops.yaml")
+                .join(format!(
+                    "environments/{}/dev/secrets/api-pull.sops.yaml",
+                    h.workspace
+                ))
                 .exists()
             && root
-                .join("environments/prod/secrets/web-pull.sops.yaml")
+                .join(format!(
+                    "environments/{}/prod/secrets/web-pull.sops.yaml",
+                    h.workspace
+                ))
                 .exists())
         .then_some(dir)
     })
     .await;
-    let sealed = std::fs::read_to_string(
-        repo.path()
-            .join("repo/environments/dev/secrets/web-pull.sops.yaml"),
-    )
+    let sealed = std::fs::read_to_string(repo.path().join(format!(
+        "repo/environments/{}/dev/secrets/web-pull.sops.yaml",
+        h.workspace
+    )))
     .unwrap();
     let web_token = creds_of(&h.target_secret(&with_deployer, "web").await.unwrap());
     assert!(
@@ -288,7 +297,9 @@ async fn deleting_a_component_and_an_environment_cleans_everything() {
     h.wait_component_ready("stays", T).await;
     wait::until("both files in the side repo", T, || async {
         let d = h.try_clone_side_repo()?;
-        let p = d.path().join("repo/environments/env/secrets");
+        let p = d
+            .path()
+            .join(format!("repo/environments/{}/env/secrets", h.workspace));
         (p.join("gone-pull.sops.yaml").exists() && p.join("stays-pull.sops.yaml").exists())
             .then_some(())
     })
@@ -333,7 +344,9 @@ async fn deleting_a_component_and_an_environment_cleans_everything() {
     );
     wait::until("file removed from the side repo", T, || async {
         let d = h.try_clone_side_repo()?;
-        let p = d.path().join("repo/environments/env/secrets");
+        let p = d
+            .path()
+            .join(format!("repo/environments/{}/env/secrets", h.workspace));
         (!p.join("gone-pull.sops.yaml").exists() && p.join("stays-pull.sops.yaml").exists())
             .then_some(())
     })
@@ -356,7 +369,9 @@ async fn deleting_a_component_and_an_environment_cleans_everything() {
     assert!(h.image_pull_secrets(&ns, "deployer").await.is_empty());
     let d = h.clone_side_repo();
     assert!(
-        !d.path().join("repo/environments/env").exists(),
+        !d.path()
+            .join(format!("repo/environments/{}/env", h.workspace))
+            .exists(),
         "folder removed"
     );
     h.stop_controller().await;

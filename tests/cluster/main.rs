@@ -17,4 +17,5 @@ mod render_kubectl;
 mod rotation_crash;
 mod security_e2e;
 mod tenancy_attacks;
+mod tenancy_folders;
 mod tenancy_quay;

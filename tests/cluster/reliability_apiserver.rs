@@ -58,7 +58,9 @@ async fn controller_resumes_after_an_api_server_restart_mid_pass() {
         Duration::from_secs(60),
         || async {
             let dir = h.try_clone_side_repo()?;
-            let root = dir.path().join("repo/environments/prod/secrets");
+            let root = dir
+                .path()
+                .join(format!("repo/environments/{}/prod/secrets", h.workspace));
             names
                 .iter()
                 .all(|n| root.join(format!("{n}-pull.sops.yaml")).exists())

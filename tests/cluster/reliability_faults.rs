@@ -351,8 +351,11 @@ fn sealed_files_present(h: &Harness, env: &str, components: &[String]) -> bool {
     };
     let root = dir.path().join("repo");
     components.iter().all(|c| {
-        root.join(format!("environments/{env}/secrets/{c}-pull.sops.yaml"))
-            .exists()
+        root.join(format!(
+            "environments/{}/{env}/secrets/{c}-pull.sops.yaml",
+            h.workspace
+        ))
+        .exists()
     })
 }
 

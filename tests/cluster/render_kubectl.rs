@@ -25,9 +25,9 @@ fn identity(name: &str) -> Identity {
 fn kubectl_kustomize_builds_every_flux_folder() {
     let golden = fixtures().join("golden/flux");
     for (folder, secrets) in [
-        ("environments/dev", 2),
+        ("environments/team-a/dev", 2),
         ("clusters/prod/team-a", 2),
-        ("environments/staging", 1),
+        ("environments/team-b/staging", 1),
     ] {
         let out = Command::new(tools::bin("kubectl"))
             .arg("kustomize")

@@ -194,7 +194,7 @@ const LEDGER: &[(&str, How)] = &[
     ("skopeo login -u org+robot -p TOKEN", Run(Cluster)),
     // docs/sealing.md
     (
-        "SOPS_AGE_KEY_FILE=key.txt sops --decrypt environments/dev/secrets/web-pull.sops.yaml",
+        "SOPS_AGE_KEY_FILE=key.txt sops --decrypt environments/team-a/dev/secrets/web-pull.sops.yaml",
         Run(Cluster),
     ),
     (DATAKEY[0], Run(Cluster)),
@@ -210,9 +210,9 @@ const LEDGER: &[(&str, How)] = &[
     ),
     // docs/side-repo.md
     ("git log --grep 'Quayside-Component: api'", Run(Cluster)),
-    ("kubectl kustomize environments/dev", Run(Offline)),
+    ("kubectl kustomize environments/team-a/dev", Run(Offline)),
     (
-        "SOPS_AGE_KEY_FILE=key.txt sops --decrypt environments/dev/secrets/api-pull.sops.yaml",
+        "SOPS_AGE_KEY_FILE=key.txt sops --decrypt environments/team-a/dev/secrets/api-pull.sops.yaml",
         Run(Cluster),
     ),
     ("quayside verify DIR", Run(Cluster)),
@@ -1230,7 +1230,7 @@ impl Scene {
         } = self;
         let side = git_root.join("gitops.git");
         for c in ["api", "frontend"] {
-            let file = format!("environments/dev/secrets/{c}-pull.sops.yaml");
+            let file = format!("environments/team-a/dev/secrets/{c}-pull.sops.yaml");
             wait::until_blocking(
                 &format!("{c}'s rotation pushed"),
                 Duration::from_secs(60),
@@ -1353,7 +1353,7 @@ impl Scene {
             out.stdout
         );
         // And it does catch a plaintext Secret.
-        let leak = clone.join("environments/dev/leak.yaml");
+        let leak = clone.join("environments/team-a/dev/leak.yaml");
         std::fs::write(
         &leak,
         "apiVersion: v1\nkind: Secret\nmetadata: {name: leak}\nstringData: {token: not-sealed-0123456789}\n",
@@ -1373,12 +1373,12 @@ impl Scene {
         let web = pull_credentials(admin, "team-a-dev", "web");
         for (doc, name, want) in [
             (
-                "SOPS_AGE_KEY_FILE=key.txt sops --decrypt environments/dev/secrets/web-pull.sops.yaml",
+                "SOPS_AGE_KEY_FILE=key.txt sops --decrypt environments/team-a/dev/secrets/web-pull.sops.yaml",
                 "web",
                 &web,
             ),
             (
-                "SOPS_AGE_KEY_FILE=key.txt sops --decrypt environments/dev/secrets/api-pull.sops.yaml",
+                "SOPS_AGE_KEY_FILE=key.txt sops --decrypt environments/team-a/dev/secrets/api-pull.sops.yaml",
                 "api",
                 new,
             ),
@@ -1401,7 +1401,7 @@ impl Scene {
             );
         }
 
-        let secrets = clone.join("environments/dev/secrets");
+        let secrets = clone.join("environments/team-a/dev/secrets");
         std::fs::copy(key_txt, secrets.join("key.txt")).unwrap();
         let out = sh
             .script(DATAKEY.into_iter().map(Cmd::doc).collect())
@@ -1522,10 +1522,10 @@ fn offline_commands_run() {
     for env in ["dev", "prod", "staging"] {
         assert!(out.stdout.contains(&format!("{env}: ")), "{}", out.stdout);
     }
-    let sealed = read(&plain.join("side-repo/environments/dev/secrets/web-pull.sops.yaml"));
+    let sealed = read(&plain.join("side-repo/environments/team-a/dev/secrets/web-pull.sops.yaml"));
     assert!(sealed.contains("ENC[") && !sealed.contains("FAKE-TOKEN"));
     assert!(
-        read(&plain.join("side-repo/environments/dev/kustomization.yaml"))
+        read(&plain.join("side-repo/environments/team-a/dev/kustomization.yaml"))
             .contains("secret-generator.yaml"),
         "KSOPS by default"
     );
@@ -1544,14 +1544,14 @@ fn offline_commands_run() {
         .ok()
     };
     render_flux();
-    let first = read(&flux.join("side-repo/environments/dev/secrets/web-pull.sops.yaml"));
+    let first = read(&flux.join("side-repo/environments/team-a/dev/secrets/web-pull.sops.yaml"));
     render_flux();
     assert!(
-        first == read(&flux.join("side-repo/environments/dev/secrets/web-pull.sops.yaml")),
+        first == read(&flux.join("side-repo/environments/team-a/dev/secrets/web-pull.sops.yaml")),
         "with --identity, re-rendering leaves an unchanged Secret byte for byte"
     );
     let out = sh
-        .run(Cmd::doc("kubectl kustomize environments/dev"))
+        .run(Cmd::doc("kubectl kustomize environments/team-a/dev"))
         .cwd(&flux.join("side-repo"))
         .ok();
     for want in ["kind: Secret", "name: web-pull", "sops:", "ENC["] {

@@ -37,6 +37,7 @@ fn config() -> Config {
         source_scope: ProbeScope::PublicOnly,
         namespace: Some("ws".into()),
         delivery: None,
+        side_repo_scope: Default::default(),
     }
 }
 

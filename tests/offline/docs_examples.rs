@@ -34,7 +34,7 @@ fn applicationset_generates_one_application_per_folder() {
     assert_eq!(set["kind"], "ApplicationSet");
     assert_eq!(
         set["spec"]["generators"][0]["git"]["directories"][0]["path"],
-        "environments/*"
+        "environments/*/*"
     );
 }
 

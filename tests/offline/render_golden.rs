@@ -161,14 +161,14 @@ fn sealed_golden_files_open_to_the_expected_secrets() {
     let golden = golden_dir(KustomizeFlavor::Ksops);
     let expect = [
         (
-            "environments/dev/secrets/api-pull.sops.yaml",
+            "environments/team-a/dev/secrets/api-pull.sops.yaml",
             "team-a-dev",
             "FAKE-TOKEN-api-0123456789",
             "3",
             "quay.io",
         ),
         (
-            "environments/dev/secrets/web-pull.sops.yaml",
+            "environments/team-a/dev/secrets/web-pull.sops.yaml",
             "team-a-dev",
             "FAKE-TOKEN-web-0123456789",
             "1",
@@ -182,7 +182,7 @@ fn sealed_golden_files_open_to_the_expected_secrets() {
             "quay.io",
         ),
         (
-            "environments/staging/secrets/worker-pull.sops.yaml",
+            "environments/team-b/staging/secrets/worker-pull.sops.yaml",
             "team-b-staging",
             "FAKE-TOKEN-worker-0123456789",
             "2",

@@ -60,6 +60,7 @@ fn plan(folders: Vec<(String, Vec<RenderedFile>)>, removed: &[&str], summary: &s
     PassPlan {
         folders: folders.into_iter().collect(),
         removed_folders: removed.iter().map(|s| s.to_string()).collect(),
+        removed_files: Vec::new(),
         message: CommitMessage {
             summary: summary.into(),
             body: "Why: a test pass.".into(),

@@ -129,7 +129,7 @@ fn rerun_over_earlier_output_is_byte_identical() {
     // A stale Component's file inside an owned folder, and a file quayside does not own.
     std::fs::write(
         out.path()
-            .join("environments/dev/secrets/old-pull.sops.yaml"),
+            .join("environments/team-a/dev/secrets/old-pull.sops.yaml"),
         "stale",
     )
     .unwrap();
@@ -139,7 +139,7 @@ fn rerun_over_earlier_output_is_byte_identical() {
     ok(&render(out.path(), &args));
     assert!(
         !out.path()
-            .join("environments/dev/secrets/old-pull.sops.yaml")
+            .join("environments/team-a/dev/secrets/old-pull.sops.yaml")
             .exists()
     );
     assert_eq!(

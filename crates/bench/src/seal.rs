@@ -252,6 +252,7 @@ fn run_ours(
             .map(|(e, files)| (e.folder.clone(), files))
             .collect(),
         removed_folders: vec![],
+        removed_files: vec![],
         message: CommitMessage {
             summary: format!("Deliver {} pull Secrets", n),
             body: "quayside-bench seal".into(),

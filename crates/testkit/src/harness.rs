@@ -190,6 +190,7 @@ impl Harness {
                 base: self.kube_config.clone(),
                 default_account: cluster::DELIVERY_ACCOUNT.to_string(),
             }),
+            side_repo_scope: Default::default(),
         }
     }
 

@@ -1,5 +1,5 @@
 //! Deleting an Environment: our Secrets and links leave the target, the
-//! folder leaves the side repository. An unreachable target is retried
+//! folders written for it leave the side repository. An unreachable target is retried
 //! until the cleanup timeout, then reported and let go.
 
 use std::collections::BTreeSet;
@@ -9,6 +9,7 @@ use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use kube::{Client, Resource, ResourceExt};
 
+use super::folder::{self, Me};
 use super::link::{Missing, set_entries};
 use super::side_repo;
 use super::target::target_clients;
@@ -35,31 +36,39 @@ pub(super) async fn run(env: &Environment, ctx: &Context) -> Result<Action> {
         ctx.warn(&env.object_ref(&()), "CleanupIncomplete", "Cleanup", note)
             .await;
     }
-    // A folder another Environment owns is theirs: deleting this one must
-    // not remove it.
-    if ctx.config.side_repo.is_some() && side_repo::conflict(env, ctx).await?.is_none() {
-        let folder = env.spec.side_repo_path(&env.name_any());
-        let message = CommitMessage {
-            summary: format!("quayside: remove environment {}", env.name_any()),
-            body: format!(
-                "Environment {}/{} was deleted; its folder is removed.",
-                env.namespace().unwrap_or_default(),
-                env.name_any()
-            ),
-            components: Vec::new(),
-            environments: vec![env.name_any()],
-            generation: None,
-        };
-        side_repo::with_side_repo(ctx, move |_| {
-            Ok(PassPlan {
-                folders: Default::default(),
-                removed_folders: vec![folder],
-                message,
-            })
-        })
-        .await?;
+    if ctx.config.side_repo.is_some() {
+        remove_folders(env, ctx).await?;
     }
     Ok(Action::await_change())
+}
+
+/// Remove the folders written for this Environment. Only those: a folder
+/// whose owner file names another Environment (it claimed the folder since)
+/// is theirs, and so is another's folder nested in ours; and nothing
+/// outside `environments/`, whatever the spec or status says.
+async fn remove_folders(env: &Environment, ctx: &Context) -> Result<()> {
+    let candidates = folder::given_up(env, None, ctx.config.side_repo_scope);
+    let me = Me::of(env);
+    let message = CommitMessage {
+        summary: format!("quayside: remove environment {}", env.name_any()),
+        body: format!(
+            "Environment {}/{} was deleted; its folder is removed.",
+            env.namespace().unwrap_or_default(),
+            env.name_any()
+        ),
+        components: Vec::new(),
+        environments: vec![env.name_any()],
+        generation: None,
+    };
+    side_repo::with_side_repo(ctx, move |side| {
+        Ok(PassPlan {
+            removed_files: folder::removals(side, &candidates, None, &me),
+            message,
+            ..Default::default()
+        })
+    })
+    .await?;
+    Ok(())
 }
 
 fn selector(env: &Environment) -> String {

@@ -10,6 +10,7 @@
 
 mod cleanup;
 mod deliverables;
+mod folder;
 mod link;
 mod side_repo;
 mod target;
@@ -66,10 +67,13 @@ async fn apply(env: &Environment, ctx: &Context) -> Result<Action> {
         Err(e) => Err(failed(env, ctx, "Deliver", e, &mut first_error).await),
     };
     let mut committed = None;
+    let mut folder = None;
     if ctx.config.side_repo.is_some() {
         committed = Some(
             match side_repo::commit(env, ctx, &items, linked, now).await {
-                Ok(commit) => {
+                Ok(written) => {
+                    folder = Some(written.folder);
+                    let commit = written.commit;
                     if let Some(c) = &commit {
                         changed = true;
                         let note = format!("side repository updated at {c}");
@@ -86,6 +90,7 @@ async fn apply(env: &Environment, ctx: &Context) -> Result<Action> {
         applied,
         committed,
         changed,
+        folder,
     };
 
     let status = environment_status(

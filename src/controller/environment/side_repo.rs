@@ -1,6 +1,7 @@
 //! The commit step of an Environment pass: render and seal the folder,
 //! and commit it to the side repository with a message that names what
-//! changed. Folders that overlap another Environment's are refused.
+//! changed. A path outside the rules, or a folder that overlaps an older
+//! Environment's, is refused; a folder given up is removed in the same commit.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -10,16 +11,25 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 
 use super::deliverables::Deliverable;
+use super::folder::{self, Me};
 use crate::api::Environment;
 use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
-use crate::gitops::{PassPlan, SideRepo};
+use crate::gitops::{GitError, PassPlan, SideRepo};
 use crate::plan::commit::{
     EnvironmentRef, RenderedSecret, component_changes, environment_commit_message,
 };
 use crate::plan::folders::{FolderClaim, folder_conflict};
+use crate::plan::side_path::{self, PathScope};
 use crate::plan::{CommitMessage, SpecError, choose_service_account, spec};
 use crate::render::{self, ComponentInput, EnvironmentInput};
+
+/// What the commit step did: the commit (when something changed) and the
+/// folder that now holds the Environment's files, for status.
+pub(super) struct Written {
+    pub commit: Option<String>,
+    pub folder: String,
+}
 
 pub(super) async fn commit(
     env: &Environment,
@@ -27,15 +37,25 @@ pub(super) async fn commit(
     items: &[Deliverable],
     linked: Option<String>,
     now: Timestamp,
-) -> Result<Option<String>> {
-    if let Some(conflict) = conflict(env, ctx).await? {
+) -> Result<Written> {
+    let scope = ctx.config.side_repo_scope;
+    // A refused path writes nothing, not even a removal of the old folder.
+    let target = folder::resolve(env, scope)?;
+    let others = others(env, ctx).await?;
+    if let Some(conflict) = conflict(env, &target, &others, scope) {
         return Err(SpecError::FolderOverlap(conflict).into());
     }
+    let live: BTreeMap<String, String> = others
+        .iter()
+        .map(|o| (o.uid().unwrap_or_default(), owner_name(o)))
+        .collect();
+    let given_up = folder::given_up(env, Some(&target), scope);
+    let me = Me::of(env);
     let input = EnvironmentInput {
         name: env.name_any(),
         workspace: env.namespace().unwrap_or_default(),
         target_namespace: env.spec.target.namespace.clone(),
-        folder: env.spec.side_repo_path(&env.name_any()),
+        folder: target.clone(),
         recipients: spec::recipients(ctx.config.identity.to_recipient(), &env.spec.recipients)?,
         service_account: linked
             .unwrap_or_else(|| choose_service_account(env.spec.service_account.as_deref(), false)),
@@ -51,15 +71,20 @@ pub(super) async fn commit(
         .collect();
     let identity = ctx.config.identity.clone();
     let flavor = ctx.config.flavor;
-    with_side_repo(ctx, move |side| {
+    let commit = with_side_repo(ctx, move |side| {
+        if let Some(held) = folder::nested_owner(side, &input.folder, &me, &live) {
+            return Err(SpecError::FolderOverlap(held).into());
+        }
+        let reuse = folder::keys_reusable(side, &input.folder, &me);
         // What render reads from the tip, kept for the commit message, so no
-        // sealed file is read from git twice in a pass.
+        // sealed file is read from git twice in a pass. A folder written for
+        // another Environment reads as empty: nothing of it is reused.
         let read = RefCell::new(BTreeMap::new());
-        let files = render::render_environment(
+        let mut files = render::render_environment(
             &input,
             &components,
             &|path| {
-                let text = side.read(path);
+                let text = reuse.then(|| side.read(path)).flatten();
                 read.borrow_mut().insert(path.to_string(), text.clone());
                 text
             },
@@ -67,14 +92,41 @@ pub(super) async fn commit(
             flavor,
             now,
         )?;
-        let message = commit_message(&input, &components, &files, side, read.into_inner());
+        files.push(me.owner_file(&input.folder));
+        let removed_files = folder::removals(side, &given_up, Some(&input.folder), &me);
+        let mut message = commit_message(&input, &components, &files, side, read.into_inner());
+        if !removed_files.is_empty() {
+            moved_message(&mut message, &given_up, &input.folder);
+        }
         Ok(PassPlan {
             folders: BTreeMap::from([(input.folder.clone(), files)]),
             removed_folders: Vec::new(),
+            removed_files,
             message,
         })
     })
-    .await
+    .await?;
+    Ok(Written {
+        commit,
+        folder: target,
+    })
+}
+
+/// A pass that also gives up a folder says so: the summary names the move.
+fn moved_message(message: &mut CommitMessage, given_up: &[String], folder: &str) {
+    message.summary = format!(
+        "quayside: {}: move folder to {folder}",
+        message
+            .environments
+            .first()
+            .map(String::as_str)
+            .unwrap_or("environment")
+    );
+    message.body = format!(
+        "The folder moved from {} to {folder}; the old one is removed in this commit.\n\n{}",
+        given_up.join(", "),
+        message.body
+    );
 }
 
 /// Run `plan` against the side repository (opened on first use; one pass
@@ -95,6 +147,7 @@ where
         }
         let side = guard.as_mut().expect("opened above");
         let pass = plan(side)?;
+        outside_root(&pass)?;
         Ok(side.apply(&pass)?.commit)
     })
     .await
@@ -153,36 +206,70 @@ fn commit_message(
     )
 }
 
-/// Another live Environment served by this controller (they all share its
-/// side repository, across workspaces) that keeps this one from its folder;
-/// see `plan::folders`.
-pub(super) async fn conflict(env: &Environment, ctx: &Context) -> Result<Option<String>> {
+/// The last check before a pass is applied: quayside writes and removes
+/// nothing outside `environments/`, whatever a spec or status says.
+fn outside_root(pass: &PassPlan) -> Result<()> {
+    let paths = pass
+        .folders
+        .keys()
+        .chain(&pass.removed_folders)
+        .chain(&pass.removed_files);
+    match paths.into_iter().find(|p| !side_path::inside_root(p)) {
+        Some(p) => Err(GitError::InvalidPlan(format!(
+            "{p:?} is outside {}/, which is all quayside writes",
+            side_path::ROOT
+        ))
+        .into()),
+        None => Ok(()),
+    }
+}
+
+/// Every other live Environment served by this controller (they all share
+/// its side repository, across workspaces).
+pub(super) async fn others(env: &Environment, ctx: &Context) -> Result<Vec<Environment>> {
     let api: Api<Environment> = match ctx.config.namespace.as_deref() {
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
     };
-    let others: Vec<_> = api
+    Ok(api
         .list(&ListParams::default())
         .await?
         .items
-        .iter()
+        .into_iter()
         .filter(|o| o.uid() != env.uid() && o.metadata.deletion_timestamp.is_none())
-        .map(claim)
+        .collect())
+}
+
+/// An older Environment whose folder overlaps `folder`; see
+/// `plan::folders`. Folders the path rules refuse are never written, so
+/// they claim nothing.
+fn conflict(
+    env: &Environment,
+    folder: &str,
+    others: &[Environment],
+    scope: PathScope,
+) -> Option<String> {
+    let claims: Vec<_> = others
+        .iter()
+        .filter_map(|o| Some(claim(o, folder::resolve(o, scope).ok()?)))
         .collect();
-    Ok(folder_conflict(&claim(env), &others))
+    folder_conflict(&claim(env, folder.to_string()), &claims)
 }
 
 type Age = (Option<Timestamp>, String, String);
 
-fn claim(e: &Environment) -> FolderClaim<Age> {
-    let (ns, name) = (e.namespace().unwrap_or_default(), e.name_any());
+fn owner_name(e: &Environment) -> String {
+    format!("{}/{}", e.namespace().unwrap_or_default(), e.name_any())
+}
+
+fn claim(e: &Environment, folder: String) -> FolderClaim<Age> {
     FolderClaim {
-        folder: e.spec.side_repo_path(&name),
+        folder,
         age: (
             e.metadata.creation_timestamp.as_ref().map(|t| t.0),
-            ns.clone(),
-            name.clone(),
+            e.namespace().unwrap_or_default(),
+            e.name_any(),
         ),
-        owner: format!("{ns}/{name}"),
+        owner: owner_name(e),
     }
 }

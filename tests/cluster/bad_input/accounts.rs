@@ -99,7 +99,13 @@ async fn quay_account_and_side_repo_problems() {
     // Unprotect: the kept commit lands.
     std::fs::remove_file(&hook).unwrap();
     wait::until("app3 committed once the branch accepts", T, || async {
-        read_side_file(&h, "environments/env/secrets/app3-pull.sops.yaml")
+        read_side_file(
+            &h,
+            &format!(
+                "environments/{}/env/secrets/app3-pull.sops.yaml",
+                h.workspace
+            ),
+        )
     })
     .await;
     eprintln!("FIGURES bad-input quay/git: cases=4");

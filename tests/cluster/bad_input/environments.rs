@@ -35,7 +35,10 @@ async fn fixture(malformed_pre: bool) -> Fixture {
     if malformed_pre {
         push_file(
             &h,
-            "environments/pre/secrets/app-pull.sops.yaml",
+            &format!(
+                "environments/{}/pre/secrets/app-pull.sops.yaml",
+                h.workspace
+            ),
             "this: is [not a sealed file\n",
         )
         .await;
@@ -50,7 +53,13 @@ async fn fixture(malformed_pre: bool) -> Fixture {
     h.create_component("app", &public, "public").await;
     h.wait_component_ready("app", T).await;
     wait::until("good's sealed file", T, || async {
-        read_side_file(&h, "environments/good/secrets/app-pull.sops.yaml")
+        read_side_file(
+            &h,
+            &format!(
+                "environments/{}/good/secrets/app-pull.sops.yaml",
+                h.workspace
+            ),
+        )
     })
     .await;
     let good_secret = h.target_secret(&good_ns, "app").await.unwrap();
@@ -70,7 +79,13 @@ impl Fixture {
     /// reaches the good Environment.
     async fn assert_still_serving(&self) {
         let h = &self.h;
-        assert!(read_side_file(h, "environments/good/kustomization.yaml").is_some());
+        assert!(
+            read_side_file(
+                h,
+                &format!("environments/{}/good/kustomization.yaml", h.workspace)
+            )
+            .is_some()
+        );
         let still = h.target_secret(&self.good_ns, "app").await.unwrap();
         assert_eq!(still.metadata.uid, self.good_secret.metadata.uid);
         assert!(
@@ -321,7 +336,13 @@ async fn recipients() {
         .await
         .unwrap();
     let resealed = wait::until("good re-sealed for the new recipient", T, || async {
-        let s = read_side_file(h, "environments/good/secrets/app-pull.sops.yaml")?;
+        let s = read_side_file(
+            h,
+            &format!(
+                "environments/{}/good/secrets/app-pull.sops.yaml",
+                h.workspace
+            ),
+        )?;
         quayside::seal::open(&s, &next).is_ok().then_some(s)
     })
     .await;
@@ -341,6 +362,7 @@ async fn recipients() {
 async fn side_repo_paths_and_a_malformed_sealed_file() {
     let mut f = fixture(true).await;
     let (h, other_ns) = (&f.h, &f.other_ns);
+    let ws = h.workspace.clone();
     let cases: Vec<Case> = vec![
         (
             "path-escape",
@@ -352,8 +374,8 @@ async fn side_repo_paths_and_a_malformed_sealed_file() {
             Expect {
                 condition: "Committed",
                 status: "False",
-                reason: "RenderFailed",
-                says: &["must be a relative path without `.`, `..`, `.git`"],
+                reason: "SideRepoPathRefused",
+                says: &["spec.sideRepo.path \"../outside\" is not inside environments/"],
             },
         ),
         (
@@ -366,8 +388,22 @@ async fn side_repo_paths_and_a_malformed_sealed_file() {
             Expect {
                 condition: "Committed",
                 status: "False",
-                reason: "RenderFailed",
-                says: &["must be a relative path without `.`, `..`, `.git`"],
+                reason: "SideRepoPathRefused",
+                says: &["is not inside environments/", "path-git"],
+            },
+        ),
+        (
+            "path-dotdot",
+            environment(
+                "path-dotdot",
+                ns(other_ns),
+                serde_json::json!({"sideRepo": {"path": format!("environments/{ws}/../x")}}),
+            ),
+            Expect {
+                condition: "Committed",
+                status: "False",
+                reason: "SideRepoPathRefused",
+                says: &["has a `.` or `..` part", "lower-case names"],
             },
         ),
         (
@@ -375,13 +411,13 @@ async fn side_repo_paths_and_a_malformed_sealed_file() {
             environment(
                 "path-steals",
                 ns(other_ns),
-                serde_json::json!({"sideRepo": {"path": "environments/good"}}),
+                serde_json::json!({"sideRepo": {"path": format!("environments/{ws}/good")}}),
             ),
             Expect {
                 condition: "Committed",
                 status: "False",
                 reason: "InvalidSpec",
-                says: &["environments/good", "good", "choose a folder"],
+                says: &["/good", "good", "which is older", "choose a folder"],
             },
         ),
         (
@@ -394,8 +430,8 @@ async fn side_repo_paths_and_a_malformed_sealed_file() {
             Expect {
                 condition: "Committed",
                 status: "False",
-                reason: "InvalidSpec",
-                says: &["overlaps", "choose a folder"],
+                reason: "SideRepoPathRefused",
+                says: &["is not inside environments/", "remove spec.sideRepo.path"],
             },
         ),
     ];
@@ -404,8 +440,14 @@ async fn side_repo_paths_and_a_malformed_sealed_file() {
     let cond = environment_condition(h, "pre", &READY).await;
     check_message("pre", &cond, &READY);
     let sealed = wait::until("pre's file rewritten", T, || async {
-        read_side_file(h, "environments/pre/secrets/app-pull.sops.yaml")
-            .filter(|s| s.contains("sops:"))
+        read_side_file(
+            h,
+            &format!(
+                "environments/{}/pre/secrets/app-pull.sops.yaml",
+                h.workspace
+            ),
+        )
+        .filter(|s| s.contains("sops:"))
     })
     .await;
     let opened = quayside::seal::open(&sealed, &h.identity).expect("a valid sealed file");
