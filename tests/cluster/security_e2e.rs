@@ -1,18 +1,22 @@
 //! Security end to end: the controller runs under exactly the deploy/ RBAC
-//! (with a token of its own ServiceAccount), and after a full run with rotations
-//! no token — raw or base64 — appears in logs, events, status, metrics or
-//! any object of the side repository's git history.
+//! (with a token of its own ServiceAccount). After a full run with
+//! rotations and failure paths (a target never granted, an unreachable
+//! remote cluster, a Quay outage), no secret of the run — robot tokens, the
+//! Quay admin token, the git password, the age identity, a tenant's remote
+//! token — appears raw or base64-encoded at any alignment in logs, events,
+//! status, metrics, the side repository's git history, or the decoded data
+//! of a Secret where it does not belong.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine;
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
-use quayside_testkit::harness::{Harness, SIDE_REPO};
-use quayside_testkit::tools;
+use quayside_testkit::harness::{Harness, QUAY_TOKEN, SIDE_REPO};
+use quayside_testkit::{git_server, leaks, tools, wait};
 use secrecy::ExposeSecret;
 
 const T: Duration = Duration::from_secs(60);
@@ -120,11 +124,64 @@ async fn least_privilege_rbac_and_no_token_leaks() {
     collect(&h);
     h.wait_component_ready("one", T).await;
     h.wait_component_ready("two", T).await;
+    // Then failure paths, so their messages, events and logs are searched too:
+    // a target never granted, and a remote cluster that does not answer,
+    // reached with a token of the tenant's.
+    let nogrant = h.ungranted_namespace("sec-nogrant", false).await;
+    h.create_environment("ungranted", &nogrant, &[]).await;
+    let remote_token = format!("tenant-remote-token-{}", std::process::id());
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: x\n\
+         clusters:\n- name: x\n  cluster: {{server: \"https://127.0.0.1:1\"}}\n\
+         users:\n- name: x\n  user: {{token: \"{remote_token}\"}}\n\
+         contexts:\n- name: x\n  context: {{cluster: x, user: x}}\n"
+    );
+    h.create_remote_environment("remote", "apps", &kubeconfig)
+        .await;
+    // A new Component that first meets a Quay outage (HTTP 500 and HTML
+    // 502 pages): the error path runs, then it is provisioned.
+    h.emulator.set_faults(quay_emulator::Faults {
+        error_5xx_fraction: 1.0,
+        ..Default::default()
+    });
+    h.create_component("three", &h.git.repo_url("public-app"), "public")
+        .await;
+    wait::until("the outage shows in the Component's status", T, || async {
+        let c = h.components().get("three").await.ok()?;
+        c.status?
+            .conditions
+            .into_iter()
+            .find(|c| c.status == "False" && c.message.contains("HTTP 5"))
+    })
+    .await;
+    h.emulator.set_faults(quay_emulator::Faults::default());
+    wait::until("three's credentials once Quay is back", T, || async {
+        let c = h.components().get("three").await.ok()?;
+        c.status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "CredentialsReady" && c.status == "True")
+    })
+    .await;
+    collect(&h);
+    for (name, reason) in [
+        ("ungranted", "DeliveryNotGranted"),
+        ("remote", "TargetClusterUnavailable"),
+    ] {
+        wait::until(&format!("{name}: the failure path ran"), T, || async {
+            let e = h.environments().get(name).await.ok()?;
+            e.status?
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "Applied" && c.reason == reason)
+        })
+        .await;
+    }
     tokens.sort();
     tokens.dedup();
     assert!(
         tokens.len() >= 7,
-        "4 robots + 3 regenerations: {}",
+        "6 robots + 3 regenerations: {}",
         tokens.len()
     );
     let (metrics, quay) = h.observed.clone().unwrap();
@@ -137,16 +194,32 @@ async fn least_privilege_rbac_and_no_token_leaks() {
     // process-wide, and no other test of this binary installs one).
     assert!(!logged.is_empty(), "the controller's logs were captured");
     haystacks.push(("logs".into(), logged));
-    for ns in [&h.workspace, &dev, &prod] {
+    let mut warnings = 0;
+    for ns in [&h.workspace, &dev, &prod, &nogrant] {
         let events = Api::<Event>::namespaced(h.client.clone(), ns)
             .list(&ListParams::default())
             .await
             .unwrap();
+        warnings += events
+            .items
+            .iter()
+            .filter(|e| e.type_.as_deref() == Some("Warning"))
+            .count();
+        if ns == &h.workspace {
+            assert!(
+                !events.items.is_empty(),
+                "the workspace has events to search"
+            );
+        }
         haystacks.push((
             format!("events in {ns}"),
             serde_json::to_vec(&events.items).unwrap(),
         ));
     }
+    assert!(
+        warnings > 0,
+        "the failure paths left Warning events to search"
+    );
     let comps = h.components().list(&ListParams::default()).await.unwrap();
     let envs = h.environments().list(&ListParams::default()).await.unwrap();
     haystacks.push((
@@ -181,17 +254,70 @@ async fn least_privilege_rbac_and_no_token_leaks() {
     assert!(git_bytes.len() > 1000, "the side repository has content");
     haystacks.push(("git objects".into(), git_bytes));
 
-    let b64 = base64::engine::general_purpose::STANDARD;
+    // Every secret of the run: robot tokens, the Quay admin token, the
+    // side repository's password, the controller's age identity, and the
+    // tenant's remote-cluster token.
+    let mut secrets: Vec<(String, String)> = tokens
+        .iter()
+        .map(|t| ("a robot token".to_string(), t.clone()))
+        .collect();
+    secrets.push(("the Quay admin token".into(), QUAY_TOKEN.into()));
+    secrets.push(("the git password".into(), git_server::PASSWORD.into()));
+    secrets.push((
+        "the age identity".into(),
+        h.identity.to_secret_string().expose_secret().to_string(),
+    ));
+    secrets.push(("the remote-cluster token".into(), remote_token.clone()));
     let mut hits = Vec::new();
-    for token in &tokens {
-        let needles = [token.clone(), b64.encode(token)];
+    for (what, secret) in &secrets {
+        let needles = leaks::needles(secret);
         for (name, hay) in &haystacks {
-            for needle in &needles {
-                if hay.windows(needle.len()).any(|w| w == needle.as_bytes()) {
-                    hits.push(name.clone());
+            if leaks::found(hay, &needles) {
+                hits.push(format!("{what} in {name}"));
+            }
+        }
+    }
+    // Inside Secret data (decoded): robot tokens belong in the workspace
+    // and pull Secrets, and the tenant's token in its kubeconfig Secret;
+    // nothing else of the above is in any Secret, and no push token is in
+    // a target namespace.
+    let push: Vec<String> = h
+        .emulator
+        .snapshot()
+        .robots
+        .iter()
+        .filter(|r| r.name.contains("push"))
+        .map(|r| r.token.expose_secret().to_string())
+        .collect();
+    for ns in [&h.workspace, &dev, &prod, &nogrant] {
+        let all = Api::<Secret>::namespaced(h.client.clone(), ns)
+            .list(&ListParams::default())
+            .await
+            .unwrap();
+        assert!(
+            ns == &nogrant || !all.items.is_empty(),
+            "{ns} has Secrets to search"
+        );
+        for secret in &all.items {
+            let data = leaks::secret_data(secret);
+            let name = format!(
+                "Secret {ns}/{}",
+                secret.metadata.name.as_deref().unwrap_or("")
+            );
+            for (what, value) in secrets.iter().skip(tokens.len()) {
+                let theirs = value == &remote_token && name.ends_with("/remote-cluster");
+                if !theirs && leaks::found(&data, &leaks::needles(value)) {
+                    hits.push(format!("{what} in {name}"));
+                }
+            }
+            if ns != &h.workspace {
+                for token in &push {
+                    if leaks::found(&data, &leaks::needles(token)) {
+                        hits.push(format!("a push token in {name}"));
+                    }
                 }
             }
         }
     }
-    assert!(hits.is_empty(), "tokens leaked into: {hits:?}");
+    assert!(hits.is_empty(), "secrets leaked: {hits:?}");
 }
