@@ -177,6 +177,19 @@ const LEDGER: &[(&str, How)] = &[
             why: "10 is the default of QUAYSIDE_FUZZ_SECONDS",
         },
     ),
+    // docs/operations.md: onboarding a tenant
+    (
+        "kubectl -n team-a create serviceaccount quayside-delivery",
+        Run(Cluster),
+    ),
+    (
+        "kubectl create rolebinding quayside-delivery-team-a --clusterrole=quayside-delivery --serviceaccount=team-a:quayside-delivery --namespace=team-a",
+        Run(Cluster),
+    ),
+    (
+        "kubectl create rolebinding quayside-delivery-team-a --clusterrole=quayside-delivery --serviceaccount=team-a:quayside-delivery --namespace=team-a-prod",
+        Run(Cluster),
+    ),
     // docs/operations.md
     (
         "kubectl -n <workspace> annotate component <name> image.redhat.com/generate=true",
@@ -970,7 +983,7 @@ impl Scene {
         } = self;
         let source = format!("{git_url}/a.git");
         let mut objects = String::new();
-        for ns in ["team-a", "team-a-dev"] {
+        for ns in ["team-a", "team-a-dev", "team-a-prod"] {
             objects += &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n");
             // No controller-manager creates it.
             objects += &format!(
@@ -978,14 +991,9 @@ impl Scene {
             );
         }
         objects += "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: deployer, namespace: team-a-dev}\n---\n";
-        // Onboarding (docs/operations.md): team-a may deliver into itself and dev.
+        // Onboarding (docs/operations.md) needs the ClusterRole `kubectl apply -k deploy/` installs.
         objects += include_str!("../../deploy/rbac/delivery.yaml");
         objects += "\n---\n";
-        for ns in ["team-a", "team-a-dev"] {
-            objects += &format!(
-                "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: quayside-delivery-team-a, namespace: {ns}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: quayside-delivery}}\nsubjects: [{{kind: ServiceAccount, name: quayside-delivery, namespace: team-a}}]\n---\n"
-            );
-        }
         for c in ["api", "web", "frontend"] {
             objects += &format!(
                 "apiVersion: quayside.dev/v1alpha1\nkind: Component\nmetadata: {{name: {c}, namespace: team-a}}\nspec:\n  source: {{git: {{url: {source}}}}}\n  visibility: auto\n---\n"
@@ -995,6 +1003,26 @@ impl Scene {
             "apiVersion: quayside.dev/v1alpha1\nkind: Environment\nmetadata: {{name: dev, namespace: team-a}}\nspec:\n  target: {{namespace: team-a-dev}}\n  recipients: [{argo}]\n"
         );
         kubectl_apply(kc, &objects);
+        // docs/operations.md, "Onboarding a tenant", as a platform team runs it.
+        for doc in [
+            "kubectl -n team-a create serviceaccount quayside-delivery",
+            "kubectl create rolebinding quayside-delivery-team-a --clusterrole=quayside-delivery --serviceaccount=team-a:quayside-delivery --namespace=team-a",
+            "kubectl create rolebinding quayside-delivery-team-a --clusterrole=quayside-delivery --serviceaccount=team-a:quayside-delivery --namespace=team-a-prod",
+        ] {
+            sh.run(Cmd::doc(doc)).env("KUBECONFIG", kc).ok();
+        }
+        // The same for dev, where the Environment of this scene delivers.
+        kubectl(
+            kc,
+            &[
+                "create",
+                "rolebinding",
+                "quayside-delivery-team-a",
+                "--clusterrole=quayside-delivery",
+                "--serviceaccount=team-a:quayside-delivery",
+                "--namespace=team-a-dev",
+            ],
+        );
 
         std::fs::write(t.join("git-password"), GIT_PASSWORD).unwrap();
         let controller_args = [
