@@ -1,8 +1,12 @@
 //! Leader election on a `coordination.k8s.io` Lease, so two replicas never
-//! both act. The holder renews; a follower takes over an expired lease; a
-//! leader that cannot renew in time steps down (the process exits and is
-//! restarted, which is the simplest way to drop every in-flight pass).
+//! both act (decisions in `plan::lease`). Every write is conditional on the
+//! resourceVersion read, every request has a deadline, a leader that cannot
+//! renew within the renew deadline steps down (the process exits, which
+//! drops every in-flight pass), and a leader that stops releases the Lease
+//! so a standby takes over within a retry period instead of a lease.
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -10,11 +14,16 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, ObjectMeta, PostParams};
+use tokio::time::Instant;
+
+use crate::plan::lease::{Next, Observation, Record, Timing, decide, observe};
 
 #[derive(thiserror::Error, Debug)]
 pub enum LeaderError {
     #[error("Kubernetes API while handling the lease: {0}")]
     Kube(#[from] kube::Error),
+    #[error("no answer from the Kubernetes API within {0:?} while handling the lease")]
+    Timeout(Duration),
     #[error("lost the lease {0} to {1}")]
     Lost(String, String),
 }
@@ -23,7 +32,10 @@ pub struct LeaderElector {
     api: Api<Lease>,
     name: String,
     identity: String,
-    duration: Duration,
+    timing: Timing,
+    started: Instant,
+    seen: Mutex<Option<Observation>>,
+    leading: AtomicBool,
 }
 
 impl LeaderElector {
@@ -38,65 +50,95 @@ impl LeaderElector {
             api: Api::namespaced(client, namespace),
             name: name.to_string(),
             identity: identity.to_string(),
-            duration,
+            timing: Timing::for_lease(duration),
+            started: Instant::now(),
+            seen: Mutex::new(None),
+            leading: AtomicBool::new(false),
         }
     }
 
     /// Try once to become (or stay) the holder. `Ok(true)` = we hold it.
     pub async fn try_acquire(&self) -> Result<bool, LeaderError> {
-        let now = MicroTime(Timestamp::now());
-        let secs = self.duration.as_secs().max(1) as i32;
-        match self.api.get_opt(&self.name).await? {
-            None => {
-                let lease = Lease {
-                    metadata: ObjectMeta {
-                        name: Some(self.name.clone()),
-                        ..Default::default()
-                    },
-                    spec: Some(LeaseSpec {
-                        holder_identity: Some(self.identity.clone()),
-                        lease_duration_seconds: Some(secs),
-                        acquire_time: Some(now.clone()),
-                        renew_time: Some(now),
-                        lease_transitions: Some(0),
-                        ..Default::default()
-                    }),
-                };
-                match self.api.create(&PostParams::default(), &lease).await {
-                    Ok(_) => Ok(true),
-                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
-                    Err(e) => Err(e.into()),
-                }
+        let now = self.started.elapsed();
+        let lease = self.bounded(self.api.get_opt(&self.name)).await?;
+        let Some(lease) = lease else {
+            return self.create().await;
+        };
+        let spec = lease.spec.clone().unwrap_or_default();
+        let record = Record {
+            holder: spec.holder_identity.clone(),
+            renewed: spec.renew_time.as_ref().map(|t| t.0.to_string()),
+            duration: Duration::from_secs(spec.lease_duration_seconds.unwrap_or(1).max(1) as u64),
+        };
+        let seen = {
+            let mut last = self.seen.lock().unwrap();
+            let seen = observe(last.as_ref(), record, now);
+            *last = Some(seen.clone());
+            seen
+        };
+        let leading = self.leading.load(Ordering::Relaxed);
+        match decide(&self.identity, leading, &seen, now) {
+            Next::Wait => Ok(false),
+            Next::Lost(other) => {
+                self.leading.store(false, Ordering::Relaxed);
+                Err(LeaderError::Lost(self.name.clone(), other))
             }
-            Some(mut lease) => {
-                let spec = lease.spec.clone().unwrap_or_default();
-                let holder = spec.holder_identity.clone().unwrap_or_default();
-                let expired = spec.renew_time.as_ref().is_none_or(|t| {
-                    let d = spec.lease_duration_seconds.unwrap_or(secs) as i64;
-                    Timestamp::now().as_second() > t.0.as_second() + d
-                });
-                if holder != self.identity && !holder.is_empty() && !expired {
-                    return Ok(false);
-                }
-                let mut new = spec.clone();
-                if holder != self.identity {
-                    new.acquire_time = Some(now.clone());
-                    new.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
-                }
-                new.holder_identity = Some(self.identity.clone());
-                new.lease_duration_seconds = Some(secs);
-                new.renew_time = Some(now);
-                lease.spec = Some(new);
-                match self
-                    .api
-                    .replace(&self.name, &PostParams::default(), &lease)
-                    .await
-                {
-                    Ok(_) => Ok(true),
-                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
-                    Err(e) => Err(e.into()),
-                }
+            Next::Take => self.take(lease, spec).await,
+        }
+    }
+
+    /// Write ourselves as holder, conditional on the version we read.
+    async fn take(&self, mut lease: Lease, spec: LeaseSpec) -> Result<bool, LeaderError> {
+        let now = self.now();
+        let ours = spec.holder_identity.as_deref() == Some(self.identity.as_str());
+        let mut new = spec.clone();
+        if !ours {
+            new.acquire_time = Some(now.clone());
+            new.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
+        }
+        new.holder_identity = Some(self.identity.clone());
+        new.lease_duration_seconds = Some(self.timing.lease.as_secs() as i32);
+        new.renew_time = Some(now);
+        lease.spec = Some(new);
+        let params = PostParams::default();
+        let write = self.api.replace(&self.name, &params, &lease);
+        match self.bounded(write).await {
+            Ok(_) => {
+                self.leading.store(true, Ordering::Relaxed);
+                Ok(true)
             }
+            // Someone wrote in between: read again next time.
+            Err(LeaderError::Kube(kube::Error::Api(e))) if e.code == 409 => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn create(&self) -> Result<bool, LeaderError> {
+        let now = self.now();
+        let lease = Lease {
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                ..Default::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some(self.identity.clone()),
+                lease_duration_seconds: Some(self.timing.lease.as_secs() as i32),
+                acquire_time: Some(now.clone()),
+                renew_time: Some(now),
+                lease_transitions: Some(0),
+                ..Default::default()
+            }),
+        };
+        match self
+            .bounded(self.api.create(&PostParams::default(), &lease))
+            .await
+        {
+            Ok(_) => {
+                self.leading.store(true, Ordering::Relaxed);
+                Ok(true)
+            }
+            Err(LeaderError::Kube(kube::Error::Api(e))) if e.code == 409 => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
@@ -108,28 +150,63 @@ impl LeaderElector {
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, "leader election"),
             }
-            tokio::time::sleep(self.duration / 4).await;
+            tokio::time::sleep(self.timing.retry).await;
         }
     }
 
-    /// Renew until renewal fails for longer than the lease lasts; then
-    /// return the error (the caller exits: another replica may now lead).
+    /// Renew every retry period; return why leadership ended: the lease
+    /// was taken, or no renewal succeeded within the renew deadline (the
+    /// caller exits: another replica may lead once the lease expires).
     pub async fn hold(&self) -> LeaderError {
-        let mut last_ok = tokio::time::Instant::now();
+        let mut renewed = Instant::now();
         loop {
-            tokio::time::sleep(self.duration / 3).await;
+            tokio::time::sleep(self.timing.retry).await;
             match self.try_acquire().await {
-                Ok(true) => last_ok = tokio::time::Instant::now(),
-                Ok(false) => {
-                    return LeaderError::Lost(self.name.clone(), "another replica".into());
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "renewing the lease");
-                    if last_ok.elapsed() > self.duration {
-                        return e;
-                    }
-                }
+                Ok(true) => renewed = Instant::now(),
+                Ok(false) => {}
+                Err(e @ LeaderError::Lost(..)) => return e,
+                Err(e) => tracing::warn!(error = %e, "renewing the lease"),
             }
+            if renewed.elapsed() > self.timing.renew_deadline {
+                self.leading.store(false, Ordering::Relaxed);
+                return LeaderError::Timeout(self.timing.renew_deadline);
+            }
+        }
+    }
+
+    /// Give the lease up if we hold it, so a standby takes over at its next
+    /// retry rather than after the lease expires.
+    pub async fn release(&self) -> Result<(), LeaderError> {
+        self.leading.store(false, Ordering::Relaxed);
+        let Some(mut lease) = self.bounded(self.api.get_opt(&self.name)).await? else {
+            return Ok(());
+        };
+        let mut spec = lease.spec.clone().unwrap_or_default();
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+            return Ok(());
+        }
+        spec.holder_identity = None;
+        spec.lease_duration_seconds = Some(1);
+        spec.renew_time = Some(self.now());
+        lease.spec = Some(spec);
+        self.bounded(self.api.replace(&self.name, &PostParams::default(), &lease))
+            .await?;
+        Ok(())
+    }
+
+    fn now(&self) -> MicroTime {
+        MicroTime(Timestamp::now())
+    }
+
+    /// One API call, with a deadline well inside the renew deadline.
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, LeaderError> {
+        let limit = self.timing.renew_deadline / 2;
+        match tokio::time::timeout(limit, call).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(LeaderError::Timeout(limit)),
         }
     }
 }

@@ -134,6 +134,10 @@ pub struct Args {
     /// Namespace of the leader-election Lease.
     #[arg(long, env = "POD_NAMESPACE", default_value = "quayside-system")]
     pub leader_election_namespace: String,
+    /// How long a leader's Lease lasts without renewal; it renews every
+    /// tenth of that (at most 2 s) and steps down after two thirds.
+    #[arg(long, env = "QUAYSIDE_LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub leader_election_lease_duration: Duration,
     /// `json` or `text` logs.
     #[arg(long, env = "QUAYSIDE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -316,9 +320,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             &args.leader_election_namespace,
             "quayside-leader",
             &identity,
-            Duration::from_secs(15),
+            args.leader_election_lease_duration,
         )
     });
+    // Ready means "can serve", leader or standby: a rollout of two replicas
+    // must not wait for a standby that will never lead.
+    tokio::spawn(controller::report_readiness(
+        client.clone(),
+        readiness.clone(),
+    ));
     if let Some(e) = &elector {
         tracing::info!("waiting for leadership");
         tokio::select! {
@@ -336,6 +346,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 err = e.hold() => {
                     anyhow::bail!("stepping down: {err}");
                 }
+            }
+            // Stopped on purpose: hand over now, not after the lease expires.
+            match e.release().await {
+                Ok(()) => tracing::info!("released the lease"),
+                Err(err) => tracing::warn!(error = %err, "releasing the lease"),
             }
         }
         None => run.await,

@@ -38,7 +38,8 @@ pub use context::Context;
 pub use error::Error;
 pub use metrics::Metrics;
 
-/// Set once both controllers have listed their objects (for `/readyz`).
+/// Set once the API answers for both kinds, on the leader and on a standby
+/// alike (for `/readyz`).
 #[derive(Clone, Default)]
 pub struct Readiness(Arc<AtomicBool>);
 
@@ -88,26 +89,7 @@ pub async fn run(
                 tracing::debug!(error = %e, "environment reconcile");
             }
         });
-    let ready_probe = {
-        let client = client.clone();
-        async move {
-            // Ready once the API answers for both kinds.
-            loop {
-                let a = Api::<Component>::all(client.clone())
-                    .list_metadata(&kube::api::ListParams::default().limit(1))
-                    .await;
-                let b = Api::<Environment>::all(client.clone())
-                    .list_metadata(&kube::api::ListParams::default().limit(1))
-                    .await;
-                if a.is_ok() && b.is_ok() {
-                    readiness.set();
-                    return;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            }
-        }
-    };
-    tokio::spawn(ready_probe);
+    tokio::spawn(report_readiness(client.clone(), readiness));
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -116,6 +98,23 @@ pub async fn run(
         bounded(components, component_store, stopped(stop_rx.clone())),
         bounded(environments, environment_store, stopped(stop_rx)),
     );
+}
+
+/// Mark `readiness` once the API answers for both kinds (for `/readyz`).
+pub async fn report_readiness(client: Client, readiness: Readiness) {
+    loop {
+        let a = Api::<Component>::all(client.clone())
+            .list_metadata(&kube::api::ListParams::default().limit(1))
+            .await;
+        let b = Api::<Environment>::all(client.clone())
+            .list_metadata(&kube::api::ListParams::default().limit(1))
+            .await;
+        if a.is_ok() && b.is_ok() {
+            readiness.set();
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 /// How long in-flight passes may run after shutdown was asked for. Under

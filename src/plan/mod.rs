@@ -7,6 +7,7 @@ pub mod commit_message;
 pub mod credentials;
 pub mod folders;
 pub mod grant;
+pub mod lease;
 pub mod link;
 pub mod ownership;
 pub mod requeue;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use quayside::leader::LeaderElector;
+use quayside::leader::{LeaderElector, LeaderError};
 use quayside_testkit::harness::Harness;
 use quayside_testkit::{cluster, ports, wait};
 
@@ -68,7 +68,13 @@ async fn one_leader_at_a_time_and_takeover_after_expiry() {
     })
     .await;
     assert!(
-        !a.try_acquire().await.unwrap(),
-        "the old leader does not act again"
+        matches!(a.try_acquire().await, Err(LeaderError::Lost(..))),
+        "the old leader learns it lost the lease and does not act again"
+    );
+    // A leader that stops on purpose releases: the other leads at once.
+    b.release().await.unwrap();
+    assert!(
+        a.try_acquire().await.unwrap(),
+        "a leads right after b released"
     );
 }
