@@ -14,7 +14,9 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::Shared;
-use super::state::{Reply, not_found, quay_error};
+use super::access::{self, Need};
+use super::reply::Reply;
+use super::state::NewRepository;
 
 /// One API call, parsed from method and path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,23 +147,6 @@ impl Route {
             Route::Unknown => "unknown",
         }
     }
-
-    fn org(&self) -> Option<&str> {
-        match self {
-            Route::GetRepository { org, .. }
-            | Route::ChangeVisibility { org, .. }
-            | Route::DeleteRepository { org, .. }
-            | Route::UpdateRepository { org, .. }
-            | Route::GetPermission { org, .. }
-            | Route::Grant { org, .. }
-            | Route::Revoke { org, .. }
-            | Route::GetRobot { org, .. }
-            | Route::CreateRobot { org, .. }
-            | Route::RegenerateRobot { org, .. }
-            | Route::DeleteRobot { org, .. } => Some(org),
-            Route::CreateRepository | Route::Unknown => None,
-        }
-    }
 }
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -173,16 +158,27 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-fn reply((status, body): Reply) -> Response {
-    if body.is_null() {
-        status.into_response()
-    } else {
-        (status, axum::Json(body)).into_response()
-    }
-}
-
 fn str_field<'a>(body: &'a Value, key: &str) -> &'a str {
     body.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// What a route needs, and the repository it is about (if any).
+fn need_of<'r>(route: &'r Route, body: &'r Value) -> Option<(Need, &'r str, Option<&'r str>)> {
+    Some(match route {
+        Route::CreateRepository => (Need::Create, str_field(body, "namespace"), None),
+        Route::GetRepository { org, repo } => (Need::Read, org, Some(repo)),
+        Route::ChangeVisibility { org, repo }
+        | Route::DeleteRepository { org, repo }
+        | Route::UpdateRepository { org, repo }
+        | Route::GetPermission { org, repo, .. }
+        | Route::Grant { org, repo, .. }
+        | Route::Revoke { org, repo, .. } => (Need::Admin, org, Some(repo)),
+        Route::GetRobot { org, .. }
+        | Route::CreateRobot { org, .. }
+        | Route::RegenerateRobot { org, .. }
+        | Route::DeleteRobot { org, .. } => (Need::Organization, org, None),
+        Route::Unknown => return None,
+    })
 }
 
 async fn api(
@@ -192,56 +188,59 @@ async fn api(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let host = shared.host.clone();
+    answer(&shared, &method, &uri, &headers, &body).render(&host)
+}
+
+/// Quay's order: the token (an unknown one fails the CSRF check on a
+/// write), the request body, the scope and permission (which also fails
+/// for an organization that does not exist), then the operation.
+fn answer(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Reply {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    if bearer != Some(shared.cfg.oauth_token.as_str()) {
-        return reply(quay_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            "Requires authentication",
-        ));
-    }
-    let route = Route::parse(&method, uri.path());
+    let Some((identity, access)) = bearer.and_then(|b| shared.cfg.access_of(b)) else {
+        return if *method == Method::GET {
+            Reply::requires_authentication()
+        } else {
+            Reply::csrf()
+        };
+    };
+    let route = Route::parse(method, uri.path());
     let body: Value = if body.is_empty() {
         Value::Null
     } else {
-        match serde_json::from_slice(&body) {
+        match serde_json::from_slice(body) {
             Ok(v) => v,
-            Err(e) => {
-                return reply(quay_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    &format!("Invalid JSON body: {e}"),
-                ));
-            }
+            Err(e) => return Reply::invalid(format!("Invalid JSON body: {e}")),
         }
     };
-    let known_org = |org: &str| shared.cfg.organizations.iter().any(|o| o == org);
-    if let Some(org) = route.org()
-        && !known_org(org)
-    {
-        return reply(not_found());
+    let Some((need, org, repo)) = need_of(&route, &body) else {
+        return Reply::not_found();
+    };
+    let mut m = shared.model.lock().unwrap();
+    let org_exists = shared.cfg.organizations.iter().any(|o| o == org);
+    let own = repo.is_some_and(|r| m.creator_of(org, r) == Some(identity));
+    if !access::allowed(&access, need, org_exists, own) {
+        return Reply::unauthorized();
     }
     let quota = shared.cfg.private_quota;
-    let mut m = shared.model.lock().unwrap();
-    let r = match &route {
-        Route::CreateRepository => {
-            let org = str_field(&body, "namespace");
-            if !known_org(org) {
-                not_found()
-            } else {
-                m.create_repository(
-                    org,
-                    str_field(&body, "repository"),
-                    str_field(&body, "visibility"),
-                    str_field(&body, "description"),
-                    quota,
-                )
-            }
+    match &route {
+        Route::CreateRepository => m.create_repository(
+            NewRepository {
+                org,
+                name: str_field(&body, "repository"),
+                visibility: str_field(&body, "visibility"),
+                description: str_field(&body, "description"),
+                creator: identity,
+            },
+            quota,
+        ),
+        Route::GetRepository { org, repo } => {
+            let admin = access::allowed(&access, Need::Admin, true, own);
+            m.get_repository(org, repo, admin)
         }
-        Route::GetRepository { org, repo } => m.get_repository(org, repo),
         Route::ChangeVisibility { org, repo } => {
             m.change_visibility(org, repo, str_field(&body, "visibility"), quota)
         }
@@ -265,9 +264,8 @@ async fn api(
         ),
         Route::RegenerateRobot { org, short } => m.regenerate_robot(org, short),
         Route::DeleteRobot { org, short } => m.delete_robot(org, short),
-        Route::Unknown => not_found(),
-    };
-    reply(r)
+        Route::Unknown => Reply::not_found(),
+    }
 }
 
 /// The host clients used to reach us, for the token realm.
