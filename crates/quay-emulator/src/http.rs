@@ -22,6 +22,10 @@ use super::state::NewRepository;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Route {
     CreateRepository,
+    /// Not in the recording; modelled on Quay's getOrganizationByName.
+    GetOrganization {
+        org: String,
+    },
     GetRepository {
         org: String,
         repo: String,
@@ -83,6 +87,9 @@ impl Route {
         let own = |s: &[&str]| s.join("/");
         match (method, segs.as_slice()) {
             (&Method::POST, ["repository"]) => Route::CreateRepository,
+            (&Method::GET, ["organization", org]) => Route::GetOrganization {
+                org: org.to_string(),
+            },
             (m, ["organization", org, "robots", short]) => {
                 let (org, short) = (org.to_string(), short.to_string());
                 match *m {
@@ -133,6 +140,7 @@ impl Route {
     pub(crate) fn endpoint(&self) -> &'static str {
         match self {
             Route::CreateRepository => "create_repository",
+            Route::GetOrganization { .. } => "get_organization",
             Route::GetRepository { .. } => "get_repository",
             Route::ChangeVisibility { .. } => "change_visibility",
             Route::DeleteRepository { .. } => "delete_repository",
@@ -177,7 +185,7 @@ fn need_of<'r>(route: &'r Route, body: &'r Value) -> Option<(Need, &'r str, Opti
         | Route::CreateRobot { org, .. }
         | Route::RegenerateRobot { org, .. }
         | Route::DeleteRobot { org, .. } => (Need::Organization, org, None),
-        Route::Unknown => return None,
+        Route::GetOrganization { .. } | Route::Unknown => return None,
     })
 }
 
@@ -216,6 +224,9 @@ fn answer(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body
             Err(e) => return Reply::invalid(format!("Invalid JSON body: {e}")),
         }
     };
+    if let Route::GetOrganization { org } = &route {
+        return organization(shared, org, &access);
+    }
     let Some((need, org, repo)) = need_of(&route, &body) else {
         return Reply::not_found();
     };
@@ -264,8 +275,25 @@ fn answer(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body
         ),
         Route::RegenerateRobot { org, short } => m.regenerate_robot(org, short),
         Route::DeleteRobot { org, short } => m.delete_robot(org, short),
-        Route::Unknown => Reply::not_found(),
+        Route::GetOrganization { .. } | Route::Unknown => Reply::not_found(),
     }
+}
+
+/// Quay shows any signed-in user an organization that exists (what a
+/// client uses to tell a missing organization from a missing right, both
+/// 403 elsewhere), and 404 for one that does not.
+fn organization(shared: &Shared, org: &str, access: &access::TokenAccess) -> Reply {
+    if !shared.cfg.organizations.iter().any(|o| o == org) {
+        return Reply::not_found();
+    }
+    Reply::json(
+        StatusCode::OK,
+        json!({
+            "name": org,
+            "is_admin": access.role == access::OrgRole::Admin,
+            "is_member": true,
+        }),
+    )
 }
 
 /// The host clients used to reach us, for the token realm.
