@@ -25,8 +25,10 @@ pub const METADATA_COMPONENT: &str = "quayside.component";
 const MANAGED: &str = "(managed by quayside)";
 /// The record in a description: `(managed by quayside; owner uid <uid>)`.
 const RECORD_START: &str = "(managed by quayside; owner uid ";
-/// Quay refuses longer robot descriptions with 400.
+/// Quay refuses longer robot descriptions with 400; repository
+/// descriptions are held to the same bound.
 const MAX_ROBOT_DESCRIPTION: usize = 255;
+const MAX_DESCRIPTION: usize = MAX_ROBOT_DESCRIPTION;
 
 /// A repository or a robot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,20 +105,31 @@ fn record_text(uid: &str) -> String {
 
 /// The description of a repository quayside creates for `component`
 /// (`namespace/name`).
+/// At most 255 characters: a long name is cut, the record never.
 pub fn repository_description(component: &str, uid: &str) -> String {
-    format!("Images of Component {component} {}", record_text(uid))
+    let full = format!("Images of Component {component} {}", record_text(uid));
+    crate::text::fit_keeping_note(&full, MAX_DESCRIPTION)
 }
 
 /// A description from before owner records, with the record added: the
 /// old marker is replaced, any other text kept.
+/// Within 255 characters the record stays where the marker was; past
+/// them the human text is cut and the record goes last, whole.
 pub fn description_with_record(old: &str, component: &str, uid: &str) -> String {
-    if old.contains(MANAGED) {
+    if old.trim().is_empty() {
+        return repository_description(component, uid);
+    }
+    let in_place = if old.contains(MANAGED) {
         old.replacen(MANAGED, &record_text(uid), 1)
-    } else if old.trim().is_empty() {
-        repository_description(component, uid)
     } else {
         format!("{} {}", old.trim_end(), record_text(uid))
+    };
+    if in_place.chars().count() <= MAX_DESCRIPTION {
+        return in_place;
     }
+    let text = old.replacen(MANAGED, "", 1);
+    let full = format!("{} {}", text.trim(), record_text(uid));
+    crate::text::fit_keeping_note(&full, MAX_DESCRIPTION)
 }
 
 /// The owner record in a description: the last `(managed by quayside;
@@ -293,6 +306,18 @@ mod tests {
             assert_eq!(new, want);
             assert_eq!(description_record(&new), owner(ME));
         }
+    }
+
+    #[test]
+    fn repository_descriptions_fit_255_with_the_record_whole() {
+        let long = format!("{}/{}", "n".repeat(63), "c".repeat(253));
+        let desc = repository_description(&long, ME);
+        assert!(desc.chars().count() <= MAX_DESCRIPTION, "{desc}");
+        assert_eq!(description_record(&desc), owner(ME));
+        let old = format!("Images of Component {long} (managed by quayside) and more");
+        let desc = description_with_record(&old, &long, ME);
+        assert!(desc.chars().count() <= MAX_DESCRIPTION, "{desc}");
+        assert_eq!(description_record(&desc), owner(ME));
     }
 
     #[test]

@@ -42,7 +42,8 @@ pub enum Propagation {
 /// Everything a Component pass found and did that status reports.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ComponentReport {
-    /// Full pull spec, when the repository name could be derived.
+    /// Full pull spec, once Quay confirmed the repository (never a name
+    /// Quay did not answer for: a mistyped organization, a refused create).
     pub image: Option<String>,
     pub visibility: Option<ResolvedVisibility>,
     pub push_secret: String,

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::text::bounded;
+use crate::text::{bounded, fit_keeping_note};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -316,7 +316,7 @@ impl QuayClient {
             "namespace": org,
             "repository": repo,
             "visibility": visibility.as_str(),
-            "description": description,
+            "description": fit_keeping_note(description, MAX_DESCRIPTION),
             "repo_kind": "image",
         });
         let a = self
@@ -333,7 +333,7 @@ impl QuayClient {
                 Ok(Creation::Existed)
             }
             404 => Err(self.org_not_found()),
-            _ => Err(self.error("create_repository", repo, a)),
+            _ => Err(self.fail("create_repository", repo, Need::Create, a).await),
         }
     }
 
@@ -358,7 +358,7 @@ impl QuayClient {
                 }))
             }
             404 => Ok(None),
-            _ => Err(self.error("get_repository", repo, a)),
+            _ => Err(self.fail("get_repository", repo, Need::Read, a).await),
         }
     }
 
@@ -376,8 +376,42 @@ impl QuayClient {
             )
             .await?;
         match a.status.as_u16() {
+            // Quay answers 200 `null` when the repository does not exist:
+            // only the repository itself says whether the change happened.
+            200 if a.body.is_null() => self.verify_visibility(repo, visibility).await,
             200 | 201 | 204 => Ok(()),
-            _ => Err(self.error("change_visibility", repo, a)),
+            _ => Err(self.fail("change_visibility", repo, Need::Admin, a).await),
+        }
+    }
+
+    /// Read `repo` back after an answer that proves nothing.
+    async fn verify_visibility(
+        &self,
+        repo: &str,
+        visibility: ResolvedVisibility,
+    ) -> Result<(), QuayError> {
+        match self.get_repository(repo).await? {
+            None => Err(self.repository_gone(repo, "changing its visibility")),
+            Some(r) if r.visibility() == visibility => Ok(()),
+            Some(r) => Err(QuayError::Unexpected {
+                endpoint: "change_visibility",
+                status: 200,
+                message: format!(
+                    "Quay accepted the change of {repo:?} to {} but the repository is still {}",
+                    visibility.as_str(),
+                    r.visibility().as_str()
+                ),
+            }),
+        }
+    }
+
+    fn repository_gone(&self, repo: &str, doing: &str) -> QuayError {
+        QuayError::NotFound {
+            what: format!(
+                "repository {repo:?} in organization {:?}",
+                self.organization()
+            ),
+            message: format!("it was not there when {doing}; the next pass creates it again"),
         }
     }
 
@@ -393,12 +427,12 @@ impl QuayClient {
                 "update_repository",
                 Method::PUT,
                 &self.repo_path(repo, &[]),
-                Some(json!({ "description": description })),
+                Some(json!({ "description": fit_keeping_note(description, MAX_DESCRIPTION) })),
             )
             .await?;
         match a.status.as_u16() {
             200 | 201 | 204 => Ok(()),
-            _ => Err(self.error("update_repository", repo, a)),
+            _ => Err(self.fail("update_repository", repo, Need::Admin, a).await),
         }
     }
 
@@ -414,7 +448,7 @@ impl QuayClient {
             .await?;
         match a.status.as_u16() {
             200 | 202 | 204 | 404 => Ok(()),
-            _ => Err(self.error("delete_repository", repo, a)),
+            _ => Err(self.fail("delete_repository", repo, Need::Admin, a).await),
         }
     }
 
@@ -428,7 +462,7 @@ impl QuayClient {
             200 => Ok(Some(robot_from("get_robot", a.body)?)),
             400 => Ok(None),
             404 => Err(self.org_not_found()),
-            _ => Err(self.error("get_robot", short, a)),
+            _ => Err(self.fail("get_robot", short, Need::Organization, a).await),
         }
     }
 
@@ -458,7 +492,8 @@ impl QuayClient {
         fields: impl Into<RobotFields>,
     ) -> Result<Robot, QuayError> {
         let fields = fields.into();
-        let mut body = json!({ "description": fields.description });
+        let mut body =
+            json!({ "description": fit_keeping_note(&fields.description, MAX_DESCRIPTION) });
         if let Some(m) = fields.metadata {
             body["unstructured_metadata"] = m;
         }
@@ -485,7 +520,9 @@ impl QuayClient {
                 }),
             },
             404 => Err(self.org_not_found()),
-            _ => Err(self.error("create_robot", short, a)),
+            _ => Err(self
+                .fail("create_robot", short, Need::Organization, a)
+                .await),
         }
     }
 
@@ -506,7 +543,9 @@ impl QuayClient {
                 message: a.message,
             }),
             404 => Err(self.org_not_found()),
-            _ => Err(self.error("regenerate_robot", short, a)),
+            _ => Err(self
+                .fail("regenerate_robot", short, Need::Organization, a)
+                .await),
         }
     }
 
@@ -523,24 +562,41 @@ impl QuayClient {
         match a.status.as_u16() {
             200 | 202 | 204 | 400 => Ok(()),
             404 => Err(self.org_not_found()),
-            _ => Err(self.error("delete_robot", short, a)),
+            _ => Err(self
+                .fail("delete_robot", short, Need::Organization, a)
+                .await),
         }
     }
 
     /// Give the robot `role` on `repo` (replacing any other role it had).
     pub async fn grant(&self, repo: &str, robot_short: &str, role: Role) -> Result<(), QuayError> {
         let user = self.robot_name(robot_short);
-        let a = self
-            .call(
+        let path = self.repo_path(repo, &["permissions", "user", &user]);
+        let body = json!({ "role": role.as_str() });
+        // Quay answers a grant on a missing repository with 500: look at
+        // the repository before retrying a 500 as transient.
+        let first = self
+            .call_with(
                 "grant",
                 Method::PUT,
-                &self.repo_path(repo, &["permissions", "user", &user]),
-                Some(json!({ "role": role.as_str() })),
+                &path,
+                Some(body.clone()),
+                Retry5xx::No,
             )
             .await?;
+        let a = if first.status.is_server_error() {
+            let missing_repo_answer = first.status == StatusCode::INTERNAL_SERVER_ERROR;
+            if missing_repo_answer && self.get_repository(repo).await?.is_none() {
+                return Err(self.repository_gone(repo, "granting a robot access"));
+            }
+            // A proxy's 502 or a 500 with the repository there: transient.
+            self.call("grant", Method::PUT, &path, Some(body)).await?
+        } else {
+            first
+        };
         match a.status.as_u16() {
             200 | 201 | 204 => Ok(()),
-            _ => Err(self.error("grant", repo, a)),
+            _ => Err(self.fail("grant", repo, Need::Admin, a).await),
         }
     }
 
@@ -558,7 +614,7 @@ impl QuayClient {
             .await?;
         match a.status.as_u16() {
             200 | 202 | 204 | 400 | 404 => Ok(()),
-            _ => Err(self.error("revoke", repo, a)),
+            _ => Err(self.fail("revoke", repo, Need::Admin, a).await),
         }
     }
 
@@ -586,6 +642,43 @@ impl QuayClient {
         }
     }
 
+    /// The typed error for a permanent answer, after one look at the
+    /// organization when Quay said 403 "Unauthorized": Quay answers that for
+    /// an organization that does not exist as for a missing right.
+    async fn fail(&self, endpoint: &'static str, object: &str, need: Need, a: Answer) -> QuayError {
+        match self.error(endpoint, object, a) {
+            QuayError::Forbidden {
+                organization,
+                message,
+                ..
+            } => match self.organization_exists().await {
+                Some(false) => self.org_not_found(),
+                _ => QuayError::Forbidden {
+                    organization,
+                    call: need.call(),
+                    needs: need.needs(),
+                    message,
+                },
+            },
+            other => other,
+        }
+    }
+
+    /// `GET /organization/{org}`: 200 when it exists, 404 when it does not,
+    /// whatever the token's rights (Quay's getOrganizationByName); `None`
+    /// when the answer tells neither.
+    async fn organization_exists(&self) -> Option<bool> {
+        let path = ["organization", self.organization()];
+        match self
+            .call("get_organization", Method::GET, &path, None)
+            .await
+        {
+            Ok(a) if a.status == StatusCode::OK => Some(true),
+            Ok(a) if a.status == StatusCode::NOT_FOUND => Some(false),
+            _ => None,
+        }
+    }
+
     /// The typed error for a permanent answer.
     fn error(&self, endpoint: &'static str, object: &str, a: Answer) -> QuayError {
         let cfg = &self.inner.cfg;
@@ -601,8 +694,17 @@ impl QuayClient {
                 repository: object.to_string(),
                 message: a.message,
             },
+            // A write with a token Quay does not know fails its CSRF check
+            // first (recorded): an authentication failure, not a scope.
+            403 if a.message.contains(CSRF_REFUSAL) => QuayError::Unauthorized {
+                organization: cfg.organization.clone(),
+                token_file: cfg.token_file.clone(),
+                message: a.message,
+            },
             403 => QuayError::Forbidden {
                 organization: cfg.organization.clone(),
+                call: "this call",
+                needs: "more rights",
                 message: a.message,
             },
             404 => QuayError::NotFound {
@@ -642,6 +744,19 @@ impl QuayClient {
         method: Method,
         path: &[impl AsRef<str>],
         body: Option<Value>,
+    ) -> Result<Answer, QuayError> {
+        self.call_with(endpoint, method, path, body, Retry5xx::Yes)
+            .await
+    }
+
+    /// [`Self::call`], with 5xx answers returned at once when `retry_5xx` says so.
+    async fn call_with(
+        &self,
+        endpoint: &'static str,
+        method: Method,
+        path: &[impl AsRef<str>],
+        body: Option<Value>,
+        retry_5xx: Retry5xx,
     ) -> Result<Answer, QuayError> {
         let inner = &*self.inner;
         let mut url = inner.base.clone();
@@ -683,7 +798,9 @@ impl QuayClient {
                             );
                             let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                             let message = error_text(status, &body, &bytes, &token);
-                            if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+                            let retried = status == StatusCode::TOO_MANY_REQUESTS
+                                || (status.is_server_error() && retry_5xx == Retry5xx::Yes);
+                            if retried {
                                 (format!("HTTP {} {message}", status.as_u16()), retry_after)
                             } else {
                                 return Ok(Answer {
@@ -728,6 +845,57 @@ impl QuayClient {
             tracing::debug!(endpoint, attempt, ?delay, reason = %failure, "retrying Quay call");
             inner.metrics.retried(endpoint);
             tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+/// Whether [`QuayClient::call_with`] retries a 5xx answer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Retry5xx {
+    Yes,
+    No,
+}
+
+/// Quay's limit on robot descriptions (400 past it, recorded); repository
+/// descriptions are held to it too.
+const MAX_DESCRIPTION: usize = 255;
+
+/// What Quay answers a write with a token it does not know.
+const CSRF_REFUSAL: &str = "CSRF token was invalid or missing";
+
+/// What a call needs of the token, for a 403's message.
+#[derive(Clone, Copy)]
+enum Need {
+    Read,
+    Create,
+    Admin,
+    Organization,
+}
+
+impl Need {
+    fn call(self) -> &'static str {
+        match self {
+            Need::Read => "reading the repository",
+            Need::Create => "creating repositories",
+            Need::Admin => {
+                "changing the repository (visibility, permissions, description, deletion)"
+            }
+            Need::Organization => "managing robot accounts",
+        }
+    }
+
+    fn needs(self) -> &'static str {
+        match self {
+            Need::Read => "the repo:read scope and read access to the repository",
+            Need::Create => {
+                "the repo:create scope (\"Create Repositories\") and a user allowed to create repositories in the organization"
+            }
+            Need::Admin => {
+                "the repo:admin scope (\"Administer Repositories\") and admin rights on the repository (an organization administrator has them)"
+            }
+            Need::Organization => {
+                "the org:admin scope (\"Administer Organization\") and a user who is an administrator of the organization"
+            }
         }
     }
 }

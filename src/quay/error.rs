@@ -18,29 +18,37 @@ pub enum QuayError {
         repository: String,
         message: String,
     },
-    /// 401: the OAuth token is missing, wrong or expired.
+    /// 401, or the 403 "CSRF token was invalid or missing." Quay answers a
+    /// write with a token it does not know: the OAuth token is missing,
+    /// wrong or expired.
     #[error(
-        "Quay rejected the OAuth token ({message}); put a valid token for organization \
-         {organization:?} in {token_file:?}"
+        "Quay rejected the OAuth token: the token is unknown or expired ({message}); put a valid \
+         token for organization {organization:?} in {token_file:?}"
     )]
     Unauthorized {
         organization: String,
         token_file: PathBuf,
         message: String,
     },
-    /// 403: the token is valid but lacks a permission.
+    /// 403 "Unauthorized" in an organization that exists: the token is
+    /// valid but lacks a scope, or its user lacks a role.
     #[error(
-        "Quay forbids this call to organization {organization:?} ({message}); give the OAuth \
-         application the scopes repo:create, repo:admin and org:admin"
+        "Quay forbids {call} in organization {organization:?} ({message}): the token needs \
+         {needs}; see docs/getting-started.md for the token's permissions"
     )]
     Forbidden {
         organization: String,
+        /// The call refused, e.g. "creating robot accounts".
+        call: &'static str,
+        /// The scope and role that call needs.
+        needs: &'static str,
         message: String,
     },
-    /// 404 on an organization-level call.
+    /// The organization does not exist (Quay answers 403 "Unauthorized"
+    /// for it, like a missing right; one look at the organization tells them apart).
     #[error(
-        "Quay organization {organization:?} does not exist or the token cannot see it; check the \
-         configured organization"
+        "Quay organization {organization:?} does not exist; check the configured organization \
+         (--quay-organization) for a typing mistake"
     )]
     OrganizationNotFound { organization: String },
     /// 404 on an object that must exist for the call (a grant on a deleted repository...).

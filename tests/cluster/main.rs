@@ -10,6 +10,7 @@ mod control_plane;
 mod controller_e2e;
 mod deploy_manifests;
 mod operations;
+mod quay_fidelity;
 mod reliability_apiserver;
 mod reliability_crash;
 mod reliability_faults;

@@ -9,6 +9,8 @@ mod crd_drift;
 mod docs_examples;
 mod quay_client;
 mod quay_emulator;
+mod quay_recorded;
+mod quay_replay;
 mod render_golden;
 mod seal_errors;
 mod seal_verify;

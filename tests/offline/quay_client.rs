@@ -277,12 +277,13 @@ async fn permanent_errors_surface_once_and_typed() {
     let e = f.client.ensure_robot("Bad Robot", "").await.unwrap_err();
     assert!(matches!(e, QuayError::Invalid { .. }), "{e:?}");
 
-    // 404 organization
+    // A missing organization: 403 as for a missing right, told apart by
+    // one look at the organization.
     let other = client_for(&f.emulator, "no-such-org", &f.token_file, fast_retry(6));
     let before = f.emulator.api_calls();
     let e = other.get_robot("bot").await.unwrap_err();
     assert!(matches!(e, QuayError::OrganizationNotFound { .. }), "{e:?}");
-    assert_eq!(f.emulator.api_calls() - before, 1);
+    assert_eq!(f.emulator.api_calls() - before, 2);
 }
 
 #[tokio::test]

@@ -59,7 +59,11 @@ async fn answers_in_quays_shapes() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 404, "unknown organization");
+    // Recorded from a real Quay: the permission check runs first, so an
+    // organization that does not exist is a 403, like a missing right.
+    assert_eq!(r.status(), 403, "unknown organization");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error_message"], "Unauthorized");
 
     let r = c
         .delete(format!("{api}/repository/{ORG}/never-was"))

@@ -14,12 +14,18 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::Shared;
-use super::state::{Reply, not_found, quay_error};
+use super::access::{self, Need};
+use super::reply::Reply;
+use super::state::NewRepository;
 
 /// One API call, parsed from method and path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Route {
     CreateRepository,
+    /// Not in the recording; modelled on Quay's getOrganizationByName.
+    GetOrganization {
+        org: String,
+    },
     GetRepository {
         org: String,
         repo: String,
@@ -81,6 +87,9 @@ impl Route {
         let own = |s: &[&str]| s.join("/");
         match (method, segs.as_slice()) {
             (&Method::POST, ["repository"]) => Route::CreateRepository,
+            (&Method::GET, ["organization", org]) => Route::GetOrganization {
+                org: org.to_string(),
+            },
             (m, ["organization", org, "robots", short]) => {
                 let (org, short) = (org.to_string(), short.to_string());
                 match *m {
@@ -131,6 +140,7 @@ impl Route {
     pub(crate) fn endpoint(&self) -> &'static str {
         match self {
             Route::CreateRepository => "create_repository",
+            Route::GetOrganization { .. } => "get_organization",
             Route::GetRepository { .. } => "get_repository",
             Route::ChangeVisibility { .. } => "change_visibility",
             Route::DeleteRepository { .. } => "delete_repository",
@@ -145,23 +155,6 @@ impl Route {
             Route::Unknown => "unknown",
         }
     }
-
-    fn org(&self) -> Option<&str> {
-        match self {
-            Route::GetRepository { org, .. }
-            | Route::ChangeVisibility { org, .. }
-            | Route::DeleteRepository { org, .. }
-            | Route::UpdateRepository { org, .. }
-            | Route::GetPermission { org, .. }
-            | Route::Grant { org, .. }
-            | Route::Revoke { org, .. }
-            | Route::GetRobot { org, .. }
-            | Route::CreateRobot { org, .. }
-            | Route::RegenerateRobot { org, .. }
-            | Route::DeleteRobot { org, .. } => Some(org),
-            Route::CreateRepository | Route::Unknown => None,
-        }
-    }
 }
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -173,16 +166,27 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-fn reply((status, body): Reply) -> Response {
-    if body.is_null() {
-        status.into_response()
-    } else {
-        (status, axum::Json(body)).into_response()
-    }
-}
-
 fn str_field<'a>(body: &'a Value, key: &str) -> &'a str {
     body.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// What a route needs, and the repository it is about (if any).
+fn need_of<'r>(route: &'r Route, body: &'r Value) -> Option<(Need, &'r str, Option<&'r str>)> {
+    Some(match route {
+        Route::CreateRepository => (Need::Create, str_field(body, "namespace"), None),
+        Route::GetRepository { org, repo } => (Need::Read, org, Some(repo)),
+        Route::ChangeVisibility { org, repo }
+        | Route::DeleteRepository { org, repo }
+        | Route::UpdateRepository { org, repo }
+        | Route::GetPermission { org, repo, .. }
+        | Route::Grant { org, repo, .. }
+        | Route::Revoke { org, repo, .. } => (Need::Admin, org, Some(repo)),
+        Route::GetRobot { org, .. }
+        | Route::CreateRobot { org, .. }
+        | Route::RegenerateRobot { org, .. }
+        | Route::DeleteRobot { org, .. } => (Need::Organization, org, None),
+        Route::GetOrganization { .. } | Route::Unknown => return None,
+    })
 }
 
 async fn api(
@@ -192,56 +196,62 @@ async fn api(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let host = shared.host.clone();
+    answer(&shared, &method, &uri, &headers, &body).render(&host)
+}
+
+/// Quay's order: the token (an unknown one fails the CSRF check on a
+/// write), the request body, the scope and permission (which also fails
+/// for an organization that does not exist), then the operation.
+fn answer(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Reply {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    if bearer != Some(shared.cfg.oauth_token.as_str()) {
-        return reply(quay_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            "Requires authentication",
-        ));
-    }
-    let route = Route::parse(&method, uri.path());
+    let Some((identity, access)) = bearer.and_then(|b| shared.cfg.access_of(b)) else {
+        return if *method == Method::GET {
+            Reply::requires_authentication()
+        } else {
+            Reply::csrf()
+        };
+    };
+    let route = Route::parse(method, uri.path());
     let body: Value = if body.is_empty() {
         Value::Null
     } else {
-        match serde_json::from_slice(&body) {
+        match serde_json::from_slice(body) {
             Ok(v) => v,
-            Err(e) => {
-                return reply(quay_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    &format!("Invalid JSON body: {e}"),
-                ));
-            }
+            Err(e) => return Reply::invalid(format!("Invalid JSON body: {e}")),
         }
     };
-    let known_org = |org: &str| shared.cfg.organizations.iter().any(|o| o == org);
-    if let Some(org) = route.org()
-        && !known_org(org)
-    {
-        return reply(not_found());
+    if let Route::GetOrganization { org } = &route {
+        return organization(shared, org, &access);
+    }
+    let Some((need, org, repo)) = need_of(&route, &body) else {
+        return Reply::not_found();
+    };
+    let mut m = shared.model.lock().unwrap();
+    let org_exists = shared.cfg.organizations.iter().any(|o| o == org);
+    let own = repo.is_some_and(|r| m.creator_of(org, r) == Some(identity));
+    if !access::allowed(&access, need, org_exists, own) {
+        return Reply::unauthorized();
     }
     let quota = shared.cfg.private_quota;
-    let mut m = shared.model.lock().unwrap();
-    let r = match &route {
-        Route::CreateRepository => {
-            let org = str_field(&body, "namespace");
-            if !known_org(org) {
-                not_found()
-            } else {
-                m.create_repository(
-                    org,
-                    str_field(&body, "repository"),
-                    str_field(&body, "visibility"),
-                    str_field(&body, "description"),
-                    quota,
-                )
-            }
+    match &route {
+        Route::CreateRepository => m.create_repository(
+            NewRepository {
+                org,
+                name: str_field(&body, "repository"),
+                visibility: str_field(&body, "visibility"),
+                description: str_field(&body, "description"),
+                creator: identity,
+            },
+            quota,
+        ),
+        Route::GetRepository { org, repo } => {
+            let admin = access::allowed(&access, Need::Admin, true, own);
+            m.get_repository(org, repo, admin)
         }
-        Route::GetRepository { org, repo } => m.get_repository(org, repo),
         Route::ChangeVisibility { org, repo } => {
             m.change_visibility(org, repo, str_field(&body, "visibility"), quota)
         }
@@ -265,9 +275,25 @@ async fn api(
         ),
         Route::RegenerateRobot { org, short } => m.regenerate_robot(org, short),
         Route::DeleteRobot { org, short } => m.delete_robot(org, short),
-        Route::Unknown => not_found(),
-    };
-    reply(r)
+        Route::GetOrganization { .. } | Route::Unknown => Reply::not_found(),
+    }
+}
+
+/// Quay shows any signed-in user an organization that exists (what a
+/// client uses to tell a missing organization from a missing right, both
+/// 403 elsewhere), and 404 for one that does not.
+fn organization(shared: &Shared, org: &str, access: &access::TokenAccess) -> Reply {
+    if !shared.cfg.organizations.iter().any(|o| o == org) {
+        return Reply::not_found();
+    }
+    Reply::json(
+        StatusCode::OK,
+        json!({
+            "name": org,
+            "is_admin": access.role == access::OrgRole::Admin,
+            "is_member": true,
+        }),
+    )
 }
 
 /// The host clients used to reach us, for the token realm.

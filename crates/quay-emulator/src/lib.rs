@@ -5,7 +5,9 @@
 //! Faults apply to `/api/v1` calls only, before the bearer token is checked,
 //! the way a rate-limiting front end sits before Quay itself.
 
+mod access;
 mod http;
+mod reply;
 mod state;
 
 use std::collections::BTreeMap;
@@ -23,15 +25,21 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
+pub use access::{OrgRole, Scope, TokenAccess};
 pub use state::{EmulatorState, PermissionState, RepositoryState, RobotState, same_token};
 
 /// What the emulator serves.
 #[derive(Clone)]
 pub struct EmulatorConfig {
-    /// Organizations that exist; any other answers 404.
+    /// Organizations that exist; calls about any other answer 403
+    /// "Unauthorized", as Quay's permission check does.
     pub organizations: Vec<String>,
-    /// The OAuth token the API accepts as `Authorization: Bearer`.
+    /// An organization admin's OAuth token with every scope, accepted as
+    /// `Authorization: Bearer`.
     pub oauth_token: String,
+    /// More tokens, each with its owner's role and its scopes (tests of
+    /// what a token lacking a right is told).
+    pub tokens: Vec<(String, TokenAccess)>,
     /// Private repositories allowed per organization; past it, 402.
     pub private_quota: Option<usize>,
     pub faults: Faults,
@@ -42,6 +50,10 @@ impl std::fmt::Debug for EmulatorConfig {
         f.debug_struct("EmulatorConfig")
             .field("organizations", &self.organizations)
             .field("oauth_token", &"[REDACTED]")
+            .field(
+                "tokens",
+                &self.tokens.iter().map(|(_, a)| a).collect::<Vec<_>>(),
+            )
             .field("private_quota", &self.private_quota)
             .field("faults", &self.faults)
             .finish()
@@ -54,9 +66,28 @@ impl EmulatorConfig {
         EmulatorConfig {
             organizations: vec![organization.to_string()],
             oauth_token: oauth_token.to_string(),
+            tokens: Vec::new(),
             private_quota: None,
             faults: Faults::default(),
         }
+    }
+
+    /// Accept `token` too, with `access`.
+    pub fn with_token(mut self, token: &str, access: TokenAccess) -> Self {
+        self.tokens.push((token.to_string(), access));
+        self
+    }
+
+    /// Which token (0: `oauth_token`, then `tokens` in order) `bearer` is,
+    /// and what it may do; `None` for a token Quay never issued.
+    pub(crate) fn access_of(&self, bearer: &str) -> Option<(usize, TokenAccess)> {
+        if bearer == self.oauth_token {
+            return Some((0, TokenAccess::org_admin()));
+        }
+        self.tokens
+            .iter()
+            .position(|(t, _)| t == bearer)
+            .map(|i| (i + 1, self.tokens[i].1.clone()))
     }
 }
 
@@ -272,8 +303,8 @@ async fn handle(
         let endpoint = http::Route::parse(req.method(), path).endpoint();
         shared.total.fetch_add(1, Ordering::SeqCst);
         *shared.calls.lock().unwrap().entry(endpoint).or_default() += 1;
-        if let Some(resp) = inject_faults(&shared).await? {
-            return Ok(resp);
+        if let Some(reply) = inject_faults(&shared).await? {
+            return Ok(reply);
         }
     }
     let resp = tower::ServiceExt::oneshot(app, req)
@@ -295,21 +326,21 @@ async fn inject_faults(shared: &Shared) -> Result<Option<Response<Body>>, Droppe
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok();
     if took_burst {
-        return Ok(Some(too_many(f.retry_after_secs)));
+        return Ok(Some(too_many(&shared.host, f.retry_after_secs)));
     }
     if let Some((rate, burst)) = f.rate_limit
         && let Some(wait) = take_token(shared, rate, burst)
     {
-        return Ok(Some(too_many(Some(wait))));
+        return Ok(Some(too_many(&shared.host, Some(wait))));
     }
     if f.error_5xx_fraction > 0.0 && rand::random::<f64>() < f.error_5xx_fraction {
         let resp = if rand::random::<bool>() {
-            let (s, b) = state::quay_error(
+            reply::Reply::error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",
                 "Internal Server Error",
-            );
-            (s, axum::Json(b)).into_response()
+            )
+            .render(&shared.host)
         } else {
             (
                 StatusCode::BAD_GATEWAY,
@@ -342,13 +373,13 @@ fn take_token(shared: &Shared, rate: f64, burst: u32) -> Option<u64> {
     }
 }
 
-fn too_many(retry_after: Option<u64>) -> Response<Body> {
-    let (s, b) = state::quay_error(
+fn too_many(host: &str, retry_after: Option<u64>) -> Response<Body> {
+    let mut resp = reply::Reply::error(
         StatusCode::TOO_MANY_REQUESTS,
         "rate_limited",
         "Too Many Requests",
-    );
-    let mut resp = (s, axum::Json(b)).into_response();
+    )
+    .render(host);
     if let Some(secs) = retry_after {
         resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
     }

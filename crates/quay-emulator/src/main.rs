@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use quay_emulator::{Emulator, EmulatorConfig, Faults};
+use quay_emulator::{Emulator, EmulatorConfig, Faults, TokenAccess};
 
 /// Serve Quay's API (and a registry login at /v2/) on loopback, for tests and demos.
 #[derive(Parser)]
@@ -25,6 +25,12 @@ struct Args {
     /// The OAuth token the API accepts.
     #[arg(long, env = "QUAY_EMULATOR_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Another accepted token, as KIND=FILE (repeatable): KIND is org-admin,
+    /// creator (may create repositories, not an org admin), reader
+    /// (read-only member) or repo-read (an org admin's token with only the
+    /// repo:read scope); FILE holds the token.
+    #[arg(long = "extra-token", value_parser = parse_extra_token)]
+    extra_tokens: Vec<(TokenAccess, PathBuf)>,
     /// Private repositories allowed per organization (402 past it).
     #[arg(long)]
     private_quota: Option<usize>,
@@ -54,6 +60,23 @@ fn parse_rate(s: &str) -> Result<(f64, u32), String> {
     Ok((rate, burst))
 }
 
+fn parse_extra_token(s: &str) -> Result<(TokenAccess, PathBuf), String> {
+    let (kind, file) = s
+        .split_once('=')
+        .ok_or("expected KIND=FILE, e.g. creator=/tmp/creator-token")?;
+    Ok((TokenAccess::from_kind(kind)?, PathBuf::from(file)))
+}
+
+/// A token from its file, trimmed; empty is refused.
+fn read_token(f: &PathBuf) -> anyhow::Result<String> {
+    let token = std::fs::read_to_string(f)
+        .with_context(|| format!("reading the token file {f:?}"))?
+        .trim()
+        .to_string();
+    anyhow::ensure!(!token.is_empty(), "the token file {f:?} is empty");
+    Ok(token)
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tokio::runtime::Builder::new_multi_thread()
@@ -64,10 +87,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let token = match (&args.token_file, &args.token) {
-        (Some(f), _) => std::fs::read_to_string(f)
-            .with_context(|| format!("reading the token file {f:?}"))?
-            .trim()
-            .to_string(),
+        (Some(f), _) => read_token(f)?,
         (None, Some(t)) => t.trim().to_string(),
         (None, None) => anyhow::bail!("give --token-file or --token"),
     };
@@ -75,6 +95,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let cfg = EmulatorConfig {
         organizations: args.orgs,
         oauth_token: token,
+        tokens: args
+            .extra_tokens
+            .iter()
+            .map(|(access, f)| Ok((read_token(f)?, access.clone())))
+            .collect::<anyhow::Result<_>>()?,
         private_quota: args.private_quota,
         faults: Faults {
             latency: Duration::from_millis(args.latency_ms),

@@ -3,18 +3,33 @@
 //! No I/O here: the HTTP layer only parses and forwards.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-/// An answer in Quay's shape.
-pub(crate) type Reply = (StatusCode, Value);
+use crate::reply::{Reply, enum_violation, too_long};
+
+/// How long a registry bearer token lives (Quay's is an hour).
+const REGISTRY_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// A repository creation request.
+pub(crate) struct NewRepository<'a> {
+    pub org: &'a str,
+    pub name: &'a str,
+    pub visibility: &'a str,
+    pub description: &'a str,
+    /// The token (by index) that asks; a creator administers what it made.
+    pub creator: usize,
+}
 
 #[derive(Clone, Debug)]
 struct Repo {
     public: bool,
     description: String,
+    creator: usize,
+    status_token: String,
 }
 
 #[derive(Clone)]
@@ -34,8 +49,8 @@ pub(crate) struct Model {
     robots: BTreeMap<String, RobotRec>,
     /// ("org/repo", full robot name) -> role
     perms: BTreeMap<(String, String), String>,
-    /// registry bearer token -> (robot, the robot token it was issued for)
-    registry_tokens: HashMap<String, (String, String)>,
+    /// registry bearer token -> when it expires
+    registry_tokens: HashMap<String, Instant>,
 }
 
 /// What the emulator holds, for tests to check. Robot tokens stay secret.
@@ -112,28 +127,24 @@ impl EmulatorState {
     }
 }
 
-/// Quay's usual error body.
-pub(crate) fn quay_error(status: StatusCode, error_type: &str, message: &str) -> Reply {
-    (
-        status,
-        json!({
-            "status": status.as_u16(),
-            "error_message": message,
-            "error_type": error_type,
-            "title": error_type,
-            "detail": message,
-            "type": format!("/api/v1/error/{error_type}"),
-        }),
-    )
-}
-
-/// The bare `{message}` body some robot endpoints answer with.
-fn message(status: StatusCode, text: &str) -> Reply {
-    (status, json!({ "message": text }))
-}
-
-pub(crate) fn not_found() -> Reply {
-    quay_error(StatusCode::NOT_FOUND, "not_found", "Not Found")
+/// A robot name Quay accepts: checked as Quay's `validate_namespace`
+/// does, with its words (recorded: `robot.put.invalid_upper`, `too_short`).
+fn robot_name_problem(short: &str) -> Option<String> {
+    let valid_form = short.split(['.', '_', '-']).all(|p| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    });
+    let problem = if !valid_form {
+        "Namespace must match expression ^([a-z0-9]+(?:[._-][a-z0-9]+)*)$"
+    } else if !(2..=255).contains(&short.len()) {
+        "Namespace must be between 2 and 255 characters in length"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "The name for the robot '{short}' is invalid: {problem}"
+    ))
 }
 
 fn valid_repo_name(name: &str) -> bool {
@@ -148,16 +159,25 @@ fn valid_repo_name(name: &str) -> bool {
         })
 }
 
-fn valid_robot_short(short: &str) -> bool {
-    (2..=255).contains(&short.len())
-        && short.split(['.', '_', '-']).all(|p| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        })
+const VISIBILITY_DESCRIPTION: &str = "Visibility which the repository will start with";
+/// Quay's robot description column holds 255 characters; its API refuses longer.
+pub(crate) const MAX_ROBOT_DESCRIPTION: usize = 255;
+
+/// `public`/`private`, or jsonschema's refusal of anything else.
+fn parse_visibility(visibility: &str) -> Result<bool, Reply> {
+    match visibility {
+        "public" => Ok(true),
+        "private" => Ok(false),
+        other => Err(enum_violation(
+            "visibility",
+            VISIBILITY_DESCRIPTION,
+            &["public", "private"],
+            other,
+        )),
+    }
 }
 
-/// A robot token in Quay's form: 64 upper-case letters and digits.
+/// Random upper-case letters and digits (a robot token is 64 of them).
 fn new_token() -> String {
     use rand::RngExt;
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -165,6 +185,44 @@ fn new_token() -> String {
     (0..64)
         .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
         .collect()
+}
+
+/// A random UUID (version 4 form), as Quay's `status_token`.
+fn new_uuid() -> String {
+    let b: [u8; 16] = rand::random();
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
+}
+
+/// The avatar Quay attaches to a permission's user.
+fn avatar(name: &str) -> Value {
+    use sha2::Digest;
+    const COLORS: [&str; 4] = ["#b5cf6b", "#9edae5", "#ff7f0e", "#393b79"];
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    let hash: String = digest.iter().map(|x| format!("{x:02x}")).collect();
+    json!({
+        "name": name,
+        "hash": hash,
+        "color": COLORS[usize::from(digest[0]) % COLORS.len()],
+        "kind": "robot",
+    })
+}
+
+fn permission_body(role: &str, user: &str) -> Value {
+    json!({
+        "role": role,
+        "name": user,
+        "is_robot": true,
+        "avatar": avatar(user),
+        "is_org_member": true,
+    })
 }
 
 impl Model {
@@ -176,86 +234,86 @@ impl Model {
     }
 
     fn plan_limit(org: &str) -> Reply {
-        quay_error(
+        Reply::error(
             StatusCode::PAYMENT_REQUIRED,
             "exceeds_license",
-            &format!(
+            format!(
                 "Organization {org} has reached its private repository limit; upgrade the plan"
             ),
         )
     }
 
+    /// The token (by index) that created `org/name`, if it exists.
+    pub(crate) fn creator_of(&self, org: &str, name: &str) -> Option<usize> {
+        self.repos
+            .get(&(org.to_string(), name.to_string()))
+            .map(|r| r.creator)
+    }
+
     pub(crate) fn create_repository(
         &mut self,
-        org: &str,
-        name: &str,
-        visibility: &str,
-        description: &str,
+        req: NewRepository<'_>,
         quota: Option<usize>,
     ) -> Reply {
-        if !valid_repo_name(name) {
-            return quay_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "Invalid repository name",
-            );
-        }
-        let public = match visibility {
-            "public" => true,
-            "private" => false,
-            _ => {
-                return quay_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    &format!("Invalid visibility: {visibility}"),
-                );
-            }
+        let public = match parse_visibility(req.visibility) {
+            Ok(p) => p,
+            Err(r) => return r,
         };
-        let key = (org.to_string(), name.to_string());
-        if self.repos.contains_key(&key) {
-            return quay_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "Repository already exists",
-            );
+        if !valid_repo_name(req.name) {
+            return Reply::invalid("Invalid repository name");
         }
-        if !public && quota.is_some_and(|q| self.private_count(org) >= q) {
-            return Self::plan_limit(org);
+        let key = (req.org.to_string(), req.name.to_string());
+        if self.repos.contains_key(&key) {
+            return Reply::invalid("Repository already exists");
+        }
+        if !public && quota.is_some_and(|q| self.private_count(req.org) >= q) {
+            return Self::plan_limit(req.org);
         }
         self.repos.insert(
             key,
             Repo {
                 public,
-                description: description.to_string(),
+                description: req.description.to_string(),
+                creator: req.creator,
+                status_token: new_uuid(),
             },
         );
-        (
+        Reply::json(
             StatusCode::CREATED,
-            json!({"namespace": org, "name": name, "kind": "image"}),
+            json!({"namespace": req.org, "name": req.name, "kind": "image"}),
         )
     }
 
-    pub(crate) fn get_repository(&self, org: &str, name: &str) -> Reply {
-        match self.repos.get(&(org.to_string(), name.to_string())) {
-            Some(r) => (
-                StatusCode::OK,
-                json!({
-                    "namespace": org,
-                    "name": name,
-                    "kind": "image",
-                    "description": r.description,
-                    "is_public": r.public,
-                    "is_organization": true,
-                    "is_starred": false,
-                    "state": "NORMAL",
-                    "can_write": true,
-                    "can_admin": true,
-                }),
-            ),
-            None => not_found(),
-        }
+    /// `can_admin`: whether the asking token administers the repository.
+    pub(crate) fn get_repository(&self, org: &str, name: &str, can_admin: bool) -> Reply {
+        let Some(r) = self.repos.get(&(org.to_string(), name.to_string())) else {
+            return Reply::not_found();
+        };
+        // Recorded: a public repository's status_token is "".
+        let status_token = if r.public { "" } else { &r.status_token };
+        Reply::json(
+            StatusCode::OK,
+            json!({
+                "namespace": org,
+                "name": name,
+                "kind": "image",
+                "description": r.description,
+                "is_public": r.public,
+                "is_organization": true,
+                "is_starred": false,
+                "status_token": status_token,
+                "trust_enabled": false,
+                "tag_expiration_s": 1_209_600,
+                "is_free_account": false,
+                "state": "NORMAL",
+                "tags": {},
+                "can_write": can_admin,
+                "can_admin": can_admin,
+            }),
+        )
     }
 
+    /// A missing repository answers 200 `null` (recorded: `repo.vis.missing_repo`).
     pub(crate) fn change_visibility(
         &mut self,
         org: &str,
@@ -263,26 +321,19 @@ impl Model {
         visibility: &str,
         quota: Option<usize>,
     ) -> Reply {
-        let public = match visibility {
-            "public" => true,
-            "private" => false,
-            _ => {
-                return quay_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    &format!("Invalid visibility: {visibility}"),
-                );
-            }
+        let public = match parse_visibility(visibility) {
+            Ok(p) => p,
+            Err(r) => return r,
         };
         let private_now = self.private_count(org);
         let Some(repo) = self.repos.get_mut(&(org.to_string(), name.to_string())) else {
-            return not_found();
+            return Reply::json(StatusCode::OK, Value::Null);
         };
         if repo.public && !public && quota.is_some_and(|q| private_now >= q) {
             return Self::plan_limit(org);
         }
         repo.public = public;
-        (StatusCode::OK, json!({"success": true}))
+        Reply::json(StatusCode::OK, json!({"success": true}))
     }
 
     /// Quay's updateRepo: only the description changes; 404 when absent.
@@ -293,18 +344,14 @@ impl Model {
         description: Option<&str>,
     ) -> Reply {
         let Some(description) = description else {
-            return quay_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "'description' is a required property",
-            );
+            return Reply::invalid("'description' is a required property");
         };
         match self.repos.get_mut(&(org.to_string(), name.to_string())) {
             Some(repo) => {
                 repo.description = description.to_string();
-                (StatusCode::OK, json!({"success": true}))
+                Reply::json(StatusCode::OK, json!({"success": true}))
             }
-            None => not_found(),
+            None => Reply::not_found(),
         }
     }
 
@@ -330,7 +377,7 @@ impl Model {
         self.repos.remove(&(org.to_string(), name.to_string()));
         let full = format!("{org}/{name}");
         self.perms.retain(|(repo, _), _| repo != &full);
-        (StatusCode::NO_CONTENT, Value::Null)
+        Reply::no_content()
     }
 
     /// A robot as GET and PUT answer (regenerate leaves out the metadata).
@@ -350,8 +397,9 @@ impl Model {
         })
     }
 
+    /// Recorded for GET, regenerate and DELETE of an absent robot.
     fn absent_robot() -> Reply {
-        message(
+        Reply::message(
             StatusCode::BAD_REQUEST,
             "Could not find robot with specified username",
         )
@@ -360,12 +408,13 @@ impl Model {
     pub(crate) fn get_robot(&self, org: &str, short: &str) -> Reply {
         let full = format!("{org}+{short}");
         match self.robots.get(&full) {
-            Some(r) => (StatusCode::OK, Self::robot_body(&full, r)),
+            Some(r) => Reply::json(StatusCode::OK, Self::robot_body(&full, r)),
             None => Self::absent_robot(),
         }
     }
 
-    /// Quay keeps `description` (at most 255 characters) and `metadata`
+    /// Quay keeps `description` (at most 255 characters, checked with the
+    /// request's schema, before the name) and `metadata`
     /// (`unstructured_metadata`) as given; neither can change afterwards.
     pub(crate) fn create_robot(
         &mut self,
@@ -374,28 +423,15 @@ impl Model {
         description: &str,
         metadata: Option<Value>,
     ) -> Reply {
-        if !valid_robot_short(short) {
-            return message(
-                StatusCode::BAD_REQUEST,
-                &format!(
-                    "Invalid robot account shortname: {short}; must match ^[a-z0-9]+(?:[._-][a-z0-9]+)*$"
-                ),
-            );
+        if description.chars().count() > MAX_ROBOT_DESCRIPTION {
+            return too_long("description", MAX_ROBOT_DESCRIPTION, description);
+        }
+        if let Some(problem) = robot_name_problem(short) {
+            return Reply::invalid(problem);
         }
         let full = format!("{org}+{short}");
         if self.robots.contains_key(&full) {
-            return quay_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                &format!("Existing robot with name: {full}"),
-            );
-        }
-        if description.chars().count() > 255 {
-            return quay_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "Robot description must be 255 characters or fewer",
-            );
+            return Reply::invalid(format!("Existing robot with name: {full}"));
         }
         let rec = RobotRec {
             token: new_token(),
@@ -404,7 +440,7 @@ impl Model {
         };
         let body = Self::robot_body(&full, &rec);
         self.robots.insert(full, rec);
-        (StatusCode::CREATED, body)
+        Reply::json(StatusCode::CREATED, body)
     }
 
     pub(crate) fn regenerate_robot(&mut self, org: &str, short: &str) -> Reply {
@@ -412,7 +448,7 @@ impl Model {
         match self.robots.get_mut(&full) {
             Some(r) => {
                 r.token = new_token();
-                (StatusCode::OK, Self::regenerated_body(&full, r))
+                Reply::json(StatusCode::OK, Self::regenerated_body(&full, r))
             }
             None => Self::absent_robot(),
         }
@@ -424,71 +460,52 @@ impl Model {
             return Self::absent_robot();
         }
         self.perms.retain(|(_, robot), _| robot != &full);
-        (StatusCode::NO_CONTENT, Value::Null)
+        Reply::no_content()
     }
 
+    /// The role is checked by the request schema, then the user; a missing
+    /// repository is an unhandled error in Quay: 500 (recorded:
+    /// `perm.put.missing_repo`).
     pub(crate) fn grant(&mut self, org: &str, repo: &str, user: &str, role: &str) -> Reply {
+        if !matches!(role, "read" | "write" | "admin") {
+            return enum_violation(
+                "role",
+                "Role to use for the user",
+                &["read", "write", "admin"],
+                role,
+            );
+        }
+        if !self.robots.contains_key(user) {
+            return Reply::invalid(format!("Invalid username: {user}"));
+        }
         if !self
             .repos
             .contains_key(&(org.to_string(), repo.to_string()))
         {
-            return not_found();
-        }
-        if !matches!(role, "read" | "write" | "admin") {
-            return quay_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                &format!("Invalid role: {role}"),
-            );
-        }
-        if !self.robots.contains_key(user) {
-            return quay_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                &format!("Invalid username: {user}"),
-            );
+            return Reply::server_error();
         }
         self.perms.insert(
             (format!("{org}/{repo}"), user.to_string()),
             role.to_string(),
         );
-        (
-            StatusCode::OK,
-            json!({"role": role, "name": user, "is_robot": true, "is_org_member": true}),
-        )
+        Reply::json(StatusCode::OK, permission_body(role, user))
     }
 
+    /// No permission, no robot or no repository: the same 400 (recorded).
     pub(crate) fn revoke(&mut self, org: &str, repo: &str, user: &str) -> Reply {
-        if !self
-            .repos
-            .contains_key(&(org.to_string(), repo.to_string()))
-        {
-            return not_found();
-        }
         match self
             .perms
             .remove(&(format!("{org}/{repo}"), user.to_string()))
         {
-            Some(_) => (StatusCode::NO_CONTENT, Value::Null),
-            None => quay_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "User does not have permission for repo.",
-            ),
+            Some(_) => Reply::no_content(),
+            None => Reply::invalid("User does not have permission for repo."),
         }
     }
 
     pub(crate) fn get_permission(&self, org: &str, repo: &str, user: &str) -> Reply {
         match self.perms.get(&(format!("{org}/{repo}"), user.to_string())) {
-            Some(role) => (
-                StatusCode::OK,
-                json!({"role": role, "name": user, "is_robot": true}),
-            ),
-            None => quay_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "User does not have permission for repo.",
-            ),
+            Some(role) => Reply::json(StatusCode::OK, permission_body(role, user)),
+            None => Reply::invalid("User does not have permission for repo."),
         }
     }
 
@@ -500,16 +517,17 @@ impl Model {
         }
         let bearer = new_token();
         self.registry_tokens
-            .insert(bearer.clone(), (user.to_string(), password.to_string()));
+            .insert(bearer.clone(), Instant::now() + REGISTRY_TOKEN_LIFETIME);
         Some(bearer)
     }
 
-    /// A bearer is valid while the robot still has the token it was issued for:
-    /// regenerating the robot token revokes its sessions too.
+    /// A bearer is valid for its lifetime, as on a real Quay: regenerating
+    /// or deleting the robot stops new logins with the old token, not the
+    /// sessions already issued.
     pub(crate) fn registry_bearer_valid(&self, bearer: &str) -> bool {
         self.registry_tokens
             .get(bearer)
-            .is_some_and(|(robot, token)| self.robots.get(robot).is_some_and(|r| &r.token == token))
+            .is_some_and(|until| Instant::now() < *until)
     }
 
     pub(crate) fn snapshot(&self) -> EmulatorState {
@@ -557,18 +575,44 @@ pub fn same_token(a: &SecretString, candidate: &SecretString) -> bool {
 mod tests {
     use super::*;
 
+    fn new_repo<'a>(org: &'a str, name: &'a str, visibility: &'a str) -> NewRepository<'a> {
+        NewRepository {
+            org,
+            name,
+            visibility,
+            description: "",
+            creator: 0,
+        }
+    }
+
     #[test]
     fn quirks_absent_robot_is_400_and_existing_robot_put_is_400() {
         let mut m = Model::default();
-        assert_eq!(m.get_robot("org", "r1").0, StatusCode::BAD_REQUEST);
+        assert_eq!(m.get_robot("org", "r1").status, StatusCode::BAD_REQUEST);
         assert_eq!(
-            m.create_robot("org", "r1", "d", None).0,
+            m.create_robot("org", "r1", "d", None).status,
             StatusCode::CREATED
         );
-        let (s, body) = m.create_robot("org", "r1", "d", None);
-        assert_eq!(s, StatusCode::BAD_REQUEST);
-        assert_eq!(body["error_message"], "Existing robot with name: org+r1");
-        assert_eq!(m.delete_repository("org", "nope").0, StatusCode::NO_CONTENT);
+        let r = m.create_robot("org", "r1", "d", None);
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            r.value("h")["error_message"],
+            "Existing robot with name: org+r1"
+        );
+        assert_eq!(
+            m.delete_repository("org", "nope").status,
+            StatusCode::NO_CONTENT
+        );
+        let long = "d".repeat(MAX_ROBOT_DESCRIPTION + 1);
+        assert_eq!(
+            m.create_robot("org", "r2", &long, None).status,
+            StatusCode::BAD_REQUEST
+        );
+        let fits = "d".repeat(MAX_ROBOT_DESCRIPTION);
+        assert_eq!(
+            m.create_robot("org", "r2", &fits, None).status,
+            StatusCode::CREATED
+        );
     }
 
     #[test]
@@ -576,37 +620,48 @@ mod tests {
         let mut m = Model::default();
         let q = Some(1);
         assert_eq!(
-            m.create_repository("o", "a", "private", "", q).0,
+            m.create_repository(new_repo("o", "a", "private"), q).status,
             StatusCode::CREATED
         );
         assert_eq!(
-            m.create_repository("o", "b", "private", "", q).0,
+            m.create_repository(new_repo("o", "b", "private"), q).status,
             StatusCode::PAYMENT_REQUIRED
         );
         assert_eq!(
-            m.create_repository("o", "b", "public", "", q).0,
+            m.create_repository(new_repo("o", "b", "public"), q).status,
             StatusCode::CREATED
         );
         assert_eq!(
-            m.change_visibility("o", "b", "private", q).0,
+            m.change_visibility("o", "b", "private", q).status,
             StatusCode::PAYMENT_REQUIRED
         );
-        assert_eq!(m.change_visibility("o", "a", "public", q).0, StatusCode::OK);
         assert_eq!(
-            m.change_visibility("o", "b", "private", q).0,
+            m.change_visibility("o", "a", "public", q).status,
+            StatusCode::OK
+        );
+        assert_eq!(
+            m.change_visibility("o", "b", "private", q).status,
             StatusCode::OK
         );
     }
 
     #[test]
-    fn regenerating_revokes_registry_sessions() {
+    fn registry_sessions_outlive_a_regenerate_but_old_logins_fail() {
         let mut m = Model::default();
-        let (_, body) = m.create_robot("o", "bot", "", None);
-        let token = body["token"].as_str().unwrap().to_string();
+        let r = m.create_robot("o", "bot", "", None);
+        let token = r.value("h")["token"].as_str().unwrap().to_string();
         let bearer = m.registry_login("o+bot", &token).unwrap();
         assert!(m.registry_bearer_valid(&bearer));
         m.regenerate_robot("o", "bot");
-        assert!(!m.registry_bearer_valid(&bearer));
+        assert!(
+            m.registry_bearer_valid(&bearer),
+            "issued before: lives its hour"
+        );
         assert!(m.registry_login("o+bot", &token).is_none());
+        m.delete_robot("o", "bot");
+        assert!(
+            m.registry_bearer_valid(&bearer),
+            "even after the robot is deleted"
+        );
     }
 }

@@ -94,6 +94,9 @@ struct Pass<'a> {
     old: ComponentStatus,
     /// The Quay repository, once the names step derived it.
     repo: Option<String>,
+    /// Quay confirmed the repository (this pass, or status already names
+    /// it): until then status names no image and no robot.
+    confirmed: bool,
     push: Option<Stored>,
     pull: Option<Stored>,
     /// The robot slot (0 or 1) the persisted credentials belong to.
@@ -127,6 +130,7 @@ impl<'a> Pass<'a> {
             secrets: Api::namespaced(ctx.client.clone(), &ns),
             ns,
             repo: None,
+            confirmed: false,
             push: None,
             pull: None,
             slot: 0,
@@ -162,12 +166,13 @@ impl<'a> Pass<'a> {
         let in_workspace = self.check_workspace(&repo);
         record(&mut self.repository_problem, in_workspace)?;
         self.repo = Some(repo.clone());
+        self.confirmed = self.old.image.as_deref() == Some(&self.ctx.image_of(&repo));
         self.push = workspace::read(&self.secrets, &self.name, RobotRole::Push).await?;
         self.pull = workspace::read(&self.secrets, &self.name, RobotRole::Pull).await?;
         self.slot = self.active_slot(&repo);
         if self.must_check_quay(&repo) {
             match self.ensure_repository(&repo).await {
-                Ok(()) => {}
+                Ok(()) => self.confirmed = true,
                 // The repository exists with the wrong visibility, or not at
                 // all: robots and delivery go on, the condition says why.
                 Err(e @ Error::PlanLimit { .. }) => {
@@ -377,10 +382,17 @@ impl<'a> Pass<'a> {
             .collect()
     }
 
-    /// What status reports of this pass.
+    /// What status reports of this pass: names only of what Quay
+    /// confirmed, a repository it answered for and robots whose logins
+    /// it gave us (a mistyped organization must not appear as provisioned).
     fn report(&self) -> ComponentReport {
+        let confirmed = self.repo.as_ref().filter(|_| self.confirmed);
         let robot = |role| {
-            self.repo.as_ref().map(|r| {
+            let stored = match role {
+                RobotRole::Push => &self.push,
+                RobotRole::Pull => &self.pull,
+            };
+            confirmed.filter(|_| stored.is_some()).map(|r| {
                 self.ctx
                     .quay
                     .robot_name(&names::robot_short_name(r, role, self.slot))
@@ -397,7 +409,7 @@ impl<'a> Pass<'a> {
             },
         };
         ComponentReport {
-            image: self.repo.as_ref().map(|r| self.ctx.image_of(r)),
+            image: confirmed.map(|r| self.ctx.image_of(r)),
             visibility: self.visibility,
             push_secret: workspace_secret_name(&self.name, RobotRole::Push),
             push_robot: robot(RobotRole::Push),
