@@ -45,11 +45,16 @@ pub(super) async fn list(ctx: &Context, workspace_ns: &str) -> Result<Vec<Delive
         }
         let name = c.name_any();
         if let Some(stored) = by_component.remove(&name) {
-            // Derived from the spec, not read from status: the status may
-            // not be written yet, and a changing input would re-seal files.
-            let image = names::repository_name(workspace_ns, &name, c.spec.image.as_deref())
-                .map(|repo| ctx.image_of(&repo))
-                .unwrap_or_default();
+            // The image Quay confirmed (status), so a mistyped organization
+            // set after a good run never reaches the side repo; derived from
+            // the spec only in the moment between the first Secret write and
+            // the first status write of a new Component.
+            let confirmed = c.status.as_ref().and_then(|s| s.image.clone());
+            let image = confirmed.unwrap_or_else(|| {
+                names::repository_name(workspace_ns, &name, c.spec.image.as_deref())
+                    .map(|repo| ctx.image_of(&repo))
+                    .unwrap_or_default()
+            });
             out.push(Deliverable {
                 image,
                 name,
