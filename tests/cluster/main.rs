@@ -9,6 +9,7 @@ mod bad_input;
 mod control_plane;
 mod controller_e2e;
 mod deploy_manifests;
+mod high_availability;
 mod operations;
 mod quay_fidelity;
 mod reliability_apiserver;

@@ -406,6 +406,8 @@ impl Harness {
             listen: "127.0.0.1:0".into(),
             side_repo: true,
             extra: Vec::new(),
+            election: None,
+            clock_offset: None,
         }
     }
 
@@ -431,6 +433,10 @@ pub struct ControllerCommand<'a> {
     listen: String,
     side_repo: bool,
     extra: Vec<OsString>,
+    /// (Lease namespace, identity, lease duration) when electing.
+    election: Option<(String, String, Duration)>,
+    /// Run under `faketime` with the wall clock this far off (e.g. "+15s").
+    clock_offset: Option<String>,
 }
 
 impl ControllerCommand<'_> {
@@ -443,6 +449,20 @@ impl ControllerCommand<'_> {
     /// Serve /metrics, /healthz and /readyz here (default `127.0.0.1:0`).
     pub fn listen(mut self, addr: &str) -> Self {
         self.listen = addr.to_string();
+        self
+    }
+
+    /// Take part in leader election on the Lease `quayside-leader` of
+    /// `namespace`, as `identity`, with this lease duration.
+    pub fn leader_election(mut self, namespace: &str, identity: &str, lease: Duration) -> Self {
+        self.election = Some((namespace.to_string(), identity.to_string(), lease));
+        self
+    }
+
+    /// Run with the process's wall clock `offset` off (`faketime`, e.g.
+    /// "-15s"); its monotonic clock stays true, as on a skewed node.
+    pub fn clock_offset(mut self, offset: &str) -> Self {
+        self.clock_offset = Some(offset.to_string());
         self
     }
 
@@ -476,13 +496,34 @@ impl ControllerCommand<'_> {
             secrecy::ExposeSecret::expose_secret(&h.identity.to_secret_string()),
         )
         .unwrap();
-        let mut cmd = Command::new(tools::workspace_bin("quayside"));
+        let quayside = tools::workspace_bin("quayside");
+        let mut cmd = match &self.clock_offset {
+            Some(offset) => {
+                let mut c = Command::new(tools::bin("faketime"));
+                c.args(["-f", offset])
+                    .arg(&quayside)
+                    .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+                c
+            }
+            None => Command::new(&quayside),
+        };
         cmd.arg("run")
             .arg("--kubeconfig")
             .arg(h.cp.kubeconfig())
-            .args(["--watch-namespace", &h.workspace])
-            .args(["--leader-election", "false"])
-            .args(["--listen", &self.listen])
+            .args(["--watch-namespace", &h.workspace]);
+        match &self.election {
+            Some((namespace, identity, lease)) => {
+                cmd.args(["--leader-election", "true"])
+                    .args(["--leader-election-namespace", namespace])
+                    .arg("--leader-election-lease-duration")
+                    .arg(format!("{}ms", lease.as_millis()))
+                    .env("POD_NAME", identity);
+            }
+            None => {
+                cmd.args(["--leader-election", "false"]);
+            }
+        }
+        cmd.args(["--listen", &self.listen])
             .args(["--quay-api-url", &h.emulator.api_url()])
             .args(["--quay-organization", ORG])
             .arg("--quay-token-file")
