@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
@@ -41,6 +41,10 @@ pub struct Context {
     /// the last reason: sets the backoff, and logs a failure at warn once
     /// per change of reason instead of on every retry.
     failures: Mutex<FailureCounts<FailureKey>>,
+    /// The storm guard's window (`--rotation-request-cooldown`): the
+    /// generate annotation set again this soon after a rotation is refused.
+    /// Off (zero) unless set: `quayside run` always sets it, from the flag.
+    pub rotation_request_cooldown: Duration,
 }
 
 /// (controller, `namespace/name`) of a reconciled object.
@@ -78,7 +82,14 @@ impl Context {
             rotations_started: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
             failures: Mutex::new(FailureCounts::default()),
+            rotation_request_cooldown: Duration::ZERO,
         }
+    }
+
+    /// Set the storm guard's window (zero turns the guard off).
+    pub fn with_rotation_request_cooldown(mut self, cooldown: Duration) -> Self {
+        self.rotation_request_cooldown = cooldown;
+        self
     }
 
     /// Who writes into this cluster's namespaces for `workspace`: its
