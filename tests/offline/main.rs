@@ -10,5 +10,6 @@ mod docs_examples;
 mod quay_client;
 mod quay_emulator;
 mod render_golden;
+mod render_safety;
 mod seal_errors;
 mod seal_verify;
