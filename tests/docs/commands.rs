@@ -191,8 +191,8 @@ const LEDGER: &[(&str, How)] = &[
         How::CoveredBy {
             file: "tests/cluster/rotation_requests.rs",
             shows: &[
-                "ROTATE_ANNOTATION: \"first\"",
                 "rotate_handled(&c) == Some(value)",
+                "ROTATE_ANNOTATION: \"first\"",
             ],
             why: "the test sets the value annotation (as a GitOps engine's server-side apply) and waits for status.rotateHandled",
         },
