@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use sha2::Digest;
+
 use crate::names::RobotRole;
 
 /// API group of quayside's resources.
@@ -16,6 +18,11 @@ pub const MANAGED_BY_VALUE: &str = "quayside";
 pub const LABEL_WORKSPACE: &str = "quayside.dev/workspace";
 pub const LABEL_ENVIRONMENT: &str = "quayside.dev/environment";
 pub const LABEL_COMPONENT: &str = "quayside.dev/component";
+/// The full Component and Environment names, on a Secret whose label
+/// value had to be shortened ([`label_value`]): a name can be 253
+/// characters, a label value only 63.
+pub const ANNOTATION_COMPONENT_NAME: &str = "quayside.dev/component-name";
+pub const ANNOTATION_ENVIRONMENT_NAME: &str = "quayside.dev/environment-name";
 /// `push` or `pull`, on workspace Secrets ([`RobotRole::as_str`]).
 pub const LABEL_ROLE: &str = "quayside.dev/role";
 
@@ -25,8 +32,17 @@ pub const ANNOTATION_GENERATION: &str = "quayside.dev/credentials-generation";
 pub const ANNOTATION_IMAGE: &str = "quayside.dev/image";
 /// `"true"` on a Component: regenerate its robot tokens now (emergency rotation).
 pub const ANNOTATION_GENERATE: &str = "image.redhat.com/generate";
+/// Any value on a Component: rotate its robot tokens once per distinct
+/// value (recorded in `status.rotateHandled`); never removed by quayside,
+/// so a GitOps engine can keep it in git without a rotation storm.
+pub const ANNOTATION_ROTATE: &str = "quayside.dev/rotate";
 /// `"true"` on a Component: keep its Quay repository when it is deleted.
 pub const ANNOTATION_KEEP_REPOSITORY: &str = "quayside.dev/keep-repository";
+
+/// The longest Component name: `<name>-pull.sops.yaml` must fit in a file
+/// name (255 bytes) and `<name>-image-push` in a Secret name (253). The
+/// CRD refuses longer names (`x-kubernetes-validations`), `render` too.
+pub const MAX_COMPONENT_NAME: usize = 240;
 
 /// Finalizer on Components and Environments until their cleanup ran.
 pub const FINALIZER: &str = "quayside.dev/cleanup";
@@ -37,6 +53,59 @@ pub const FIELD_MANAGER: &str = "quayside";
 pub const SERVICE_ACCOUNT_DEPLOYER: &str = "deployer";
 /// The ServiceAccount linked where there is no `deployer`.
 pub const SERVICE_ACCOUNT_DEFAULT: &str = "default";
+
+/// The longest label value the API server accepts.
+pub const MAX_LABEL_VALUE: usize = 63;
+/// Characters of a long name kept in its label value, before `-<hash>`.
+const LABEL_HEAD: usize = MAX_LABEL_VALUE - 1 - 10;
+
+/// A name as a label value: itself when it fits (so labels written before
+/// this rule keep matching), else its first characters and a hash of the
+/// whole name, so two long names that share a beginning stay apart.
+pub fn label_value(name: &str) -> String {
+    if name.len() <= MAX_LABEL_VALUE {
+        return name.to_string();
+    }
+    let head = name.get(..LABEL_HEAD).unwrap_or(name);
+    // A label value must end alphanumeric before the `-`.
+    let head = head.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+    let digest = hex::encode(sha2::Sha256::digest(name.as_bytes()));
+    format!("{head}-{}", &digest[..10])
+}
+
+/// Annotations with the full names whose label values were shortened
+/// (none for names that fit): what the watches and readers map back from.
+pub fn name_annotations(environment: Option<&str>, component: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    if component.len() > MAX_LABEL_VALUE {
+        out.insert(ANNOTATION_COMPONENT_NAME.to_string(), component.to_string());
+    }
+    if let Some(e) = environment.filter(|e| e.len() > MAX_LABEL_VALUE) {
+        out.insert(ANNOTATION_ENVIRONMENT_NAME.to_string(), e.to_string());
+    }
+    out
+}
+
+/// The Component (`LABEL_COMPONENT`) or Environment (`LABEL_ENVIRONMENT`)
+/// an object is labelled for: the full name from its annotation when the
+/// label value is shortened, else the label value.
+pub fn named_by(
+    label: &str,
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+) -> Option<String> {
+    let annotation = match label {
+        LABEL_COMPONENT => ANNOTATION_COMPONENT_NAME,
+        LABEL_ENVIRONMENT => ANNOTATION_ENVIRONMENT_NAME,
+        _ => return labels.get(label).cloned(),
+    };
+    let value = labels.get(label)?;
+    match annotations.get(annotation) {
+        // Only the annotation of the name this label value stands for.
+        Some(full) if label_value(full) == *value => Some(full.clone()),
+        _ => Some(value.clone()),
+    }
+}
 
 /// Selector for every object quayside manages.
 pub fn managed_selector() -> String {
@@ -68,7 +137,7 @@ pub fn component_of_pull_secret(name: &str) -> &str {
 pub fn workspace_labels(component: &str, role: RobotRole) -> BTreeMap<String, String> {
     BTreeMap::from([
         (LABEL_MANAGED_BY.to_string(), MANAGED_BY_VALUE.to_string()),
-        (LABEL_COMPONENT.to_string(), component.to_string()),
+        (LABEL_COMPONENT.to_string(), label_value(component)),
         (LABEL_ROLE.to_string(), role.as_str().to_string()),
     ])
 }
@@ -83,16 +152,17 @@ pub fn target_labels(
     BTreeMap::from([
         (LABEL_MANAGED_BY.to_string(), MANAGED_BY_VALUE.to_string()),
         (LABEL_WORKSPACE.to_string(), workspace.to_string()),
-        (LABEL_ENVIRONMENT.to_string(), environment.to_string()),
-        (LABEL_COMPONENT.to_string(), component.to_string()),
+        (LABEL_ENVIRONMENT.to_string(), label_value(environment)),
+        (LABEL_COMPONENT.to_string(), label_value(component)),
     ])
 }
 
 /// Selector for the pull Secrets one Environment delivered.
 pub fn target_selector(workspace: &str, environment: &str) -> String {
     format!(
-        "{},{LABEL_WORKSPACE}={workspace},{LABEL_ENVIRONMENT}={environment}",
-        managed_selector()
+        "{},{LABEL_WORKSPACE}={workspace},{LABEL_ENVIRONMENT}={}",
+        managed_selector(),
+        label_value(environment)
     )
 }
 
@@ -145,5 +215,37 @@ mod tests {
         let ann = BTreeMap::from([(ANNOTATION_GENERATION.to_string(), "7".to_string())]);
         assert_eq!(generation_of(Some(&ann)), Some(7));
         assert_eq!(generation_of(None), None);
+    }
+
+    #[test]
+    fn label_values_stay_within_63_characters_and_select_alike() {
+        let (env, comp) = ("e".repeat(80), format!("{}.x", "c".repeat(120)));
+        let labels = target_labels("team-a", &env, &comp);
+        for (k, v) in &labels {
+            assert!(v.len() <= 63, "{k}={v} is {} characters", v.len());
+            assert!(
+                v.ends_with(|c: char| c.is_ascii_alphanumeric()),
+                "{k}={v} must end alphanumeric"
+            );
+        }
+        let selector = target_selector("team-a", &env);
+        assert!(
+            selector.ends_with(&format!(
+                "{LABEL_ENVIRONMENT}={}",
+                labels[LABEL_ENVIRONMENT]
+            )),
+            "{selector}"
+        );
+        // Two long names that share their first 63 characters stay apart.
+        let other = target_labels("team-a", &format!("{env}2"), &comp);
+        assert_ne!(other[LABEL_ENVIRONMENT], labels[LABEL_ENVIRONMENT]);
+        // Short names are their own label value, as before.
+        assert_eq!(
+            target_labels("team-a", "prod", "api")[LABEL_ENVIRONMENT],
+            "prod"
+        );
+        for (k, v) in workspace_labels(&comp, RobotRole::Pull) {
+            assert!(v.len() <= 63, "{k}={v}");
+        }
     }
 }

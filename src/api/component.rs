@@ -23,7 +23,12 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     validation = Rule::new(
         "!has(oldSelf.status) || !has(oldSelf.status.image) || (has(self.spec.image) ? (has(oldSelf.spec.image) && self.spec.image == oldSelf.spec.image) : !has(oldSelf.spec.image))"
-    ).message("spec.image cannot change once the repository is provisioned (status.image is set): create a new Component for a new repository, then delete this one")
+    ).message("spec.image cannot change once the repository is provisioned (status.image is set): create a new Component for a new repository, then delete this one"),
+    // `<name>-pull.sops.yaml` must fit in a file name (255 bytes) in the
+    // side repository, and `<name>-image-push` in a Secret name.
+    validation = Rule::new("size(self.metadata.name) <= 240").message(
+        "metadata.name is longer than 240 characters: the names derived from it (the sealed file <name>-pull.sops.yaml, the Secret <name>-image-push) would not fit; choose a shorter name"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentSpec {
@@ -105,6 +110,10 @@ pub struct ComponentStatus {
     pub credentials_generation: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotated_at: Option<Time>,
+    /// The last value of the `quayside.dev/rotate` annotation that was
+    /// handled: a rotation happens when the annotation holds another value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotate_handled: Option<String>,
     /// One entry per Environment of the workspace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub environments: Vec<EnvironmentDelivery>,

@@ -14,6 +14,8 @@ pub enum ConditionType {
     Applied,
     /// Environment: the sealed folder is committed to the side repository.
     Committed,
+    /// Component, only while a rotation request is refused (the storm guard).
+    RotationRequest,
 }
 
 impl ConditionType {
@@ -25,6 +27,7 @@ impl ConditionType {
             ConditionType::Propagated => "Propagated",
             ConditionType::Applied => "Applied",
             ConditionType::Committed => "Committed",
+            ConditionType::RotationRequest => "RotationRequest",
         }
     }
 }

@@ -22,7 +22,8 @@ use kube::CustomResourceExt;
 // tests outside the controller import.
 pub use crate::vocabulary::{
     ANNOTATION_GENERATE as GENERATE_ANNOTATION,
-    ANNOTATION_KEEP_REPOSITORY as KEEP_REPOSITORY_ANNOTATION, GROUP,
+    ANNOTATION_KEEP_REPOSITORY as KEEP_REPOSITORY_ANNOTATION,
+    ANNOTATION_ROTATE as ROTATE_ANNOTATION, GROUP,
 };
 
 /// The CRDs of this API, rendered as one multi-document YAML stream in a stable order.
@@ -33,4 +34,21 @@ pub fn crds_yaml() -> String {
         out.push_str(&serde_norway::to_string(&crd).expect("a CRD always serialises"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_too_long_for_derived_objects_are_refused_by_the_crd() {
+        let crd = serde_json::to_value(Component::crd()).unwrap();
+        let rules =
+            &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["x-kubernetes-validations"];
+        let text = rules.to_string();
+        assert!(
+            text.contains("size(self.metadata.name) <= 240"),
+            "no name-length rule on the Component CRD: {text}"
+        );
+    }
 }

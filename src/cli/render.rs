@@ -26,6 +26,7 @@ use serde::Deserialize;
 
 use quayside::api::{Component, Environment};
 use quayside::credentials::{DEFAULT_REGISTRY, RobotCredentials};
+use quayside::plan::folders::{FolderClaim, folder_conflict};
 use quayside::render::{self, KustomizeFlavor, RenderedFile};
 use quayside::seal::Identity;
 
@@ -108,6 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => (Identity::generate(), vec![]),
     };
     let now = args.now.unwrap_or_else(Timestamp::now);
+    check_folders(&environments)?;
 
     for env in &environments {
         let workspace = env.metadata.namespace.clone().unwrap_or_default();
@@ -161,6 +163,32 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuse Environments whose folders overlap (the same, or one inside the
+/// other), before anything is written: each folder is rewritten whole and
+/// pruned, so the later one would overwrite or delete the earlier's. The
+/// rule is the controller's (`plan::folders`); here the first listed wins.
+fn check_folders(environments: &[Environment]) -> anyhow::Result<()> {
+    let claims: Vec<FolderClaim<usize>> = environments
+        .iter()
+        .enumerate()
+        .map(|(age, e)| {
+            let ns = e.metadata.namespace.clone().unwrap_or_default();
+            let name = e.metadata.name.clone().unwrap_or_default();
+            FolderClaim {
+                folder: e.spec.side_repo_path(&ns, &name),
+                age,
+                owner: format!("{ns}/{name}"),
+            }
+        })
+        .collect();
+    for mine in &claims {
+        if let Some(conflict) = folder_conflict(mine, &claims) {
+            bail!("Environment {}: {conflict}", mine.owner);
+        }
+    }
+    Ok(())
+}
+
 /// Every manifest in the folder's YAML files, sorted by file name.
 fn read_manifests<T: for<'de> Deserialize<'de>>(dir: &Path) -> anyhow::Result<Vec<T>> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -188,38 +216,59 @@ fn read_manifests<T: for<'de> Deserialize<'de>>(dir: &Path) -> anyhow::Result<Ve
     Ok(out)
 }
 
-/// Write the folder's files and remove the ones no longer rendered, like the
-/// side-repo writer does (only inside this Environment's folder).
+/// Write the folder completely or not at all: its files go to a staging
+/// folder next to it, which then takes its place (files no longer rendered
+/// go with the old folder, as the side-repo writer prunes them). A failure
+/// half-way leaves the previous folder as it was.
 fn write_folder(root: &Path, folder: &str, files: &[RenderedFile]) -> anyhow::Result<()> {
-    let dir = root.join(folder.trim_matches('/'));
-    let keep: Vec<PathBuf> = files.iter().map(|f| root.join(&f.path)).collect();
-    if dir.is_dir() {
-        for old in walk(&dir)? {
-            if !keep.contains(&old) {
-                std::fs::remove_file(&old)
-                    .with_context(|| format!("removing {}", old.display()))?;
-            }
-        }
+    let folder = folder.trim_matches('/');
+    let dir = root.join(folder);
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        bail!("invalid folder {folder:?}");
+    };
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let name = name.to_string_lossy();
+    let staging = parent.join(format!(".{name}.quayside-new-{}", std::process::id()));
+    let result = stage(&staging, folder, files).and_then(|()| swap(&staging, &dir));
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
     }
-    for (f, path) in files.iter().zip(&keep) {
+    result
+}
+
+/// Write `files` (paths under `folder`) into `staging`.
+fn stage(staging: &Path, folder: &str, files: &[RenderedFile]) -> anyhow::Result<()> {
+    let _ = std::fs::remove_dir_all(staging);
+    for f in files {
+        let rel = Path::new(&f.path)
+            .strip_prefix(folder)
+            .with_context(|| format!("{} is outside {folder}", f.path))?;
+        let path = staging.join(rel);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))?;
         }
-        std::fs::write(path, &f.contents).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, &f.contents)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }
 
-fn walk(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir)? {
-        let p = e?.path();
-        if p.is_dir() {
-            out.extend(walk(&p)?);
-        } else {
-            out.push(p);
-        }
+/// Put `staging` in the place of `dir`; the old folder is removed after.
+fn swap(staging: &Path, dir: &Path) -> anyhow::Result<()> {
+    let old: PathBuf = staging.with_extension("old");
+    let had = dir.exists();
+    if had {
+        std::fs::rename(dir, &old).with_context(|| format!("moving {} aside", dir.display()))?;
     }
-    Ok(out)
+    if let Err(e) = std::fs::rename(staging, dir) {
+        if had {
+            let _ = std::fs::rename(&old, dir);
+        }
+        return Err(e).with_context(|| format!("moving the new {} in place", dir.display()));
+    }
+    if had {
+        std::fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))?;
+    }
+    Ok(())
 }

@@ -115,6 +115,10 @@ pub struct Args {
     /// Rotate every Component's robots this often without downtime; 0 disables.
     #[arg(long, env = "QUAYSIDE_ROTATION_INTERVAL", default_value = "90d", value_parser = parse_duration)]
     pub rotation_interval: Duration,
+    /// Refuse `image.redhat.com/generate` set again this soon after a
+    /// completed rotation (a GitOps engine re-applying it); 0 disables.
+    #[arg(long, env = "QUAYSIDE_ROTATION_REQUEST_COOLDOWN", default_value = "5m", value_parser = parse_duration)]
+    pub rotation_request_cooldown: Duration,
     /// Give up cleaning an unreachable target after this long (with an event).
     #[arg(long, env = "QUAYSIDE_CLEANUP_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
     pub cleanup_timeout: Duration,
@@ -271,6 +275,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         } else {
             PathScope::Workspace
         },
+        rotation_request_cooldown: args.rotation_request_cooldown,
     };
     let kube_config = match &args.kubeconfig {
         Some(path) => {

@@ -45,7 +45,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let Ok(text) = std::str::from_utf8(bytes) else {
             continue;
         };
-        if rel.ends_with(".sops.yaml") {
+        if is_sops_config(rel) {
+            continue;
+        }
+        if is_sealed(rel) {
             sealed_count += 1;
             check_sealed(rel, text, identity.as_ref(), &mut report, &mut opened);
         } else if is_yaml(rel) && bytes.len() <= MAX_YAML {
@@ -63,7 +66,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let (Some(h), Some(id)) = (&history, &identity) {
         // Values rotated away long ago still must not be in any commit.
         for blob in h.blobs.values() {
-            if blob.paths.iter().any(|p| p.1.ends_with(".sops.yaml"))
+            if blob.paths.iter().any(|p| is_sealed(&p.1))
                 && let Ok(text) = std::str::from_utf8(&blob.bytes)
                 && let Ok(plain) = seal::open(text, id)
             {
@@ -74,7 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let scanner = LeakScanner::new(&opened);
     if !scanner.is_empty() {
         for (rel, bytes) in &files {
-            if !rel.ends_with(".sops.yaml") && scanner.leaks_in(bytes) {
+            if !is_sealed(rel) && scanner.leaks_in(bytes) {
                 report.add(rel, "holds the plaintext of a sealed value".into());
             }
         }
@@ -256,7 +259,7 @@ impl History {
                     problems.push(format!("a Secret with a plaintext value at `{path}`"));
                 }
             }
-            let sealed = blob.paths.iter().all(|(_, p)| p.ends_with(".sops.yaml"));
+            let sealed = blob.paths.iter().all(|(_, p)| is_sealed(p));
             if !sealed && scanner.leaks_in(&blob.bytes) {
                 problems.push("holds the plaintext of a sealed value".into());
             }
@@ -267,4 +270,16 @@ impl History {
             }
         }
     }
+}
+
+/// Whether a file is a sealed Secret by its name: `*.sops.yaml`, except
+/// sops's own configuration (`.sops.yaml`, which holds no Secret).
+fn is_sealed(rel: &str) -> bool {
+    rel.ends_with(".sops.yaml") && !is_sops_config(rel)
+}
+
+/// sops's configuration file (creation rules, public keys): not a Secret.
+fn is_sops_config(rel: &str) -> bool {
+    let name = rel.rsplit('/').next().unwrap_or(rel);
+    name == ".sops.yaml" || name == ".sops.yml"
 }

@@ -39,6 +39,10 @@ pub struct Config {
     pub delivery: Option<DeliveryIdentity>,
     /// Where `spec.sideRepo.path` may point (`--side-repo-any-path`).
     pub side_repo_scope: PathScope,
+    /// The storm guard's window (`--rotation-request-cooldown`): the
+    /// generate annotation set again this soon after a rotation is refused.
+    /// Zero turns the guard off.
+    pub rotation_request_cooldown: Duration,
 }
 
 /// How namespace writes impersonate a workspace's ServiceAccount.

@@ -31,7 +31,7 @@ use kube::{Client, ResourceExt};
 use crate::api::{Component, Environment};
 use crate::names::RobotRole;
 use crate::vocabulary::{
-    LABEL_COMPONENT, LABEL_ENVIRONMENT, LABEL_WORKSPACE, managed_selector, role_of,
+    LABEL_COMPONENT, LABEL_ENVIRONMENT, LABEL_WORKSPACE, managed_selector, named_by, role_of,
 };
 pub use config::{Config, DeliveryIdentity};
 pub use context::Context;
@@ -178,7 +178,7 @@ fn component_controller(client: Client, namespace: Option<&str>) -> Controller<C
             watcher::Config::default().labels(&managed_selector()),
             move |s: Secret| {
                 let labels = s.labels();
-                let component = labels.get(LABEL_COMPONENT).cloned();
+                let component = named_by(LABEL_COMPONENT, labels, s.annotations());
                 // Target Secrets carry the workspace label; workspace ones
                 // live in the workspace itself.
                 let ns = labels
@@ -236,8 +236,9 @@ fn environment_controller(client: Client, namespace: Option<&str>) -> Controller
             watcher::Config::default().labels(&managed_selector()),
             move |s: Secret| {
                 let l = s.labels();
-                match (l.get(LABEL_WORKSPACE), l.get(LABEL_ENVIRONMENT)) {
-                    (Some(ws), Some(env)) => vec![ObjectRef::<Environment>::new(env).within(ws)],
+                let env = named_by(LABEL_ENVIRONMENT, l, s.annotations());
+                match (l.get(LABEL_WORKSPACE), env) {
+                    (Some(ws), Some(env)) => vec![ObjectRef::<Environment>::new(&env).within(ws)],
                     // Environments only deliver pull credentials: a push
                     // Secret change gives them nothing to do.
                     _ if role_of(l) == Some(RobotRole::Push) => Vec::new(),

@@ -11,7 +11,8 @@ use super::error::Result;
 use crate::credentials::RobotCredentials;
 use crate::names::RobotRole;
 use crate::vocabulary::{
-    ANNOTATION_GENERATION, FIELD_MANAGER, generation_of, workspace_labels, workspace_secret_name,
+    ANNOTATION_GENERATION, FIELD_MANAGER, generation_of, name_annotations, workspace_labels,
+    workspace_secret_name,
 };
 
 const DOCKER_CONFIG_KEY: &str = ".dockerconfigjson";
@@ -46,16 +47,18 @@ pub fn manifest(
     name: &str,
     namespace: &str,
     labels: std::collections::BTreeMap<String, String>,
+    mut annotations: std::collections::BTreeMap<String, String>,
     credentials: &RobotCredentials,
     generation: i64,
 ) -> Secret {
     let payload = credentials.docker_config_json();
+    annotations.insert(ANNOTATION_GENERATION.to_string(), generation.to_string());
     Secret {
         metadata: kube::api::ObjectMeta {
             name: Some(name.to_string()),
             namespace: Some(namespace.to_string()),
             labels: Some(labels),
-            annotations: Some([(ANNOTATION_GENERATION.to_string(), generation.to_string())].into()),
+            annotations: Some(annotations),
             ..Default::default()
         },
         type_: Some("kubernetes.io/dockerconfigjson".to_string()),
@@ -84,6 +87,7 @@ pub async fn write(
         &name,
         namespace,
         workspace_labels(component, role),
+        name_annotations(None, component),
         credentials,
         generation,
     );

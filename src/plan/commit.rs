@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::commit_message::CommitMessage;
-use crate::vocabulary::{ANNOTATION_GENERATION, LABEL_COMPONENT, component_of_pull_secret};
+use crate::vocabulary::{
+    ANNOTATION_COMPONENT_NAME, ANNOTATION_GENERATION, LABEL_COMPONENT, component_of_pull_secret,
+};
 
 /// How one Component's sealed file changes in a pass.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,7 +87,11 @@ fn sealed_metadata(text: &str) -> (Option<String>, Option<i64>) {
         return (None, None);
     };
     let meta = &doc["metadata"];
-    let component = meta["labels"][LABEL_COMPONENT].as_str().map(str::to_string);
+    // A long name's label value is shortened; its annotation is whole.
+    let component = meta["annotations"][ANNOTATION_COMPONENT_NAME]
+        .as_str()
+        .or(meta["labels"][LABEL_COMPONENT].as_str())
+        .map(str::to_string);
     let generation = meta["annotations"][ANNOTATION_GENERATION]
         .as_str()
         .and_then(|g| g.parse().ok());

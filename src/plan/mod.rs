@@ -12,6 +12,7 @@ pub mod link;
 pub mod ownership;
 pub mod requeue;
 pub mod rotation;
+pub mod rotation_request;
 pub mod service_account;
 pub mod side_path;
 pub mod spec;

@@ -59,6 +59,10 @@ pub struct ComponentReport {
     pub propagation: Propagation,
     /// Per Environment, when the pass looked (`None`: keep the last record).
     pub deliveries: Option<Vec<EnvironmentDelivery>>,
+    /// The last `quayside.dev/rotate` value handled.
+    pub rotate_handled: Option<String>,
+    /// Why the generate annotation is not obeyed (`None`: it is not refused).
+    pub rotation_request: Option<Problem>,
 }
 
 const TRUE: ConditionStatus = ConditionStatus::True;
@@ -176,6 +180,17 @@ pub fn component_status(
     for value in component_conditions(r) {
         set_condition(&mut conditions, &value, observed_generation, now.clone());
     }
+    // Present only while a request is refused, so a Component that never
+    // had one shows the same four conditions as before.
+    match &r.rotation_request {
+        Some(p) => set_condition(
+            &mut conditions,
+            &failed(ConditionType::RotationRequest, p),
+            observed_generation,
+            now.clone(),
+        ),
+        None => conditions.retain(|c| c.type_ != ConditionType::RotationRequest.as_str()),
+    }
     ComponentStatus {
         image: r.image.clone(),
         visibility: r.visibility,
@@ -184,6 +199,7 @@ pub fn component_status(
         pull_robot: r.pull_robot.clone(),
         credentials_generation: r.generation,
         rotated_at: r.rotated_at.clone(),
+        rotate_handled: r.rotate_handled.clone(),
         environments: r
             .deliveries
             .clone()
@@ -295,7 +311,39 @@ mod tests {
             rotated_at: None,
             propagation: Propagation::Delivered { environments: 2 },
             deliveries: Some(Vec::new()),
+            rotate_handled: None,
+            rotation_request: None,
         }
+    }
+
+    #[test]
+    fn a_refused_rotation_request_is_a_condition_only_while_refused() {
+        let refused = ComponentReport {
+            rotation_request: problem("RotationRequestRefused"),
+            rotate_handled: Some("v1".into()),
+            ..report()
+        };
+        let s = component_status(&ComponentStatus::default(), &refused, Some(1), t(10));
+        let c = s.conditions.iter().find(|c| c.type_ == "RotationRequest");
+        assert_eq!(
+            c.map(|c| (c.status.as_str(), c.reason.as_str())),
+            Some(("False", "RotationRequestRefused"))
+        );
+        assert_eq!(s.rotate_handled.as_deref(), Some("v1"));
+        // Ready is about the credentials, which are fine.
+        assert!(
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        );
+        let cleared = component_status(&s, &report(), Some(1), t(20));
+        assert!(
+            !cleared
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "RotationRequest"),
+            "{cleared:?}"
+        );
     }
 
     fn problem(reason: &str) -> Option<Problem> {

@@ -55,7 +55,7 @@ pub fn holder(
     environment: &str,
 ) -> Holder {
     use crate::vocabulary::{
-        LABEL_ENVIRONMENT, LABEL_MANAGED_BY, LABEL_WORKSPACE, MANAGED_BY_VALUE,
+        LABEL_ENVIRONMENT, LABEL_MANAGED_BY, LABEL_WORKSPACE, MANAGED_BY_VALUE, label_value,
     };
     let Some(labels) = labels else {
         return Holder::Nobody;
@@ -65,7 +65,7 @@ pub fn holder(
         return Holder::Foreign;
     }
     match (get(LABEL_WORKSPACE), get(LABEL_ENVIRONMENT)) {
-        (Some(w), Some(e)) if w == workspace && e == environment => Holder::This,
+        (Some(w), Some(e)) if w == workspace && e == label_value(environment) => Holder::This,
         (Some(w), Some(e)) => Holder::OtherEnvironment {
             workspace: w.to_string(),
             name: e.to_string(),

@@ -14,9 +14,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use crate::credentials::RobotCredentials;
-use crate::names::is_dns_subdomain;
+use crate::names::{is_dns_label, is_dns_subdomain};
 use crate::seal::{self, Identity, Recipient, SealError};
-use crate::vocabulary::{ANNOTATION_GENERATION, ANNOTATION_IMAGE, target_labels};
+use crate::vocabulary::{
+    ANNOTATION_GENERATION, ANNOTATION_IMAGE, MAX_COMPONENT_NAME, name_annotations, target_labels,
+};
 
 pub use inputs::{InputError, component_input, environment_input};
 
@@ -102,6 +104,10 @@ pub enum RenderError {
         folder: String,
         reason: &'static str,
     },
+    #[error(
+        "Component name {name}… is longer than {max} characters: its sealed file name would not fit; the API server refuses such a Component too"
+    )]
+    NameTooLong { name: String, max: usize },
     #[error("Component {name} is listed twice for Environment {environment}")]
     DuplicateComponent { name: String, environment: String },
     #[error(
@@ -133,7 +139,7 @@ struct Metadata<'a> {
     name: String,
     namespace: &'a str,
     labels: BTreeMap<String, String>,
-    annotations: BTreeMap<&'static str, String>,
+    annotations: BTreeMap<String, String>,
 }
 
 /// The pull Secret (plaintext manifest YAML) for a Component in an
@@ -148,10 +154,13 @@ pub fn pull_secret_manifest(env: &EnvironmentInput, c: &ComponentInput) -> Secre
             name: pull_secret_name(&c.name),
             namespace: &env.target_namespace,
             labels: target_labels(&env.workspace, &env.name, &c.name),
-            annotations: BTreeMap::from([
-                (ANNOTATION_GENERATION, c.generation.to_string()),
-                (ANNOTATION_IMAGE, c.image.clone()),
-            ]),
+            annotations: name_annotations(Some(&env.name), &c.name)
+                .into_iter()
+                .chain([
+                    (ANNOTATION_GENERATION.to_string(), c.generation.to_string()),
+                    (ANNOTATION_IMAGE.to_string(), c.image.clone()),
+                ])
+                .collect(),
         },
         type_: "kubernetes.io/dockerconfigjson",
         string_data: BTreeMap::from([(".dockerconfigjson", config.expose_secret())]),
@@ -335,9 +344,20 @@ fn validate(env: &EnvironmentInput, components: &[ComponentInput]) -> Result<(),
             })
         }
     };
+    let label = |what, value: &str| {
+        if is_dns_label(value) {
+            Ok(())
+        } else {
+            Err(RenderError::InvalidName {
+                what,
+                value: value.chars().take(100).collect(),
+            })
+        }
+    };
     name("Environment name", &env.name)?;
-    name("workspace", &env.workspace)?;
-    name("target namespace", &env.target_namespace)?;
+    // Namespaces are DNS labels: `shop.staging` is no namespace.
+    label("workspace", &env.workspace)?;
+    label("target namespace", &env.target_namespace)?;
     name("ServiceAccount name", &env.service_account)?;
     let f = folder(env);
     if f.is_empty() {
@@ -362,6 +382,12 @@ fn validate(env: &EnvironmentInput, components: &[ComponentInput]) -> Result<(),
     let mut seen = BTreeSet::new();
     for c in components {
         name("Component name", &c.name)?;
+        if c.name.len() > MAX_COMPONENT_NAME {
+            return Err(RenderError::NameTooLong {
+                name: c.name.chars().take(100).collect(),
+                max: MAX_COMPONENT_NAME,
+            });
+        }
         if !seen.insert(c.name.as_str()) {
             return Err(RenderError::DuplicateComponent {
                 name: c.name.clone(),

@@ -256,3 +256,41 @@ fn flavor_parses() {
     );
     assert!("kustomize".parse::<KustomizeFlavor>().is_err());
 }
+
+#[test]
+fn names_too_long_for_a_file_or_secret_and_dotted_namespaces_are_refused() {
+    let id = identity();
+    let none = |_: &str| None;
+    // `<name>-pull.sops.yaml` must fit in a file name (255 bytes).
+    let long = "c".repeat(241);
+    let r = render_environment(
+        &env(&id),
+        &[comp(&long, "t")],
+        &none,
+        &id,
+        KustomizeFlavor::Ksops,
+        now(),
+    );
+    assert!(
+        r.is_err(),
+        "a {}-character Component name was rendered",
+        long.len()
+    );
+    let ok = "c".repeat(240);
+    render_environment(
+        &env(&id),
+        &[comp(&ok, "t")],
+        &none,
+        &id,
+        KustomizeFlavor::Ksops,
+        now(),
+    )
+    .expect("240 characters fit");
+    // A namespace is a DNS label: no dots.
+    let dotted = EnvironmentInput {
+        target_namespace: "shop.staging".into(),
+        ..env(&id)
+    };
+    let r = render_environment(&dotted, &[], &none, &id, KustomizeFlavor::Ksops, now());
+    assert!(r.is_err(), "target namespace shop.staging was accepted");
+}

@@ -134,6 +134,9 @@ impl SealBatch {
         };
 
         let (key, stanzas): (&DataKey, Vec<AgeStanza>) = match &prev {
+            // The same recipients as a set (`sops` writes them in the
+            // order of its .sops.yaml): the previous stanzas as they are.
+            Some(o) if o.meta.age.len() == recipients.len() => (&o.key, o.meta.age.clone()),
             Some(o) => {
                 let stanzas = recipients
                     .iter()
@@ -621,5 +624,41 @@ mod tests {
             .unwrap();
         assert_eq!(again, before);
         assert_ne!(stanzas_of(&fresh), stanzas_of(&before));
+    }
+
+    #[test]
+    fn the_same_recipients_in_another_order_are_not_rewritten() {
+        let (a, b) = (Identity::generate(), Identity::generate());
+        let rs = [a.to_recipient(), b.to_recipient()];
+        let now: Timestamp = "2026-01-02T03:04:05Z".parse().unwrap();
+        let later: Timestamp = "2026-02-02T03:04:05Z".parse().unwrap();
+        let plain = SecretString::from("data:\n  x: one\n");
+        let ours = seal(&plain, &rs, None, None, now).unwrap();
+        // As `sops` writes it when .sops.yaml lists the keys the other way round.
+        let opened = open_full(&ours, &a).unwrap();
+        let mut stanzas = opened.meta.age.clone();
+        stanzas.reverse();
+        let theirs = seal_doc(
+            &doc(plain.expose_secret()),
+            &opened.key,
+            &stanzas,
+            None,
+            None,
+            now,
+        )
+        .unwrap();
+        assert_ne!(stanzas_of(&theirs), stanzas_of(&ours), "order differs");
+        let again = seal(
+            &plain,
+            &[rs[1].clone(), rs[0].clone()],
+            Some(&theirs),
+            Some(&a),
+            later,
+        )
+        .unwrap();
+        assert_eq!(
+            again, theirs,
+            "same recipients as a set: nothing to rewrite"
+        );
     }
 }

@@ -21,7 +21,12 @@ const COMPONENTS: [&str; 2] = ["app", "web"];
 
 /// The real controller binary (async child: the emulator runs on this runtime).
 fn spawn_controller(h: &Harness) -> tokio::process::Child {
-    tokio::process::Command::from(h.controller_command().command())
+    // Rotations follow each other within seconds: the storm guard would
+    // rightly refuse them.
+    let cmd = h
+        .controller_command()
+        .args(["--rotation-request-cooldown", "0"]);
+    tokio::process::Command::from(cmd.command())
         .kill_on_drop(true)
         .spawn()
         .expect("spawn quayside run")

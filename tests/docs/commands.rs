@@ -199,6 +199,25 @@ const LEDGER: &[(&str, How)] = &[
         "kubectl -n <workspace> get component <name> -w",
         Run(Cluster),
     ),
+    (
+        "kubectl -n <workspace> annotate --overwrite component <name> quayside.dev/rotate=\"$(date -u +%Y%m%dT%H%M%SZ)\"",
+        How::CoveredBy {
+            file: "tests/cluster/rotation_requests.rs",
+            shows: &[
+                "rotate_handled(&c) == Some(value)",
+                "ROTATE_ANNOTATION: \"first\"",
+            ],
+            why: "the test sets the value annotation (as a GitOps engine's server-side apply) and waits for status.rotateHandled",
+        },
+    ),
+    (
+        "kubectl -n <workspace> get component <name> -o jsonpath='{.status.rotateHandled}'",
+        How::CoveredBy {
+            file: "tests/cluster/rotation_requests.rs",
+            shows: &["rotate_handled"],
+            why: "the test reads status.rotateHandled through the API",
+        },
+    ),
     ("quayside run --help", Run(Offline)),
     ("kubectl get components -A", Run(Cluster)),
     ("age-keygen -o new.key", Run(Offline)),

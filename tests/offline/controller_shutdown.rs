@@ -38,6 +38,7 @@ fn config() -> Config {
         namespace: Some("ws".into()),
         delivery: None,
         side_repo_scope: Default::default(),
+        rotation_request_cooldown: Duration::ZERO,
     }
 }
 

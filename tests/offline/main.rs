@@ -12,5 +12,6 @@ mod quay_emulator;
 mod quay_recorded;
 mod quay_replay;
 mod render_golden;
+mod render_safety;
 mod seal_errors;
 mod seal_verify;

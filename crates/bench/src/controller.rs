@@ -516,6 +516,8 @@ impl Bench {
             .arg(&self.identity_file)
             .args(["--heartbeat", &format!("{}ms", heartbeat.as_millis())])
             .args(["--rotation-interval", "0"])
+            // Rotations are measured back to back: no storm guard.
+            .args(["--rotation-request-cooldown", "0"])
             .args(["--watch-namespace", &ws.ns])
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .arg("--kubeconfig")

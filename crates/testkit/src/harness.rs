@@ -191,6 +191,8 @@ impl Harness {
                 default_account: cluster::DELIVERY_ACCOUNT.to_string(),
             }),
             side_repo_scope: Default::default(),
+            // Tests rotate one Component several times in seconds.
+            rotation_request_cooldown: Duration::ZERO,
         }
     }
 

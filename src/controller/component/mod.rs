@@ -112,6 +112,11 @@ struct Pass<'a> {
     deliveries: Option<Vec<(EnvironmentDelivery, Option<i64>)>>,
     /// A rotation waits for these Environments.
     rotating: Option<Vec<String>>,
+    /// The last `quayside.dev/rotate` value handled.
+    rotate_handled: Option<String>,
+    /// Why the generate annotation is refused; starts as the last status
+    /// said, so a pass that stops before deciding keeps the refusal.
+    rotation_request: Option<Problem>,
     /// A failure recorded in status that did not stop the pass; returned at
     /// the end so the error policy retries it.
     deferred: Option<Error>,
@@ -141,6 +146,8 @@ impl<'a> Pass<'a> {
             rotated_at: old.rotated_at.clone(),
             deliveries: None,
             rotating: None,
+            rotate_handled: old.rotate_handled.clone(),
+            rotation_request: refused_request(&old),
             deferred: None,
             old,
         }
@@ -423,8 +430,21 @@ impl<'a> Pass<'a> {
                 .deliveries
                 .as_ref()
                 .map(|d| d.iter().map(|(d, _)| d.clone()).collect()),
+            rotate_handled: self.rotate_handled.clone(),
+            rotation_request: self.rotation_request.clone(),
         }
     }
+}
+
+/// The refusal of a rotation request the last status recorded, if any.
+fn refused_request(old: &ComponentStatus) -> Option<Problem> {
+    old.conditions
+        .iter()
+        .find(|c| {
+            c.type_ == ConditionType::RotationRequest.as_str()
+                && c.status == ConditionStatus::False.as_str()
+        })
+        .map(|c| Problem::new(c.reason.clone(), c.message.clone()))
 }
 
 /// A condition problem from an error.

@@ -11,12 +11,20 @@ use crate::api::Component;
 use crate::controller::crash;
 use crate::controller::error::Result;
 use crate::names::{self, RobotRole};
+use crate::plan::rotation_request::{
+    RequestDecision, RequestInput, decide_request, generate_owners, refusal_message,
+};
+use crate::plan::status::Problem;
 use crate::plan::{RotationStep, plan_rotation, scheduled_rotation_due};
-use crate::vocabulary::ANNOTATION_GENERATE;
+use crate::vocabulary::{ANNOTATION_GENERATE, ANNOTATION_ROTATE};
+
+/// The condition reason and event reason of a refused rotation request.
+const REFUSED: &str = "RotationRequestRefused";
 
 impl Pass<'_> {
     pub(super) async fn rotate(&mut self, repo: &str) -> Result<()> {
-        let requested = self.rotation_requested().await;
+        let request = self.rotation_request().await;
+        let requested = request.rotate;
         let due = scheduled_rotation_due(
             self.ctx
                 .config
@@ -62,29 +70,62 @@ impl Pass<'_> {
                     return Ok(());
                 }
                 RotationStep::Finish { target } => {
-                    return self.finish_rotation(repo, target, requested).await;
+                    return self.finish_rotation(repo, target, &request).await;
                 }
             }
         }
     }
 
-    /// Whether the emergency annotation asks for a rotation; any other
-    /// value than `"true"` is reported and ignored.
-    async fn rotation_requested(&self) -> bool {
-        let value = self.component.annotations().get(ANNOTATION_GENERATE);
-        match value.map(String::as_str) {
-            None => false,
-            Some("true") => true,
-            Some(v) => {
-                let note = format!(
-                    "{ANNOTATION_GENERATE}={v:?} is ignored; set it to \"true\" to rotate the robot tokens"
-                );
-                self.ctx
-                    .warn(&self.component_ref(), "InvalidAnnotation", "Rotate", note)
-                    .await;
-                false
+    /// What the rotation annotations ask for, judged by
+    /// `plan::rotation_request`: a refused generate annotation is recorded
+    /// for the RotationRequest condition, with who set it.
+    async fn rotation_request(&mut self) -> RequestDecision {
+        let annotations = self.component.annotations();
+        let cooldown = self.ctx.config.rotation_request_cooldown.as_secs() as i64;
+        let previous = self.rotation_request.take();
+        let decision = decide_request(&RequestInput {
+            generate: annotations.get(ANNOTATION_GENERATE).map(String::as_str),
+            rotate: annotations.get(ANNOTATION_ROTATE).map(String::as_str),
+            rotate_handled: self.old.rotate_handled.as_deref(),
+            provisioned: self.old.credentials_generation > 0,
+            refused_before: previous.is_some(),
+            last_rotation_secs: self.old.rotated_at.as_ref().map(|t| t.0.as_second()),
+            now_secs: self.now.as_second(),
+            cooldown_secs: cooldown,
+        });
+        if let Some(v) = &decision.invalid_generate {
+            let note = format!(
+                "{ANNOTATION_GENERATE}={v:?} is ignored; set it to \"true\" to rotate the robot tokens"
+            );
+            self.ctx
+                .warn(&self.component_ref(), "InvalidAnnotation", "Rotate", note)
+                .await;
+        }
+        if let Some(refusal) = &decision.refused {
+            // The first refusal's message (how long after the rotation) is
+            // kept while the annotation stays: status does not churn.
+            let problem = match previous {
+                Some(p) => p,
+                None => {
+                    let managed = self.component.metadata.managed_fields.as_deref();
+                    let owners = generate_owners(managed.unwrap_or_default());
+                    let message = refusal_message(refusal, &owners, cooldown);
+                    tracing::warn!(component = %self.name, namespace = %self.ns, ?owners, "rotation request refused by the storm guard");
+                    self.ctx
+                        .warn(&self.component_ref(), REFUSED, "Rotate", message.clone())
+                        .await;
+                    Problem::new(REFUSED, message)
+                }
+            };
+            self.rotation_request = Some(problem);
+        }
+        if !decision.rotate {
+            // A value present before the first credentials: adopted as handled.
+            if let Some(v) = &decision.handle_value {
+                self.rotate_handled = Some(v.clone());
             }
         }
+        decision
     }
 
     /// Scheduled rotation: new robots in the other slot, granted and
@@ -135,10 +176,17 @@ impl Pass<'_> {
         Ok(())
     }
 
-    /// Every Environment holds `target`: remove the annotation, delete the
-    /// inactive slot's robots (a scheduled rotation's old ones), record it.
-    async fn finish_rotation(&mut self, repo: &str, target: i64, requested: bool) -> Result<()> {
-        if requested {
+    /// Every Environment holds `target`: remove the generate annotation if
+    /// it was obeyed (never the rotate one: it is the requester's, and the
+    /// value is recorded instead), delete the inactive slot's robots (a
+    /// scheduled rotation's old ones), record it.
+    async fn finish_rotation(
+        &mut self,
+        repo: &str,
+        target: i64,
+        request: &RequestDecision,
+    ) -> Result<()> {
+        if request.generate_obeyed {
             let api: Api<Component> = Api::namespaced(self.ctx.client.clone(), &self.ns);
             let patch =
                 serde_json::json!({"metadata": {"annotations": {ANNOTATION_GENERATE: null}}});
@@ -160,6 +208,11 @@ impl Pass<'_> {
             }
         }
         self.ctx.rotation_finished(&self.uid, target);
+        if request.rotate
+            && let Some(v) = &request.handle_value
+        {
+            self.rotate_handled = Some(v.clone());
+        }
         self.generation = target;
         self.rotated_at = Some(Time(self.now));
         let note = format!(

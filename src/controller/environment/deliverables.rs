@@ -12,7 +12,7 @@ use crate::controller::context::Context;
 use crate::controller::error::Result;
 use crate::controller::workspace::{self, Stored};
 use crate::names::{self, RobotRole};
-use crate::vocabulary::{LABEL_COMPONENT, role_selector};
+use crate::vocabulary::{LABEL_COMPONENT, named_by, role_selector};
 
 /// A Component of the workspace with its persisted pull credentials.
 pub(super) struct Deliverable {
@@ -33,7 +33,7 @@ pub(super) async fn list(ctx: &Context, workspace_ns: &str) -> Result<Vec<Delive
         .iter()
         .filter_map(|s| {
             Some((
-                s.labels().get(LABEL_COMPONENT)?.clone(),
+                named_by(LABEL_COMPONENT, s.labels(), s.annotations())?,
                 workspace::parse(s)?,
             ))
         })

@@ -15,7 +15,9 @@ use crate::controller::targets::{self, TargetClusterError};
 use crate::controller::workspace;
 use crate::plan::target::{self, Holder};
 use crate::plan::{DesiredSecret, ObservedSecret, SpecError, plan_target_secrets, spec};
-use crate::vocabulary::{generation_of, pull_secret_name, target_labels, target_selector};
+use crate::vocabulary::{
+    generation_of, name_annotations, pull_secret_name, target_labels, target_selector,
+};
 
 /// What delivery did.
 pub(super) struct Delivered {
@@ -176,6 +178,7 @@ async fn apply_secrets(
             &name,
             namespace,
             target_labels(&workspace, &env.name_any(), &d.name),
+            name_annotations(Some(&env.name_any()), &d.name),
             &d.stored.credentials,
             d.stored.generation,
         );
