@@ -77,6 +77,12 @@ async fn controller_resumes_after_an_api_server_restart_mid_pass() {
     for c in h.components().list(&Default::default()).await.unwrap() {
         let s = c.status.unwrap();
         assert_eq!(s.credentials_generation, 1, "no spurious rotation");
+        assert!(
+            s.pull_robot.is_some(),
+            "{} {:?}",
+            c.metadata.name.as_deref().unwrap_or(""),
+            s
+        );
         assert!(robots.contains(s.pull_robot.unwrap().as_str()));
         assert!(robots.contains(s.push_robot.unwrap().as_str()));
     }

@@ -97,6 +97,8 @@ struct Pass<'a> {
     /// Quay confirmed the repository (this pass, or status already names
     /// it): until then status names no image and no robot.
     confirmed: bool,
+    /// The stored logins were read this pass (else `push`/`pull` are unknown).
+    logins_read: bool,
     push: Option<Stored>,
     pull: Option<Stored>,
     /// The robot slot (0 or 1) the persisted credentials belong to.
@@ -136,6 +138,7 @@ impl<'a> Pass<'a> {
             ns,
             repo: None,
             confirmed: false,
+            logins_read: false,
             push: None,
             pull: None,
             slot: 0,
@@ -173,9 +176,15 @@ impl<'a> Pass<'a> {
         let in_workspace = self.check_workspace(&repo);
         record(&mut self.repository_problem, in_workspace)?;
         self.repo = Some(repo.clone());
-        self.confirmed = self.old.image.as_deref() == Some(&self.ctx.image_of(&repo));
+        // Confirmed by an earlier status, or by this process's own Quay
+        // check of this spec (whose status write may have been lost, e.g.
+        // to an API server restart).
+        let spec_generation = self.component.metadata.generation.unwrap_or_default();
+        self.confirmed = self.old.image.as_deref() == Some(&self.ctx.image_of(&repo))
+            || self.ctx.is_verified(&self.uid, spec_generation, &repo);
         self.push = workspace::read(&self.secrets, &self.name, RobotRole::Push).await?;
         self.pull = workspace::read(&self.secrets, &self.name, RobotRole::Pull).await?;
+        self.logins_read = true;
         self.slot = self.active_slot(&repo);
         if self.must_check_quay(&repo) {
             match self.ensure_repository(&repo).await {
@@ -395,6 +404,14 @@ impl<'a> Pass<'a> {
     fn report(&self) -> ComponentReport {
         let confirmed = self.repo.as_ref().filter(|_| self.confirmed);
         let robot = |role| {
+            // A pass that stopped before reading the stored logins (the API
+            // server restarting, say) knows nothing new: keep what status said.
+            if !self.logins_read {
+                return match role {
+                    RobotRole::Push => self.old.push_robot.clone(),
+                    RobotRole::Pull => self.old.pull_robot.clone(),
+                };
+            }
             let stored = match role {
                 RobotRole::Push => &self.push,
                 RobotRole::Pull => &self.pull,
