@@ -4,6 +4,9 @@
 //! healed by the usual steps (`check_quay`), then reported, one event per
 //! finding. Nothing is adopted here: the full check applies the owner rules.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
 use super::Pass;
 use crate::api::{ResolvedVisibility, Visibility};
 use crate::controller::error::Result;
@@ -24,10 +27,33 @@ impl Pass<'_> {
     /// A heartbeat has passed since the last verification.
     pub(super) fn verification_due(&self) -> bool {
         verification_due(
-            self.quay_verified_at.as_ref().map(|t| t.0.as_second()),
+            self.last_verification(),
             self.ctx.config.heartbeat,
             self.now.as_second(),
         )
+    }
+
+    /// The later of status's record and this process's memory: the status
+    /// a pass reads may predate the last verification's write.
+    pub(super) fn last_verification(&self) -> Option<i64> {
+        let recorded = self.quay_verified_at.as_ref().map(|t| t.0.as_second());
+        recorded.max(self.ctx.last_quay_verification(&self.uid))
+    }
+
+    /// What status records: the last verification, as a time.
+    pub(super) fn verified_at(&self) -> Option<Time> {
+        let at = self.last_verification()?;
+        let status = self.quay_verified_at.as_ref();
+        match status {
+            Some(t) if t.0.as_second() == at => Some(t.clone()),
+            _ => Timestamp::from_second(at).ok().map(Time),
+        }
+    }
+
+    /// Record a verification made by this pass.
+    pub(super) fn verified_now(&mut self) {
+        self.quay_verified_at = Some(Time(self.now));
+        self.ctx.quay_verified(&self.uid, self.now.as_second());
     }
 
     /// Look at Quay as cheaply as possible; what differs from what

@@ -200,7 +200,7 @@ impl<'a> Pass<'a> {
                 self.check_quay(&repo).await?;
                 self.healed(&repo, &found, before).await?;
             }
-            self.quay_verified_at = Some(Time(self.now));
+            self.verified_now();
         }
         self.deliveries = Some(self.observe_deliveries().await?);
         self.generation = credentials::recorded_generation(
@@ -238,7 +238,7 @@ impl<'a> Pass<'a> {
         }
         let robots = self.ensure_robots(repo).await;
         record(self.problem_slot(&robots), robots)?;
-        self.quay_verified_at = Some(Time(self.now));
+        self.verified_now();
         Ok(())
     }
 
@@ -420,7 +420,7 @@ impl<'a> Pass<'a> {
         // A pass woken by something else must not put the verification
         // off by up to a heartbeat.
         let verification = plan::drift::until_due(
-            self.quay_verified_at.as_ref().map(|t| t.0.as_second()),
+            self.last_verification(),
             self.ctx.config.heartbeat,
             self.now.as_second(),
         );
@@ -480,7 +480,7 @@ impl<'a> Pass<'a> {
                 .map(|d| d.iter().map(|(d, _)| d.clone()).collect()),
             rotate_handled: self.rotate_handled.clone(),
             rotation_request: self.rotation_request.clone(),
-            quay_verified_at: self.quay_verified_at.clone(),
+            quay_verified_at: self.verified_at(),
         }
     }
 }
