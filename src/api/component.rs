@@ -114,6 +114,11 @@ pub struct ComponentStatus {
     /// handled: a rotation happens when the annotation holds another value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotate_handled: Option<String>,
+    /// When quayside last verified the repository, its visibility, the
+    /// robots' permissions and the stored logins on Quay: at most once per
+    /// heartbeat (docs/quay.md, "Drift").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quay_verified_at: Option<Time>,
     /// One entry per Environment of the workspace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub environments: Vec<EnvironmentDelivery>,

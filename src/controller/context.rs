@@ -37,6 +37,10 @@ pub struct Context {
     /// by uid: (spec generation, repository). Saves a second round of Quay
     /// calls on the pass our own Secret writes trigger.
     verified: Mutex<HashMap<String, (i64, String)>>,
+    /// When this process last verified each Component's Quay objects (uid
+    /// → seconds): a pass that reads a status written before that
+    /// verification landed does not verify again.
+    quay_verified: Mutex<HashMap<String, i64>>,
     /// Failed passes in a row per object (controller, namespace/name) and
     /// the last reason: sets the backoff, and logs a failure at warn once
     /// per change of reason instead of on every retry.
@@ -77,6 +81,7 @@ impl Context {
             recorder,
             rotations_started: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
+            quay_verified: Mutex::new(HashMap::new()),
             failures: Mutex::new(FailureCounts::default()),
         }
     }
@@ -133,6 +138,16 @@ impl Context {
         lock(&self.verified).insert(uid.to_string(), (generation, repo.to_string()));
     }
 
+    /// The Component `uid`'s Quay objects were verified at `at` (seconds).
+    pub fn quay_verified(&self, uid: &str, at: i64) {
+        lock(&self.quay_verified).insert(uid.to_string(), at);
+    }
+
+    /// When this process last verified the Component `uid`'s Quay objects.
+    pub fn last_quay_verification(&self, uid: &str) -> Option<i64> {
+        lock(&self.quay_verified).get(uid).copied()
+    }
+
     /// The rotation of `uid` to `target` has persisted its new tokens.
     pub fn rotation_started(&self, uid: &str, target: i64) {
         lock(&self.rotations_started).insert((uid.to_string(), target), Instant::now());
@@ -151,6 +166,7 @@ impl Context {
     /// Drop what this process remembers of a deleted Component.
     pub fn forget(&self, uid: &str) {
         lock(&self.verified).remove(uid);
+        lock(&self.quay_verified).remove(uid);
         lock(&self.rotations_started).retain(|(u, _), _| u != uid);
     }
 

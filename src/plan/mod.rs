@@ -5,6 +5,7 @@
 pub mod commit;
 pub mod commit_message;
 pub mod credentials;
+pub mod drift;
 pub mod folders;
 pub mod grant;
 pub mod lease;

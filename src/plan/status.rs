@@ -63,6 +63,8 @@ pub struct ComponentReport {
     pub rotate_handled: Option<String>,
     /// Why the generate annotation is not obeyed (`None`: it is not refused).
     pub rotation_request: Option<Problem>,
+    /// The last verification of the Quay objects (this pass, or the last one).
+    pub quay_verified_at: Option<Time>,
 }
 
 const TRUE: ConditionStatus = ConditionStatus::True;
@@ -200,6 +202,7 @@ pub fn component_status(
         credentials_generation: r.generation,
         rotated_at: r.rotated_at.clone(),
         rotate_handled: r.rotate_handled.clone(),
+        quay_verified_at: r.quay_verified_at.clone(),
         environments: r
             .deliveries
             .clone()
@@ -313,6 +316,7 @@ mod tests {
             deliveries: Some(Vec::new()),
             rotate_handled: None,
             rotation_request: None,
+            quay_verified_at: None,
         }
     }
 

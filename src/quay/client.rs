@@ -1,6 +1,8 @@
 //! The Quay API client: each call quayside makes (docs/quay.md), idempotent, retried on
 //! transient failures, with the OAuth token re-read from its file every time.
 
+mod verify;
+
 use std::path::PathBuf;
 
 use crate::text::{bounded, fit_keeping_note};

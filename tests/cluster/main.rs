@@ -11,6 +11,7 @@ mod controller_e2e;
 mod deploy_manifests;
 mod high_availability;
 mod operations;
+mod quay_drift;
 mod quay_fidelity;
 mod reliability_apiserver;
 mod reliability_crash;

@@ -47,6 +47,11 @@ pub(crate) enum Route {
         repo: String,
         user: String,
     },
+    /// Quay's listRepoUserPermissions: every user and robot permission.
+    ListPermissions {
+        org: String,
+        repo: String,
+    },
     Grant {
         org: String,
         repo: String,
@@ -118,6 +123,16 @@ impl Route {
                         _ => Route::Unknown,
                     };
                 }
+                if *m == Method::GET
+                    && n >= 3
+                    && rest[n - 2] == "permissions"
+                    && rest[n - 1] == "user"
+                {
+                    return Route::ListPermissions {
+                        org,
+                        repo: own(&rest[..n - 2]),
+                    };
+                }
                 if *m == Method::POST && n >= 2 && rest[n - 1] == "changevisibility" {
                     return Route::ChangeVisibility {
                         org,
@@ -146,6 +161,7 @@ impl Route {
             Route::DeleteRepository { .. } => "delete_repository",
             Route::UpdateRepository { .. } => "update_repository",
             Route::GetPermission { .. } => "get_permission",
+            Route::ListPermissions { .. } => "get_repository_permissions",
             Route::Grant { .. } => "grant",
             Route::Revoke { .. } => "revoke",
             Route::GetRobot { .. } => "get_robot",
@@ -179,6 +195,7 @@ fn need_of<'r>(route: &'r Route, body: &'r Value) -> Option<(Need, &'r str, Opti
         | Route::DeleteRepository { org, repo }
         | Route::UpdateRepository { org, repo }
         | Route::GetPermission { org, repo, .. }
+        | Route::ListPermissions { org, repo }
         | Route::Grant { org, repo, .. }
         | Route::Revoke { org, repo, .. } => (Need::Admin, org, Some(repo)),
         Route::GetRobot { org, .. }
@@ -260,6 +277,7 @@ fn answer(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body
             m.update_repository(org, repo, body.get("description").and_then(Value::as_str))
         }
         Route::GetPermission { org, repo, user } => m.get_permission(org, repo, user),
+        Route::ListPermissions { org, repo } => m.list_permissions(org, repo),
         Route::Grant { org, repo, user } => m.grant(org, repo, user, str_field(&body, "role")),
         Route::Revoke { org, repo, user } => m.revoke(org, repo, user),
         Route::GetRobot { org, short } => m.get_robot(org, short),
@@ -355,6 +373,7 @@ async fn registry_auth(State(shared): State<Arc<Shared>>, headers: HeaderMap) ->
         .and_then(|v| v.strip_prefix("Basic "))
         .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
         .and_then(|raw| String::from_utf8(raw).ok());
+    shared.model.lock().unwrap().count_registry_login();
     let token = creds.as_deref().and_then(|c| {
         let (user, password) = c.split_once(':')?;
         shared.model.lock().unwrap().registry_login(user, password)
@@ -410,6 +429,16 @@ mod tests {
                 org: "o".into(),
                 repo: "team/app".into(),
                 user: "o+bot".into()
+            }
+        );
+        assert_eq!(
+            p(
+                Method::GET,
+                "/api/v1/repository/o/team/app/permissions/user/"
+            ),
+            Route::ListPermissions {
+                org: "o".into(),
+                repo: "team/app".into()
             }
         );
         assert_eq!(

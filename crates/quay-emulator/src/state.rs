@@ -51,6 +51,8 @@ pub(crate) struct Model {
     perms: BTreeMap<(String, String), String>,
     /// registry bearer token -> when it expires
     registry_tokens: HashMap<String, Instant>,
+    /// `/v2/auth` requests received (registry logins, good or bad).
+    registry_logins: u64,
 }
 
 /// What the emulator holds, for tests to check. Robot tokens stay secret.
@@ -61,6 +63,8 @@ pub struct EmulatorState {
     pub permissions: Vec<PermissionState>,
     /// API calls received, by endpoint (`create_repository`, `get_robot`, ...).
     pub api_calls: BTreeMap<String, u64>,
+    /// Registry logins (`/v2/auth`) received: not API calls, counted apart.
+    pub registry_logins: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -502,6 +506,25 @@ impl Model {
         }
     }
 
+    /// Quay's listRepoUserPermissions: `{"permissions": {name: permission}}`,
+    /// each as the single-permission answer. Read from Quay's source (not
+    /// recorded): the permissions are a join on the repository, so a
+    /// missing repository lists none (200, empty).
+    pub(crate) fn list_permissions(&self, org: &str, repo: &str) -> Reply {
+        let full = format!("{org}/{repo}");
+        let permissions: serde_json::Map<String, Value> = self
+            .perms
+            .iter()
+            .filter(|((r, _), _)| *r == full)
+            .map(|((_, user), role)| (user.clone(), permission_body(role, user)))
+            .collect();
+        Reply::json(StatusCode::OK, json!({ "permissions": permissions }))
+    }
+
+    pub(crate) fn count_registry_login(&mut self) {
+        self.registry_logins += 1;
+    }
+
     pub(crate) fn get_permission(&self, org: &str, repo: &str, user: &str) -> Reply {
         match self.perms.get(&(format!("{org}/{repo}"), user.to_string())) {
             Some(role) => Reply::json(StatusCode::OK, permission_body(role, user)),
@@ -562,6 +585,7 @@ impl Model {
                 })
                 .collect(),
             api_calls: BTreeMap::new(),
+            registry_logins: self.registry_logins,
         }
     }
 }

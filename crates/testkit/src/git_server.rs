@@ -91,6 +91,18 @@ impl GitServer {
         init_bare(&self.repo_path(name));
     }
 
+    /// Make repository `name` readable anonymously or not (a source that
+    /// turns private): the server is restarted on the same address, as the
+    /// list of public repositories is read at start.
+    pub fn set_public(&mut self, name: &str, public: bool) {
+        let file = format!("{name}.git");
+        self.public.retain(|p| *p != file);
+        if public {
+            self.public.push(file);
+        }
+        self.restart();
+    }
+
     /// Stop the server (the repositories stay) — for "server down" tests.
     pub fn stop(&mut self) {
         if let Some((mut c, _stdin)) = self.child.take() {

@@ -8,6 +8,7 @@
 
 mod cleanup;
 mod deliveries;
+mod drift;
 mod owners;
 mod repository;
 mod rotation;
@@ -33,7 +34,7 @@ use crate::api::{
 };
 use crate::names::{self, RobotRole};
 use crate::plan::status::{ComponentReport, Problem, Propagation, component_status};
-use crate::plan::{credentials, requeue};
+use crate::plan::{self, credentials, requeue};
 use crate::quay::Robot;
 use crate::vocabulary::{FINALIZER, workspace_secret_name};
 
@@ -122,6 +123,11 @@ struct Pass<'a> {
     /// A failure recorded in status that did not stop the pass; returned at
     /// the end so the error policy retries it.
     deferred: Option<Error>,
+    /// The last verification of the Quay objects (`status.quayVerifiedAt`).
+    quay_verified_at: Option<Time>,
+    /// The source's visibility as the heartbeat probe just found it
+    /// (`auto` only): what the repository must have.
+    probed: Option<ResolvedVisibility>,
 }
 
 impl<'a> Pass<'a> {
@@ -152,6 +158,8 @@ impl<'a> Pass<'a> {
             rotate_handled: old.rotate_handled.clone(),
             rotation_request: refused_request(&old),
             deferred: None,
+            quay_verified_at: old.quay_verified_at.clone(),
+            probed: None,
             old,
         }
     }
@@ -187,22 +195,21 @@ impl<'a> Pass<'a> {
         self.logins_read = true;
         self.slot = self.active_slot(&repo);
         if self.must_check_quay(&repo) {
-            match self.ensure_repository(&repo).await {
-                Ok(()) => self.confirmed = true,
-                // The repository exists with the wrong visibility, or not at
-                // all: robots and delivery go on, the condition says why.
-                Err(e @ Error::PlanLimit { .. }) => {
-                    self.repository_problem = Some(problem(&e));
-                    self.deferred = Some(e);
-                }
-                Err(e) => {
-                    self.repository_problem = Some(problem(&e));
-                    self.forget_refused(&e, &repo);
-                    return Err(e);
-                }
+            self.check_quay(&repo).await?;
+        } else if self.verification_due() {
+            // The heartbeat's cheap look; what it finds is healed by the
+            // same steps as a full check, and reported once healed.
+            let found = self.verify_quay(&repo).await;
+            let found = record(&mut self.repository_problem, found)?;
+            if !found.is_empty() {
+                let before = (
+                    self.generation_of(RobotRole::Push),
+                    self.generation_of(RobotRole::Pull),
+                );
+                self.check_quay(&repo).await?;
+                self.healed(&repo, &found, before).await?;
             }
-            let robots = self.ensure_robots(&repo).await;
-            record(self.problem_slot(&robots), robots)?;
+            self.verified_now();
         }
         self.deliveries = Some(self.observe_deliveries().await?);
         self.generation = credentials::recorded_generation(
@@ -219,6 +226,29 @@ impl<'a> Pass<'a> {
                 format!("rotating the robot tokens failed: {e}"),
             ));
         })
+    }
+
+    /// The full check: the repository with its visibility, then both
+    /// robots with their grants; a success counts as a verification.
+    async fn check_quay(&mut self, repo: &str) -> Result<()> {
+        match self.ensure_repository(repo).await {
+            Ok(()) => self.confirmed = true,
+            // The repository exists with the wrong visibility, or not at
+            // all: robots and delivery go on, the condition says why.
+            Err(e @ Error::PlanLimit { .. }) => {
+                self.repository_problem = Some(problem(&e));
+                self.deferred = Some(e);
+            }
+            Err(e) => {
+                self.repository_problem = Some(problem(&e));
+                self.forget_refused(&e, repo);
+                return Err(e);
+            }
+        }
+        let robots = self.ensure_robots(repo).await;
+        record(self.problem_slot(&robots), robots)?;
+        self.verified_now();
+        Ok(())
     }
 
     /// Where a robot step's failure is reported: a robot that is not ours
@@ -335,6 +365,16 @@ impl<'a> Pass<'a> {
     /// anything else uses it.
     async fn persist(&mut self, role: RobotRole, robot: &Robot, generation: i64) -> Result<()> {
         let credentials = robot.credentials(&self.ctx.config.registry_host);
+        self.persist_login(role, credentials, generation).await
+    }
+
+    /// Persist `credentials` as the workspace Secret of `role`.
+    async fn persist_login(
+        &mut self,
+        role: RobotRole,
+        credentials: crate::credentials::RobotCredentials,
+        generation: i64,
+    ) -> Result<()> {
         // Written as the workspace's delivery account: the controller
         // holds no write on Secrets of its own.
         let writer = self.ctx.writer(&self.ns, None)?;
@@ -380,12 +420,20 @@ impl<'a> Pass<'a> {
                 .as_ref()
                 .map(|t| t.0))
             .unwrap_or(self.now);
-        Action::requeue(requeue::next_pass(
+        let next = requeue::next_pass(
             self.ctx.config.heartbeat,
             self.ctx.config.rotation_interval,
             last.as_second(),
             self.now.as_second(),
-        ))
+        );
+        // A pass woken by something else must not put the verification
+        // off by up to a heartbeat.
+        let verification = plan::drift::until_due(
+            self.last_verification(),
+            self.ctx.config.heartbeat,
+            self.now.as_second(),
+        );
+        Action::requeue(next.min(verification))
     }
 
     /// Environments whose target Secret holds less than the recorded generation.
@@ -449,6 +497,7 @@ impl<'a> Pass<'a> {
                 .map(|d| d.iter().map(|(d, _)| d.clone()).collect()),
             rotate_handled: self.rotate_handled.clone(),
             rotation_request: self.rotation_request.clone(),
+            quay_verified_at: self.verified_at(),
         }
     }
 }

@@ -80,8 +80,11 @@ impl Pass<'_> {
 
     /// `auto` follows the source repository: asked anonymously when the spec
     /// changed or it was never asked, remembered in status otherwise.
-    async fn resolve_visibility(&self) -> Result<ResolvedVisibility> {
+    pub(super) async fn resolve_visibility(&self) -> Result<ResolvedVisibility> {
         let spec_changed = self.old.observed_generation != self.component.metadata.generation;
+        if let Some(probed) = self.probed {
+            return Ok(probed);
+        }
         Ok(match self.component.spec.visibility {
             Visibility::Private => ResolvedVisibility::Private,
             Visibility::Public => ResolvedVisibility::Public,
