@@ -123,3 +123,44 @@ async fn a_host_name_the_certificate_does_not_list_is_not_blamed_on_the_ca() {
     assert!(matches!(err, QuayError::Untrusted { .. }), "{err:?}");
     assert!(text.contains("not valid for the name 127.0.0.2"), "{text}");
 }
+
+#[tokio::test]
+async fn the_command_writes_its_ca_before_ready_and_serves_https() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (token_file, ca_file) = (dir.path().join("token"), dir.path().join("ca.pem"));
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let mut child = Command::new(quayside_testkit::tools::workspace_bin("quay-emulator"))
+        .args(["--listen", "127.0.0.1:0", "--org", ORG])
+        .arg("--token-file")
+        .arg(&token_file)
+        .arg("--tls-ca-out")
+        .arg(&ca_file)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Killed however the test ends.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let _child = Kill(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let api_url = line.strip_prefix("READY ").expect("READY").trim();
+    assert!(api_url.starts_with("https://127.0.0.1:"), "{api_url}");
+    // Written before READY: no waiting for the file.
+    let pem = std::fs::read_to_string(&ca_file).unwrap();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    let trusted = client(api_url, &token_file, Some(&ca_file));
+    trusted.get_repository("tls/app").await.unwrap();
+    let untrusted = client(api_url, &token_file, None);
+    let err = untrusted.get_repository("tls/app").await.unwrap_err();
+    assert!(err.to_string().contains("--extra-ca-file"), "{err}");
+}
