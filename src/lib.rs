@@ -7,7 +7,8 @@
 //!   [`vocabulary`]: every label, annotation, object name and finalizer.
 //! - pure: [`plan`] (steps and status), [`names`], [`render`], and the
 //!   sealed format in [`seal`].
-//! - adapters: [`quay`] (reqwest), [`source`] and [`gitops`] (git2).
+//! - adapters: [`quay`] (reqwest), [`source`] and [`gitops`] (git2), with
+//!   [`tls`] for the extra CA they trust.
 //!
 //! The Quay emulator, the test kit and the benchmarks are crates of their
 //! own under `crates/`; nothing here depends on them.
@@ -26,4 +27,5 @@ pub mod seal;
 pub mod server;
 pub mod source;
 pub mod text;
+pub mod tls;
 pub mod vocabulary;

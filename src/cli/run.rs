@@ -37,7 +37,7 @@ pub struct Args {
     /// Registry host written into pull Secrets and status.
     #[arg(long, env = "QUAYSIDE_REGISTRY_HOST", default_value = "quay.io")]
     pub registry_host: String,
-    /// Extra CA certificate (PEM) trusted for Quay and the forge.
+    /// Extra CA certificates (PEM) trusted beside the system's, for Quay, the side repository (git over HTTPS) and the forge.
     #[arg(long, env = "QUAYSIDE_EXTRA_CA_FILE")]
     pub extra_ca_file: Option<PathBuf>,
     /// Timeout of each Quay request.
@@ -245,6 +245,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let identity = Identity::parse(secrecy::ExposeSecret::expose_secret(&identity_text))
         .context("the --age-identity-file does not hold an age identity (AGE-SECRET-KEY-1…)")?;
     let flavor = args.kustomize_flavor;
+    // Checked at start-up, so a bad file stops the controller with one
+    // clear line rather than failing every pass.
+    let extra_ca = args
+        .extra_ca_file
+        .as_deref()
+        .map(quayside::tls::ExtraCa::load)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let quay = QuayClient::new(QuayConfig {
         api_url: args.quay_api_url.clone(),
         organization: args.quay_organization.clone(),
@@ -342,7 +350,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         tracing::info!("leading");
     }
-    let ctx = Arc::new(Context::new(client, config, quay, metrics));
+    let ctx = Arc::new(Context::new(client, config, quay, metrics).with_extra_ca(extra_ca));
     let run = controller::run(ctx, readiness, stopped(stop_rx.clone()));
     match &elector {
         Some(e) => {

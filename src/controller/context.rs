@@ -17,6 +17,7 @@ use super::targets::TargetClients;
 use crate::gitops::SideRepo;
 use crate::plan::requeue::FailureCounts;
 use crate::quay::QuayClient;
+use crate::tls::ExtraCa;
 
 pub struct Context {
     pub client: Client,
@@ -24,6 +25,9 @@ pub struct Context {
     pub quay: QuayClient,
     /// Opened lazily on the first pass; one pass at a time uses it.
     pub side_repo: Arc<Mutex<Option<SideRepo>>>,
+    /// Trusted beside the system's CAs by the side repository and its
+    /// forge (`--extra-ca-file`; the Quay client holds its own copy).
+    pub extra_ca: Option<ExtraCa>,
     pub targets: TargetClients,
     /// Impersonating clients, when `config.delivery` is set.
     delegation: Option<Delegation>,
@@ -76,6 +80,7 @@ impl Context {
             delegation,
             quay,
             side_repo: Arc::new(Mutex::new(None)),
+            extra_ca: None,
             targets: TargetClients::default(),
             metrics,
             recorder,
@@ -84,6 +89,12 @@ impl Context {
             quay_verified: Mutex::new(HashMap::new()),
             failures: Mutex::new(FailureCounts::default()),
         }
+    }
+
+    /// Trust `ca` for the side repository and the forge too.
+    pub fn with_extra_ca(mut self, ca: Option<ExtraCa>) -> Context {
+        self.extra_ca = ca;
+        self
     }
 
     /// Who writes into this cluster's namespaces for `workspace`: its

@@ -31,6 +31,11 @@ pub enum GitError {
         reason: String,
     },
 
+    /// A server's TLS certificate (the remote's or the forge's) was refused;
+    /// the detail says whether a CA belongs in `--extra-ca-file`.
+    #[error("cannot trust the TLS certificate of {url}: {detail}")]
+    Untrusted { url: String, detail: String },
+
     /// Someone else kept pushing between our fetch and our push.
     #[error(
         "the branch {branch} kept moving: {attempts} push attempts were non-fast-forward; will retry"
@@ -69,6 +74,7 @@ impl GitError {
                 Some(s) => *s == 429 || *s >= 500,
             },
             GitError::Auth { .. }
+            | GitError::Untrusted { .. }
             | GitError::Rejected { .. }
             | GitError::InvalidPlan(_)
             | GitError::Local { .. } => false,

@@ -32,6 +32,7 @@ pub use crate::plan::commit_message::{
 };
 
 use crate::render::RenderedFile;
+use crate::tls::ExtraCa;
 use message::{FileChange, Proposal};
 use transport::PushResult;
 
@@ -107,11 +108,16 @@ pub struct PassOutcome {
 pub struct SideRepo {
     cfg: SideRepoConfig,
     repo: Repository,
+    /// Trusted beside the system's CAs, by git over HTTPS and the forge.
+    trust: Option<ExtraCa>,
 }
 
 impl std::fmt::Debug for SideRepo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SideRepo").field("cfg", &self.cfg).finish()
+        f.debug_struct("SideRepo")
+            .field("cfg", &self.cfg)
+            .field("trust", &self.trust)
+            .finish()
     }
 }
 
@@ -153,6 +159,15 @@ impl SideRepo {
     /// absent) and fetch. An empty remote is fine: the first pass creates
     /// the branch.
     pub fn open(cfg: SideRepoConfig) -> Result<SideRepo, GitError> {
+        SideRepo::open_trusting(cfg, None)
+    }
+
+    /// [`SideRepo::open`], trusting `trust` (`--extra-ca-file`) beside the
+    /// system's CAs for the remote over HTTPS and the pull-request forge.
+    pub fn open_trusting(
+        cfg: SideRepoConfig,
+        trust: Option<ExtraCa>,
+    ) -> Result<SideRepo, GitError> {
         for b in [cfg.branch.clone(), proposal_branch(&cfg.branch)] {
             if cfg.branch.is_empty() || !git2::Reference::is_valid_name(&local_ref(&b)) {
                 return Err(GitError::InvalidPlan(format!(
@@ -179,7 +194,7 @@ impl SideRepo {
             }
         };
         tune_packing(&repo).map_err(|e| local("configure", e))?;
-        let mut s = SideRepo { cfg, repo };
+        let mut s = SideRepo { cfg, repo, trust };
         s.sync()?;
         Ok(s)
     }
@@ -257,7 +272,8 @@ impl SideRepo {
                 repo,
                 token,
             } => {
-                let forge = pulls::Forge::new(&api_url, &owner, &repo, &token)?;
+                let forge =
+                    pulls::Forge::new(&api_url, &owner, &repo, &token, self.trust.as_ref())?;
                 self.apply_proposal(plan, &forge)
             }
         }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::GitError;
 use super::error::scrub;
+use crate::tls::{ExtraCa, Refusal, host_of};
 
 /// A pull request as the forge reports it (the fields quayside reads).
 #[derive(Debug, Clone, Deserialize)]
@@ -30,6 +31,8 @@ pub(crate) struct Forge {
     base: String,
     owner: String,
     token: SecretString,
+    /// The extra CA file trusted, named when a certificate is refused.
+    trust: Option<std::path::PathBuf>,
 }
 
 impl Forge {
@@ -38,16 +41,19 @@ impl Forge {
         owner: &str,
         repo: &str,
         token: &SecretString,
+        trust: Option<&ExtraCa>,
     ) -> Result<Forge, GitError> {
-        let http = reqwest::blocking::Client::builder()
+        let mut builder = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(30))
-            .user_agent(concat!("quayside/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| GitError::Forge {
-                action: "set-up",
-                status: None,
-                message: e.to_string(),
-            })?;
+            .user_agent(concat!("quayside/", env!("CARGO_PKG_VERSION")));
+        for cert in trust.map(ExtraCa::reqwest_certificates).unwrap_or_default() {
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder.build().map_err(|e| GitError::Forge {
+            action: "set-up",
+            status: None,
+            message: e.to_string(),
+        })?;
         Ok(Forge {
             http,
             base: format!(
@@ -56,6 +62,7 @@ impl Forge {
             ),
             owner: owner.to_string(),
             token: token.clone(),
+            trust: trust.map(|t| t.path().to_path_buf()),
         })
     }
 
@@ -71,11 +78,7 @@ impl Forge {
             )
             .header("Accept", "application/vnd.github+json")
             .send()
-            .map_err(|e| GitError::Forge {
-                action,
-                status: None,
-                message: scrub(&e.to_string(), &[self.token.expose_secret()]),
-            })?;
+            .map_err(|e| self.unsent(action, &e))?;
         if resp.status().is_success() {
             return Ok(resp);
         }
@@ -99,6 +102,23 @@ impl Forge {
             status: Some(status),
             message: scrub(&format!("{message}{hint}"), &[self.token.expose_secret()]),
         })
+    }
+
+    /// A request that got no answer: a refused certificate says what to
+    /// change (and is not retried as a network failure).
+    fn unsent(&self, action: &'static str, e: &reqwest::Error) -> GitError {
+        if let Some(refusal) = Refusal::find(e) {
+            let host = host_of(&self.base);
+            return GitError::Untrusted {
+                detail: refusal.advice(&host, self.trust.as_deref()),
+                url: host,
+            };
+        }
+        GitError::Forge {
+            action,
+            status: None,
+            message: scrub(&e.to_string(), &[self.token.expose_secret()]),
+        }
     }
 
     fn json<T: for<'de> Deserialize<'de>>(

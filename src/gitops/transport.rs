@@ -4,8 +4,8 @@
 use std::cell::{Cell, RefCell};
 
 use git2::{
-    AutotagOption, CredentialType, ErrorClass, ErrorCode, FetchOptions, FetchPrune, PushOptions,
-    RemoteCallbacks,
+    AutotagOption, CertificateCheckStatus, CredentialType, ErrorClass, ErrorCode, FetchOptions,
+    FetchPrune, PushOptions, RemoteCallbacks,
 };
 use secrecy::ExposeSecret;
 
@@ -67,6 +67,21 @@ impl SideRepo {
             refused.set(true);
             result.map_err(git2::Error::from_str)
         });
+        // libgit2 verifies against the system's CAs first; a certificate it
+        // refused is accepted only if the extra CA verifies it for this host.
+        // Passthrough keeps libgit2's verdict either way otherwise.
+        if let Some(trust) = &self.trust {
+            cbs.certificate_check(move |cert, host| {
+                let ours = cert
+                    .as_x509()
+                    .is_some_and(|x509| trust.verifies(x509.data(), host));
+                Ok(if ours {
+                    CertificateCheckStatus::CertificateOk
+                } else {
+                    CertificateCheckStatus::CertificatePassthrough
+                })
+            });
+        }
         cbs
     }
 
@@ -75,6 +90,16 @@ impl SideRepo {
         let detail = scrub(e.message(), &self.secrets());
         if refused.get() || e.code() == ErrorCode::Auth {
             return GitError::Auth { url, detail };
+        }
+        // libgit2 says GIT_ECERTIFICATE without a certificate callback, and
+        // a generic SSL error when ours passed its verdict through.
+        let certificate = e.code() == ErrorCode::Certificate
+            || (e.class() == ErrorClass::Ssl && e.message().contains("certificate"));
+        if certificate {
+            return GitError::Untrusted {
+                detail: self.untrusted_advice(&detail),
+                url,
+            };
         }
         match e.class() {
             ErrorClass::Net
@@ -88,6 +113,22 @@ impl SideRepo {
                 action: "talk to the remote",
                 detail: format!("{detail} (remote {url})"),
             },
+        }
+    }
+
+    /// What to do about a certificate libgit2 refused (it does not say why).
+    fn untrusted_advice(&self, detail: &str) -> String {
+        let host = crate::tls::host_of(&self.cfg.url);
+        match &self.trust {
+            None => format!(
+                "{detail}; if {host} uses a private or self-signed CA, give that CA's certificate \
+                 (PEM) with --extra-ca-file (QUAYSIDE_EXTRA_CA_FILE)"
+            ),
+            Some(ca) => format!(
+                "{detail}; the --extra-ca-file {:?} does not verify it for {host}: put the CA that \
+                 signed it in that file, or use a URL with a host name the certificate lists",
+                ca.path()
+            ),
         }
     }
 

@@ -833,6 +833,14 @@ impl QuayClient {
                             message: scrub(&format!("cannot build the request: {e}"), &token),
                         });
                     }
+                    // A refused certificate is not transient: say what to
+                    // change instead of retrying it.
+                    if let Some(refusal) = crate::tls::Refusal::find(&e) {
+                        let host = crate::tls::host_of(&inner.cfg.api_url);
+                        return Err(QuayError::Untrusted {
+                            message: refusal.advice(&host, inner.cfg.extra_ca.as_deref()),
+                        });
+                    }
                     (scrub(&network_text(&e), &token), None)
                 }
             };

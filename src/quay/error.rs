@@ -63,6 +63,11 @@ pub enum QuayError {
          down or rate-limiting us: the call will be tried again later"
     )]
     Exhausted { attempts: u32, last: String },
+    /// Quay's TLS certificate was refused: the advice says whether a CA
+    /// belongs in `--extra-ca-file` or the server or URL is at fault.
+    /// Retrying cannot help until someone changes one of them.
+    #[error("cannot reach Quay over TLS: {message}")]
+    Untrusted { message: String },
     /// The client's own configuration (token file, CA file, URL) is unusable.
     #[error("Quay client configuration: {message}")]
     Config { message: String },
@@ -92,6 +97,7 @@ impl QuayError {
             QuayError::Invalid { .. } => "QuayInvalidRequest",
             QuayError::Exhausted { .. } => "QuayUnavailable",
             QuayError::Config { .. } => "QuayConfigInvalid",
+            QuayError::Untrusted { .. } => "QuayCertificateUntrusted",
             QuayError::Unexpected { .. } => "QuayUnexpectedResponse",
         }
     }

@@ -11,6 +11,7 @@ mod quay_client;
 mod quay_emulator;
 mod quay_recorded;
 mod quay_replay;
+mod quay_tls;
 mod render_golden;
 mod render_safety;
 mod seal_errors;

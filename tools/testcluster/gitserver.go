@@ -36,11 +36,20 @@ func runGitServer(args []string) error {
 	password := fs.String("password", "", "basic-auth password (required)")
 	public := fs.String("public", "", "comma-separated repositories (NAME.git) readable without auth")
 	watchStdin := fs.Bool("watch-stdin", false, "stop when standard input closes")
+	tlsCert := fs.String("tls-cert", "", "serve HTTPS with this PEM certificate (needs --tls-key)")
+	tlsKey := fs.String("tls-key", "", "PEM private key of --tls-cert")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *root == "" || *password == "" {
 		return fmt.Errorf("--root and --password are required")
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return fmt.Errorf("--tls-cert and --tls-key go together")
+	}
+	scheme := "http"
+	if *tlsCert != "" {
+		scheme = "https"
 	}
 	backend, err := exec.Command("git", "--exec-path").Output()
 	if err != nil {
@@ -63,7 +72,7 @@ func runGitServer(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("READY http://%s\n", l.Addr().String())
+	fmt.Printf("READY %s://%s\n", scheme, l.Addr().String())
 	_ = os.Stdout.Sync()
 	go func() {
 		sig := make(chan os.Signal, 1)
@@ -81,7 +90,11 @@ func runGitServer(args []string) error {
 		}
 		l.Close()
 	}()
-	err = http.Serve(l, srv)
+	if *tlsCert != "" {
+		err = http.ServeTLS(l, srv, *tlsCert, *tlsKey)
+	} else {
+		err = http.Serve(l, srv)
+	}
 	if strings.Contains(fmt.Sprint(err), "use of closed network connection") {
 		return nil
 	}
@@ -207,8 +220,12 @@ func (f *forge) serve(w http.ResponseWriter, r *http.Request, rest string) {
 			}
 		}
 		n := len(f.pulls[key]) + 1
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
 		p := &pull{Number: n, State: "open", Title: in.Title, Body: in.Body, Head: ref{in.Head}, Base: ref{in.Base},
-			URL: "http://" + r.Host + "/" + key + "/pulls/" + strconv.Itoa(n)}
+			URL: scheme + "://" + r.Host + "/" + key + "/pulls/" + strconv.Itoa(n)}
 		f.pulls[key] = append(f.pulls[key], p)
 		writeJSON(w, 201, p)
 	case len(parts) == 4 && (r.Method == http.MethodPatch || r.Method == http.MethodGet):

@@ -325,7 +325,8 @@ fn host(shared: &Shared, headers: &HeaderMap) -> String {
 
 fn registry_unauthorized(shared: &Shared, headers: &HeaderMap) -> Response {
     let host = host(shared, headers);
-    let challenge = format!(r#"Bearer realm="http://{host}/v2/auth",service="{host}""#);
+    let scheme = shared.scheme;
+    let challenge = format!(r#"Bearer realm="{scheme}://{host}/v2/auth",service="{host}""#);
     (
         StatusCode::UNAUTHORIZED,
         [

@@ -9,6 +9,7 @@ mod access;
 mod http;
 mod reply;
 mod state;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -27,6 +28,7 @@ use tokio::task::JoinSet;
 
 pub use access::{OrgRole, Scope, TokenAccess};
 pub use state::{EmulatorState, PermissionState, RepositoryState, RobotState, same_token};
+pub use tls::TestAuthority;
 
 /// What the emulator serves.
 #[derive(Clone)]
@@ -43,6 +45,9 @@ pub struct EmulatorConfig {
     /// Private repositories allowed per organization; past it, 402.
     pub private_quota: Option<usize>,
     pub faults: Faults,
+    /// Serve HTTPS with a CA made at start-up ([`Emulator::ca_pem`]);
+    /// plain HTTP when false (the default).
+    pub tls: bool,
 }
 
 impl std::fmt::Debug for EmulatorConfig {
@@ -56,6 +61,7 @@ impl std::fmt::Debug for EmulatorConfig {
             )
             .field("private_quota", &self.private_quota)
             .field("faults", &self.faults)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -69,7 +75,14 @@ impl EmulatorConfig {
             tokens: Vec::new(),
             private_quota: None,
             faults: Faults::default(),
+            tls: false,
         }
+    }
+
+    /// Serve HTTPS, with a CA made at start-up.
+    pub fn with_tls(mut self) -> Self {
+        self.tls = true;
+        self
     }
 
     /// Accept `token` too, with `access`.
@@ -116,6 +129,8 @@ struct Bucket {
 pub(crate) struct Shared {
     cfg: EmulatorConfig,
     host: String,
+    /// `http` or `https`, for URLs the emulator hands out (the registry realm).
+    scheme: &'static str,
     model: Mutex<state::Model>,
     faults: Mutex<Faults>,
     burst_left: AtomicU32,
@@ -128,6 +143,7 @@ pub(crate) struct Shared {
 pub struct Emulator {
     addr: SocketAddr,
     shared: Arc<Shared>,
+    authority: Option<TestAuthority>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -154,13 +170,26 @@ impl std::fmt::Display for Dropped {
 impl std::error::Error for Dropped {}
 
 impl Emulator {
-    /// Listen on `listen` (port 0 picks a free one) and serve until shut down.
+    /// Listen on `listen` (port 0 picks a free one) and serve until shut
+    /// down; over HTTPS with a fresh CA when `cfg.tls`.
     pub async fn start(listen: SocketAddr, cfg: EmulatorConfig) -> std::io::Result<Emulator> {
+        let authority = if cfg.tls {
+            Some(TestAuthority::generate().map_err(std::io::Error::other)?)
+        } else {
+            None
+        };
+        let acceptor = match &authority {
+            Some(a) => Some(tokio_rustls::TlsAcceptor::from(
+                a.server_config().map_err(std::io::Error::other)?,
+            )),
+            None => None,
+        };
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let faults = cfg.faults.clone();
         let shared = Arc::new(Shared {
             host: addr.to_string(),
+            scheme: if cfg.tls { "https" } else { "http" },
             burst_left: AtomicU32::new(faults.burst_429),
             bucket: Mutex::new(None),
             faults: Mutex::new(faults),
@@ -170,18 +199,25 @@ impl Emulator {
             cfg,
         });
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(serve(listener, shared.clone(), stopped));
+        let task = tokio::spawn(serve(listener, acceptor, shared.clone(), stopped));
         Ok(Emulator {
             addr,
             shared,
+            authority,
             stop: Some(stop),
             task: Some(task),
         })
     }
 
-    /// `http://127.0.0.1:PORT/api/v1`
+    /// `http://127.0.0.1:PORT/api/v1`, or `https://…` when serving TLS.
     pub fn api_url(&self) -> String {
-        format!("http://{}/api/v1", self.addr)
+        format!("{}://{}/api/v1", self.shared.scheme, self.addr)
+    }
+
+    /// The PEM certificate of the CA that signed the emulator's server
+    /// certificate: what a client must trust. `None` over plain HTTP.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.authority.as_ref().map(TestAuthority::ca_pem)
     }
 
     /// `127.0.0.1:PORT`: the registry (`/v2/`) is served on the same address.
@@ -265,7 +301,12 @@ impl Drop for Emulator {
     }
 }
 
-async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stopped: oneshot::Receiver<()>) {
+async fn serve(
+    listener: TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
+    mut stopped: oneshot::Receiver<()>,
+) {
     let app = http::router(shared.clone());
     // Dropping the set aborts the connections still open.
     let mut conns = JoinSet::new();
@@ -279,10 +320,20 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stopped: oneshot:
                 let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                     handle(shared.clone(), app.clone(), req)
                 });
+                let acceptor = acceptor.clone();
                 conns.spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match acceptor {
+                        // A client that refuses our certificate ends the
+                        // handshake: nothing to serve.
+                        Some(tls) => {
+                            let Ok(stream) = tls.accept(stream).await else { return };
+                            let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                    }
                 });
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}

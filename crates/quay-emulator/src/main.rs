@@ -1,5 +1,6 @@
 //! `quay-emulator`: serve the Quay API emulator on loopback until Ctrl-C or
-//! SIGTERM, printing `READY <api url>` once it listens (scripts/demo, docs).
+//! SIGTERM, printing `READY <api url>` once it listens (scripts/demo, docs);
+//! with `--tls-ca-out FILE`, over HTTPS, the CA written to FILE before READY.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,6 +47,11 @@ struct Args {
     /// Rate limit as REQUESTS_PER_SECOND:BURST (429 with Retry-After past it).
     #[arg(long, value_parser = parse_rate)]
     rate_limit: Option<(f64, u32)>,
+    /// Serve HTTPS with a CA made at start-up, and write that CA's
+    /// certificate (PEM) to FILE for clients to trust (`quayside run
+    /// --extra-ca-file FILE`). Without it: plain HTTP.
+    #[arg(long, value_name = "FILE")]
+    tls_ca_out: Option<PathBuf>,
 }
 
 fn parse_rate(s: &str) -> Result<(f64, u32), String> {
@@ -108,10 +114,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
             rate_limit: args.rate_limit,
             ..Faults::default()
         },
+        tls: args.tls_ca_out.is_some(),
     };
     let emulator = Emulator::start(args.listen, cfg)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
+    if let (Some(out), Some(pem)) = (&args.tls_ca_out, emulator.ca_pem()) {
+        std::fs::write(out, pem)
+            .with_context(|| format!("writing the CA certificate to {out:?}"))?;
+    }
     println!("READY {}", emulator.api_url());
     wait_for_signal().await?;
     emulator.shutdown().await;

@@ -17,22 +17,51 @@ pub struct GitServer {
     child: Option<(Child, ChildStdin)>,
     url: String,
     public: Vec<String>,
+    /// Certificate and key files, when serving HTTPS.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl GitServer {
     /// Serve new bare repositories: `public` ones readable anonymously,
     /// `private` ones only with [`USER`]/[`PASSWORD`]. Names without `.git`.
     pub fn start(public: &[&str], private: &[&str]) -> GitServer {
+        GitServer::start_with(public, private, None)
+    }
+
+    /// [`GitServer::start`] over HTTPS, presenting `cert_pem` (with
+    /// `key_pem`) for git and the pull-request API alike; clients must
+    /// trust the CA that signed it.
+    pub fn start_tls(
+        public: &[&str],
+        private: &[&str],
+        cert_pem: &str,
+        key_pem: &str,
+    ) -> GitServer {
+        GitServer::start_with(public, private, Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(public: &[&str], private: &[&str], tls: Option<(&str, &str)>) -> GitServer {
         let root = crate::scratch::dir("quayside-git-").unwrap();
         for name in public.iter().chain(private) {
             init_bare(&root.path().join(format!("{name}.git")));
         }
         let public: Vec<String> = public.iter().map(|p| format!("{p}.git")).collect();
+        // Beside the repositories (NAME.git): the server never serves them.
+        let tls = tls.map(|(cert, key)| {
+            let (c, k) = (
+                root.path().join("tls-cert.pem"),
+                root.path().join("tls-key.pem"),
+            );
+            std::fs::write(&c, cert).unwrap();
+            std::fs::write(&k, key).unwrap();
+            (c, k)
+        });
         let mut s = GitServer {
             root,
             child: None,
             url: String::new(),
             public,
+            tls,
         };
         s.spawn("127.0.0.1:0");
         s
@@ -45,6 +74,14 @@ impl GitServer {
             .arg(self.root.path())
             .args(["--listen", listen, "--user", USER, "--password", PASSWORD])
             .args(["--public", &self.public.join(","), "--watch-stdin"])
+            .args(self.tls.iter().flat_map(|(c, k)| {
+                [
+                    "--tls-cert".as_ref(),
+                    c.as_os_str(),
+                    "--tls-key".as_ref(),
+                    k.as_os_str(),
+                ]
+            }))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -65,7 +102,7 @@ impl GitServer {
         self.child = Some((child, stdin));
     }
 
-    /// Base URL, e.g. `http://127.0.0.1:PORT`.
+    /// Base URL, e.g. `http://127.0.0.1:PORT` (`https://` with TLS).
     pub fn base_url(&self) -> &str {
         &self.url
     }
@@ -78,7 +115,7 @@ impl GitServer {
     /// Clone URL with the credentials embedded.
     pub fn authed_repo_url(&self, name: &str) -> String {
         self.repo_url(name)
-            .replacen("http://", &format!("http://{USER}:{PASSWORD}@"), 1)
+            .replacen("://", &format!("://{USER}:{PASSWORD}@"), 1)
     }
 
     /// Folder of a bare repository on disk.
@@ -114,7 +151,11 @@ impl GitServer {
     /// Start it again on the same address.
     pub fn restart(&mut self) {
         self.stop();
-        let addr = self.url.trim_start_matches("http://").to_string();
+        let addr = self
+            .url
+            .split_once("://")
+            .map_or("", |(_, a)| a)
+            .to_string();
         self.spawn(&addr);
     }
 }

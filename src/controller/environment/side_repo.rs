@@ -140,10 +140,11 @@ where
     let Some(cfg) = ctx.config.side_repo.clone() else {
         return Ok(None);
     };
+    let trust = ctx.extra_ca.clone();
     let commit = tokio::task::spawn_blocking(move || -> Result<Option<String>> {
         let mut guard = repo.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
-            *guard = Some(SideRepo::open(cfg)?);
+            *guard = Some(SideRepo::open_trusting(cfg, trust)?);
         }
         let side = guard.as_mut().expect("opened above");
         let pass = plan(side)?;
