@@ -16,6 +16,7 @@ use super::metrics::Metrics;
 use super::targets::TargetClients;
 use crate::gitops::SideRepo;
 use crate::plan::requeue::FailureCounts;
+use crate::plan::status::Problem;
 use crate::quay::QuayClient;
 use crate::tls::ExtraCa;
 
@@ -49,6 +50,11 @@ pub struct Context {
     /// the last reason: sets the backoff, and logs a failure at warn once
     /// per change of reason instead of on every retry.
     failures: Mutex<FailureCounts<FailureKey>>,
+    /// Components whose last pass the API server refused for good (400,
+    /// 422), by uid: (spec generation, the problem, when). A pass woken
+    /// meanwhile by anything but a spec change (our own status write, say)
+    /// reports the same problem without repeating the Quay calls before it.
+    refusals: Mutex<HashMap<String, (i64, Problem, Instant)>>,
 }
 
 /// (controller, `namespace/name`) of a reconciled object.
@@ -88,6 +94,7 @@ impl Context {
             verified: Mutex::new(HashMap::new()),
             quay_verified: Mutex::new(HashMap::new()),
             failures: Mutex::new(FailureCounts::default()),
+            refusals: Mutex::new(HashMap::new()),
         }
     }
 
@@ -143,6 +150,22 @@ impl Context {
         lock(&self.verified)
             .get(uid)
             .is_some_and(|(g, r)| *g == generation && r == repo)
+    }
+
+    /// Remember that the API server refused this Component's pass for good.
+    pub fn remember_refusal(&self, uid: &str, generation: i64, problem: Problem) {
+        lock(&self.refusals).insert(uid.to_string(), (generation, problem, Instant::now()));
+    }
+
+    /// The refusal of this spec generation, while it is recent: retrying
+    /// it before the backstop of a spec error would repeat every call.
+    pub fn recent_refusal(&self, uid: &str, generation: i64) -> Option<Problem> {
+        let backstop =
+            crate::plan::requeue::retry_delay(crate::plan::requeue::Retry::SpecChange, 1);
+        lock(&self.refusals)
+            .get(uid)
+            .filter(|(g, _, at)| *g == generation && at.elapsed() < backstop)
+            .map(|(_, p, _)| p.clone())
     }
 
     pub fn mark_verified(&self, uid: &str, generation: i64, repo: &str) {

@@ -5,7 +5,7 @@ use crate::gitops::GitError;
 use crate::names::NameError;
 use crate::plan::SpecError;
 use crate::plan::ownership::{self, Kind};
-use crate::plan::requeue::Retry;
+use crate::plan::requeue::{Retry, kube_answer};
 use crate::quay::QuayError;
 use crate::render::RenderError;
 use crate::source::SourceError;
@@ -14,8 +14,16 @@ use super::targets::TargetClusterError;
 
 #[derive(thiserror::Error, Debug)]
 pub enum Error {
-    #[error("Kubernetes API: {0}")]
+    #[error("{}", kube_text(.0))]
     Kube(#[from] kube::Error),
+    /// The API server refused this spec's pass for good a moment ago (its
+    /// words); retried when the spec changes, or at the backstop.
+    #[error("{0}")]
+    StillRefused(String),
+    /// Adding or removing our finalizer raced another write of the object
+    /// (its JSON Patch test failed): retried at once, not an error.
+    #[error("the object changed while its finalizer was being updated; retrying")]
+    FinalizerRace,
     #[error("Quay: {0}")]
     Quay(#[from] QuayError),
     /// The organization's plan refused a private repository (402).
@@ -88,7 +96,10 @@ impl Error {
     /// A CamelCase reason for conditions, events and the errors metric.
     pub fn reason(&self) -> &'static str {
         match self {
+            Error::Kube(kube::Error::Api(e)) => kube_answer(e.code).0,
             Error::Kube(_) => "KubernetesError",
+            Error::FinalizerRace => "Conflict",
+            Error::StillRefused(_) => "KubernetesRefused",
             Error::Quay(e) => e.reason(),
             Error::PlanLimit { .. } => "QuayPlanLimit",
             Error::ImageChanged { .. } => "ImageImmutable",
@@ -146,8 +157,11 @@ impl Error {
             Error::Name(_)
             | Error::Spec(_)
             | Error::ImageChanged { .. }
-            | Error::ImageOutsideWorkspace { .. } => Retry::SpecChange,
+            | Error::ImageOutsideWorkspace { .. }
+            | Error::StillRefused(_) => Retry::SpecChange,
+            Error::Kube(kube::Error::Api(e)) => kube_answer(e.code).1,
             Error::Kube(_)
+            | Error::FinalizerRace
             | Error::Render(_)
             | Error::Git(_)
             | Error::TargetCluster(_)
@@ -163,6 +177,40 @@ impl Error {
     /// Whether retrying soon can help (spec errors wait for a spec change).
     pub fn is_transient(&self) -> bool {
         self.retry() == Retry::Soon
+    }
+
+    /// A race with another writer, expected now and then (at start-up
+    /// above all): retried at once, neither logged as a failure nor
+    /// counted in the errors metric an alert watches.
+    /// The API server refused a write as invalid (400, 422): the same pass
+    /// would fail the same way until something changes.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Error::Kube(kube::Error::Api(e)) if e.code == 400 || e.code == 422)
+    }
+
+    pub fn is_race(&self) -> bool {
+        match self {
+            Error::FinalizerRace => true,
+            Error::Kube(kube::Error::Api(e)) => e.code == 409,
+            _ => false,
+        }
+    }
+}
+
+/// The API server's answer in plain words: its own message and status,
+/// never the debug dump of the response.
+fn kube_text(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!(
+            "the Kubernetes API server answered {} {}: {}",
+            s.code,
+            s.reason,
+            crate::text::bounded(&s.message, 400)
+        ),
+        other => format!(
+            "Kubernetes API: {}",
+            crate::text::bounded(&other.to_string(), 400)
+        ),
     }
 }
 

@@ -79,14 +79,31 @@ pub async fn finish(
             Err(e)
         }
         Err(FinalizerError::CleanupFailed(e)) => Err(e),
+        // The finalizer patch tests the list it changes: a concurrent write
+        // (our own status, a stale cache at start-up) fails that test with
+        // 422, or the write with 409. Both are races, not faults.
+        Err(FinalizerError::AddFinalizer(kube::Error::Api(e)))
+        | Err(FinalizerError::RemoveFinalizer(kube::Error::Api(e)))
+            if e.code == 409 || e.code == 422 =>
+        {
+            Err(Error::FinalizerRace)
+        }
         Err(e) => Err(Error::Finalizer(e.to_string())),
     }
 }
+
+/// How soon a pass that raced another writer runs again.
+const RACE_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The error policy of both reconcilers: count the failure by reason, log
 /// it at warn when its reason changed (debug while it repeats), and retry
 /// after the delay its kind of error needs, backing off while it lasts.
 pub fn requeue_after(kind: Kind, key: &str, error: &Error, ctx: &Context) -> Action {
+    if error.is_race() {
+        ctx.metrics.reconciled(kind.as_str(), "retry");
+        tracing::debug!(controller = kind.as_str(), object = key, error = %error, "raced another writer; retrying");
+        return Action::requeue(RACE_RETRY);
+    }
     ctx.metrics.reconciled(kind.as_str(), "error");
     ctx.metrics.failed(kind.as_str(), error.reason());
     let (failures, changed) = ctx.failed_pass(kind.as_str(), key, error.reason());

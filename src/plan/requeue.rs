@@ -36,6 +36,21 @@ pub fn retry_delay(retry: Retry, failures: u32) -> Duration {
     }
 }
 
+/// How an answer of the Kubernetes API server is retried, by its status
+/// code, and the condition reason it shows. A request the server found
+/// invalid (400, 422) fails the same way until the object or its inputs
+/// change, so it waits for a change instead of repeating every step (and
+/// every Quay call) before it; a refusal by RBAC (403) is fixed by someone
+/// granting it; a conflict (409) is someone else's write in between.
+pub fn kube_answer(code: u16) -> (&'static str, Retry) {
+    match code {
+        400 | 422 => ("KubernetesRefused", Retry::SpecChange),
+        403 => ("KubernetesForbidden", Retry::FixedElsewhere),
+        409 => ("Conflict", Retry::Soon),
+        _ => ("KubernetesError", Retry::Soon),
+    }
+}
+
 /// After a good pass with nothing pending: the heartbeat, or the next
 /// scheduled rotation when it is due first. `last` is the last rotation
 /// (or creation), `now` the pass's time, both in seconds.
@@ -80,6 +95,20 @@ impl<K: std::hash::Hash + Eq> FailureCounts<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kubernetes_answers_retry_as_their_fix_needs() {
+        assert_eq!(kube_answer(422), ("KubernetesRefused", Retry::SpecChange));
+        assert_eq!(kube_answer(400), ("KubernetesRefused", Retry::SpecChange));
+        assert_eq!(
+            kube_answer(403),
+            ("KubernetesForbidden", Retry::FixedElsewhere)
+        );
+        assert_eq!(kube_answer(409), ("Conflict", Retry::Soon));
+        for passing in [404, 429, 500, 503, 504] {
+            assert_eq!(kube_answer(passing).1, Retry::Soon, "{passing}");
+        }
+    }
 
     #[test]
     fn failures_count_in_a_row_and_news_is_a_changed_reason() {

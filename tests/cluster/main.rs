@@ -5,6 +5,7 @@
 //! operations, and deploy/. `cargo test --test cluster`; `QUAYSIDE_LONG=1`
 //! runs the long variants of the `reliability_` tests.
 
+mod api_refusals;
 mod bad_input;
 mod control_plane;
 mod controller_e2e;

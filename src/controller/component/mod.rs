@@ -194,6 +194,10 @@ impl<'a> Pass<'a> {
         self.pull = workspace::read(&self.secrets, &self.name, RobotRole::Pull).await?;
         self.logins_read = true;
         self.slot = self.active_slot(&repo);
+        if let Some(p) = self.ctx.recent_refusal(&self.uid, spec_generation) {
+            self.credentials_problem = Some(p.clone());
+            return Err(Error::StillRefused(p.message));
+        }
         if self.must_check_quay(&repo) {
             self.check_quay(&repo).await?;
         } else if self.verification_due() {
@@ -246,6 +250,12 @@ impl<'a> Pass<'a> {
             }
         }
         let robots = self.ensure_robots(repo).await;
+        if let Err(e) = &robots
+            && e.is_refusal()
+        {
+            let generation = self.component.metadata.generation.unwrap_or_default();
+            self.ctx.remember_refusal(&self.uid, generation, problem(e));
+        }
         record(self.problem_slot(&robots), robots)?;
         self.verified_now();
         Ok(())
