@@ -244,7 +244,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let identity_text = read_secret_file(&args.age_identity_file, "age identity")?;
     let identity = Identity::parse(secrecy::ExposeSecret::expose_secret(&identity_text))
         .context("the --age-identity-file does not hold an age identity (AGE-SECRET-KEY-1…)")?;
-    let flavor = args.kustomize_flavor;
     // Checked at start-up, so a bad file stops the controller with one
     // clear line rather than failing every pass.
     let extra_ca = args
@@ -253,7 +252,100 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .map(quayside::tls::ExtraCa::load)
         .transpose()
         .map_err(anyhow::Error::msg)?;
-    let quay = QuayClient::new(QuayConfig {
+    let quay = quay_client(&args)?;
+    let config = controller_config(&args, identity)?;
+    let kube_config = kube_config(&args).await?;
+    let client = Client::try_from(kube_config.clone())?;
+    let config = Config {
+        delivery: args.impersonate.then(|| DeliveryIdentity {
+            base: kube_config,
+            default_account: args.default_delivery_service_account.clone(),
+        }),
+        ..config
+    };
+
+    let metrics = Metrics::default();
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    quay.metrics().register(&mut registry);
+    let readiness = Readiness::default();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(quayside::server::serve(
+        args.listen,
+        registry,
+        readiness.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight passes");
+        let _ = stop_tx.send(true);
+    });
+    // Ready means "can serve", leader or standby: a rollout of two replicas
+    // must not wait for a standby that will never lead.
+    tokio::spawn(controller::report_readiness(
+        client.clone(),
+        readiness.clone(),
+    ));
+    let elector = args.leader_election.then(|| elector(&args, client.clone()));
+    if let Some(e) = &elector {
+        tracing::info!("waiting for leadership");
+        tokio::select! {
+            r = e.acquire() => r?,
+            _ = stopped(stop_rx.clone()) => return Ok(()),
+        }
+        tracing::info!("leading");
+    }
+    let ctx = Arc::new(Context::new(client, config, quay, metrics).with_extra_ca(extra_ca));
+    let run = controller::run(ctx, readiness, stopped(stop_rx.clone()));
+    lead(elector.as_ref(), run).await?;
+    let _ = server.await;
+    Ok(())
+}
+
+/// Resolves once `rx` says stop.
+async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
+}
+
+/// Run the controllers; with an elector, only while leading, and hand the
+/// lease over when stopped on purpose.
+async fn lead(
+    elector: Option<&quayside::leader::LeaderElector>,
+    run: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let Some(e) = elector else {
+        run.await;
+        return Ok(());
+    };
+    tokio::select! {
+        _ = run => {}
+        err = e.hold() => {
+            anyhow::bail!("stepping down: {err}");
+        }
+    }
+    // Stopped on purpose: hand over now, not after the lease expires.
+    match e.release().await {
+        Ok(()) => tracing::info!("released the lease"),
+        Err(err) => tracing::warn!(error = %err, "releasing the lease"),
+    }
+    Ok(())
+}
+
+fn elector(args: &Args, client: Client) -> quayside::leader::LeaderElector {
+    let identity =
+        std::env::var("POD_NAME").unwrap_or_else(|_| format!("quayside-{}", std::process::id()));
+    quayside::leader::LeaderElector::new(
+        client,
+        &args.leader_election_namespace,
+        "quayside-leader",
+        &identity,
+        args.leader_election_lease_duration,
+    )
+}
+
+fn quay_client(args: &Args) -> anyhow::Result<QuayClient> {
+    QuayClient::new(QuayConfig {
         api_url: args.quay_api_url.clone(),
         organization: args.quay_organization.clone(),
         token_file: args.quay_token_file.clone(),
@@ -261,11 +353,31 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         timeout: args.quay_timeout,
         retry: RetryPolicy::default(),
     })
-    .context("configuring the Quay client")?;
-    let config = Config {
+    .context("configuring the Quay client")
+}
+
+/// The Kubernetes client configuration: `--kubeconfig`, else in-cluster or
+/// `KUBECONFIG`.
+async fn kube_config(args: &Args) -> anyhow::Result<kube::Config> {
+    Ok(match &args.kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no Kubernetes configuration (in-cluster or KUBECONFIG)")?,
+    })
+}
+
+/// The controller's configuration from the flags (delivery is set once the
+/// Kubernetes configuration it impersonates from is known).
+fn controller_config(args: &Args, identity: Identity) -> anyhow::Result<Config> {
+    Ok(Config {
         registry_host: args.registry_host.clone(),
-        side_repo: side_repo_config(&args)?,
-        flavor,
+        side_repo: side_repo_config(args)?,
+        flavor: args.kustomize_flavor,
         identity,
         heartbeat: args.heartbeat,
         rotation_interval: (!args.rotation_interval.is_zero()).then_some(args.rotation_interval),
@@ -284,92 +396,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             PathScope::Workspace
         },
         rotation_request_cooldown: args.rotation_request_cooldown,
-    };
-    let kube_config = match &args.kubeconfig {
-        Some(path) => {
-            let kc = Kubeconfig::read_from(path)
-                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("no Kubernetes configuration (in-cluster or KUBECONFIG)")?,
-    };
-    let client = Client::try_from(kube_config.clone())?;
-    let config = Config {
-        delivery: args.impersonate.then(|| DeliveryIdentity {
-            base: kube_config,
-            default_account: args.default_delivery_service_account.clone(),
-        }),
-        ..config
-    };
-
-    let metrics = Metrics::default();
-    let mut registry = prometheus_client::registry::Registry::default();
-    metrics.register(&mut registry);
-    quay.metrics().register(&mut registry);
-    let readiness = Readiness::default();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|v| *v).await;
-    };
-    let server = tokio::spawn(quayside::server::serve(
-        args.listen,
-        registry,
-        readiness.clone(),
-        stopped(stop_rx.clone()),
-    ));
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: finishing in-flight passes");
-        let _ = stop_tx.send(true);
-    });
-
-    let elector = args.leader_election.then(|| {
-        let identity = std::env::var("POD_NAME")
-            .unwrap_or_else(|_| format!("quayside-{}", std::process::id()));
-        quayside::leader::LeaderElector::new(
-            client.clone(),
-            &args.leader_election_namespace,
-            "quayside-leader",
-            &identity,
-            args.leader_election_lease_duration,
-        )
-    });
-    // Ready means "can serve", leader or standby: a rollout of two replicas
-    // must not wait for a standby that will never lead.
-    tokio::spawn(controller::report_readiness(
-        client.clone(),
-        readiness.clone(),
-    ));
-    if let Some(e) = &elector {
-        tracing::info!("waiting for leadership");
-        tokio::select! {
-            r = e.acquire() => r?,
-            _ = stopped(stop_rx.clone()) => return Ok(()),
-        }
-        tracing::info!("leading");
-    }
-    let ctx = Arc::new(Context::new(client, config, quay, metrics).with_extra_ca(extra_ca));
-    let run = controller::run(ctx, readiness, stopped(stop_rx.clone()));
-    match &elector {
-        Some(e) => {
-            tokio::select! {
-                _ = run => {}
-                err = e.hold() => {
-                    anyhow::bail!("stepping down: {err}");
-                }
-            }
-            // Stopped on purpose: hand over now, not after the lease expires.
-            match e.release().await {
-                Ok(()) => tracing::info!("released the lease"),
-                Err(err) => tracing::warn!(error = %err, "releasing the lease"),
-            }
-        }
-        None => run.await,
-    }
-    let _ = server.await;
-    Ok(())
+    })
 }
 
 async fn shutdown_signal() {

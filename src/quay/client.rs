@@ -770,79 +770,15 @@ impl QuayClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            // Read on every attempt: a token rotated mid-backoff is picked up.
-            let token = self.read_token()?;
-            let mut req = inner
-                .http
-                .request(method.clone(), url.clone())
-                .bearer_auth(token.expose_secret())
-                .header("accept", "application/json");
-            if let Some(b) = &body {
-                req = req.json(b);
-            }
-            let started = Instant::now();
-            let sent = req.send().await;
-            let (failure, retry_after) = match sent {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let retry_after = resp
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(parse_retry_after);
-                    match resp.bytes().await {
-                        Ok(bytes) => {
-                            let outcome = outcome_of(status);
-                            inner.metrics.observe(
-                                endpoint,
-                                outcome,
-                                started.elapsed().as_secs_f64(),
-                            );
-                            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                            let message = error_text(status, &body, &bytes, &token);
-                            let retried = status == StatusCode::TOO_MANY_REQUESTS
-                                || (status.is_server_error() && retry_5xx == Retry5xx::Yes);
-                            if retried {
-                                (format!("HTTP {} {message}", status.as_u16()), retry_after)
-                            } else {
-                                return Ok(Answer {
-                                    status,
-                                    body,
-                                    message,
-                                });
-                            }
-                        }
-                        Err(e) => {
-                            inner.metrics.observe(
-                                endpoint,
-                                "network_error",
-                                started.elapsed().as_secs_f64(),
-                            );
-                            (scrub(&format!("reading the answer: {e}"), &token), None)
-                        }
-                    }
-                }
-                Err(e) => {
-                    inner.metrics.observe(
-                        endpoint,
-                        "network_error",
-                        started.elapsed().as_secs_f64(),
-                    );
-                    if e.is_builder() {
-                        return Err(QuayError::Config {
-                            message: scrub(&format!("cannot build the request: {e}"), &token),
-                        });
-                    }
-                    // A refused certificate is not transient: say what to
-                    // change instead of retrying it.
-                    if let Some(refusal) = crate::tls::Refusal::find(&e) {
-                        let host = crate::tls::host_of(&inner.cfg.api_url);
-                        return Err(QuayError::Untrusted {
-                            message: refusal.advice(&host, inner.cfg.extra_ca.as_deref()),
-                        });
-                    }
-                    (scrub(&network_text(&e), &token), None)
-                }
+            let (failure, retry_after) = match self
+                .attempt(endpoint, &method, &url, body.as_ref(), retry_5xx)
+                .await?
+            {
+                Attempt::Answered(answer) => return Ok(answer),
+                Attempt::Failed {
+                    failure,
+                    retry_after,
+                } => (failure, retry_after),
             };
             if attempt >= policy.max_attempts {
                 tracing::warn!(endpoint, attempts = attempt, last = %failure, "Quay call failed; giving up for now");
@@ -857,6 +793,101 @@ impl QuayClient {
             tokio::time::sleep(delay).await;
         }
     }
+    /// One request and its answer: what to return, or why it failed and
+    /// may be retried (with the server's `Retry-After`).
+    async fn attempt(
+        &self,
+        endpoint: &'static str,
+        method: &Method,
+        url: &reqwest::Url,
+        body: Option<&Value>,
+        retry_5xx: Retry5xx,
+    ) -> Result<Attempt, QuayError> {
+        let inner = &*self.inner;
+        // Read on every attempt: a token rotated mid-backoff is picked up.
+        let token = self.read_token()?;
+        let mut req = inner
+            .http
+            .request(method.clone(), url.clone())
+            .bearer_auth(token.expose_secret())
+            .header("accept", "application/json");
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let started = Instant::now();
+        let sent = req.send().await;
+        let (failure, retry_after) = match sent {
+            Ok(resp) => {
+                let status = resp.status();
+                let retry_after = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after);
+                match resp.bytes().await {
+                    Ok(bytes) => {
+                        let outcome = outcome_of(status);
+                        inner
+                            .metrics
+                            .observe(endpoint, outcome, started.elapsed().as_secs_f64());
+                        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                        let message = error_text(status, &body, &bytes, &token);
+                        let retried = status == StatusCode::TOO_MANY_REQUESTS
+                            || (status.is_server_error() && retry_5xx == Retry5xx::Yes);
+                        if retried {
+                            (format!("HTTP {} {message}", status.as_u16()), retry_after)
+                        } else {
+                            return Ok(Attempt::Answered(Answer {
+                                status,
+                                body,
+                                message,
+                            }));
+                        }
+                    }
+                    Err(e) => {
+                        inner.metrics.observe(
+                            endpoint,
+                            "network_error",
+                            started.elapsed().as_secs_f64(),
+                        );
+                        (scrub(&format!("reading the answer: {e}"), &token), None)
+                    }
+                }
+            }
+            Err(e) => {
+                inner
+                    .metrics
+                    .observe(endpoint, "network_error", started.elapsed().as_secs_f64());
+                if e.is_builder() {
+                    return Err(QuayError::Config {
+                        message: scrub(&format!("cannot build the request: {e}"), &token),
+                    });
+                }
+                // A refused certificate is not transient: say what to
+                // change instead of retrying it.
+                if let Some(refusal) = crate::tls::Refusal::find(&e) {
+                    let host = crate::tls::host_of(&inner.cfg.api_url);
+                    return Err(QuayError::Untrusted {
+                        message: refusal.advice(&host, inner.cfg.extra_ca.as_deref()),
+                    });
+                }
+                (scrub(&network_text(&e), &token), None)
+            }
+        };
+        Ok(Attempt::Failed {
+            failure,
+            retry_after,
+        })
+    }
+}
+
+/// One attempt's outcome.
+enum Attempt {
+    Answered(Answer),
+    Failed {
+        failure: String,
+        retry_after: Option<Duration>,
+    },
 }
 
 /// Whether [`QuayClient::call_with`] retries a 5xx answer.
