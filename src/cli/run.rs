@@ -253,6 +253,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .transpose()
         .map_err(anyhow::Error::msg)?;
     let quay = quay_client(&args)?;
+    tokio::spawn(check_quay_token(quay.clone()));
     let config = controller_config(&args, identity)?;
     let kube_config = kube_config(&args).await?;
     let client = Client::try_from(kube_config.clone())?;
@@ -342,6 +343,35 @@ fn elector(args: &Args, client: Client) -> quayside::leader::LeaderElector {
         &identity,
         args.leader_election_lease_duration,
     )
+}
+
+/// A robot name no Component ever gets (robot names of Components carry a
+/// repository's name and a role): reading it is harmless.
+const ACCESS_PROBE: &str = "quayside_access_check";
+
+/// Say at start-up, in one line, whether the Quay token can do what every
+/// Component needs: reading a robot needs the organization to exist and
+/// the token to administer it (`org:admin`), the rarest of the rights.
+/// A failure is logged, not fatal: the token file may be fixed while the
+/// controller runs, and each Component's condition says the same.
+async fn check_quay_token(quay: QuayClient) {
+    let org = quay.organization().to_string();
+    match tokio::time::timeout(Duration::from_secs(30), quay.get_robot(ACCESS_PROBE)).await {
+        Ok(Ok(_)) => tracing::info!(
+            organization = %org,
+            "Quay token checked: the organization exists and the token administers its robots"
+        ),
+        Ok(Err(e)) => tracing::error!(
+            organization = %org,
+            reason = e.reason(),
+            error = %e,
+            "Quay token check failed: every Component will fail until this is fixed"
+        ),
+        Err(_) => tracing::warn!(
+            organization = %org,
+            "Quay token check: no answer within 30 s; the API URL may be wrong or Quay down"
+        ),
+    }
 }
 
 fn quay_client(args: &Args) -> anyhow::Result<QuayClient> {

@@ -78,3 +78,60 @@ async fn one_leader_at_a_time_and_takeover_after_expiry() {
         "a leads right after b released"
     );
 }
+
+/// The first lines of `quayside run`'s log until one contains `needle`.
+fn log_until(mut cmd: std::process::Command, needle: &str) -> String {
+    use std::io::{BufRead, BufReader};
+    cmd.stdout(std::process::Stdio::piped());
+    let mut child = quayside_testkit::process::KillOnDrop(cmd.spawn().unwrap());
+    let out = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut seen = String::new();
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                seen.push_str(&line);
+                seen.push('\n');
+                if line.contains(needle) {
+                    return line;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    panic!("no log line with {needle:?} within 60 s:\n{seen}");
+}
+
+/// Issue 15: the Quay token is checked at start-up with one harmless call,
+/// and the log says in one line whether every Component can work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn run_checks_the_quay_token_at_start_up() {
+    let h = Harness::start().await;
+    let good = log_until(
+        h.controller_command().without_side_repo().command(),
+        "Quay token check",
+    );
+    assert!(good.contains("the token administers its robots"), "{good}");
+    // A token Quay does not know: said at once, in words a person can act on.
+    std::fs::write(h.dir.path().join("quay-token"), "not-a-token-quay-knows").unwrap();
+    let bad = log_until(
+        h.controller_command().without_side_repo().command(),
+        "Quay token check",
+    );
+    assert!(
+        bad.contains("Quay token check failed") && bad.contains("unknown or expired"),
+        "{bad}"
+    );
+    assert!(
+        !bad.contains("not-a-token-quay-knows"),
+        "the token is not logged"
+    );
+}
