@@ -109,6 +109,10 @@ pub struct Args {
     #[arg(long, env = "QUAYSIDE_SIDE_REPO_ANY_PATH", default_value_t = false, action = clap::ArgAction::Set)]
     pub side_repo_any_path: bool,
 
+    /// Passes of each kind (Component, Environment) that run at once; more
+    /// wait their turn. Bounds memory, Quay and API server load.
+    #[arg(long, env = "QUAYSIDE_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
     /// Reconcile every Environment and Component again after this long.
     #[arg(long, env = "QUAYSIDE_HEARTBEAT", default_value = "24h", value_parser = parse_duration)]
     pub heartbeat: Duration,
@@ -426,6 +430,7 @@ fn controller_config(args: &Args, identity: Identity) -> anyhow::Result<Config> 
             PathScope::Workspace
         },
         rotation_request_cooldown: args.rotation_request_cooldown,
+        concurrency: args.concurrency,
     })
 }
 

@@ -43,6 +43,8 @@ pub struct Config {
     /// generate annotation set again this soon after a rotation is refused.
     /// Zero turns the guard off.
     pub rotation_request_cooldown: Duration,
+    /// Passes of each reconciler that run at once (`--concurrency`).
+    pub concurrency: u16,
 }
 
 /// How namespace writes impersonate a workspace's ServiceAccount.

@@ -65,7 +65,11 @@ pub async fn run(
     };
 
     let scope = ctx.config.namespace.clone();
-    let components = component_controller(client.clone(), scope.as_deref());
+    // Bounded work: at most this many passes of each kind at once.
+    let bounded_passes =
+        kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
+    let components =
+        component_controller(client.clone(), scope.as_deref()).with_config(bounded_passes.clone());
     let component_store = components.store();
     let components = components
         .graceful_shutdown_on(stopped(stop_rx.clone()))
@@ -75,7 +79,8 @@ pub async fn run(
                 tracing::debug!(error = %e, "component reconcile");
             }
         });
-    let environments = environment_controller(client.clone(), scope.as_deref());
+    let environments =
+        environment_controller(client.clone(), scope.as_deref()).with_config(bounded_passes);
     let environment_store = environments.store();
     let environments = environments
         .graceful_shutdown_on(stopped(stop_rx.clone()))

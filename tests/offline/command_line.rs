@@ -35,3 +35,25 @@ fn quayside_lists_no_emulator_or_benchmark_commands() {
         assert!(!out.status.success(), "`quayside {}` ran", args.join(" "));
     }
 }
+
+/// Bounded work: `--concurrency` is offered with its default, and zero (no
+/// bound at all) is refused with the option named.
+#[test]
+fn run_bounds_its_concurrent_passes() {
+    let help = Command::new(env!("CARGO_BIN_EXE_quayside"))
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).to_string();
+    assert!(
+        help.contains("--concurrency") && help.contains("[default: 32]"),
+        "{help}"
+    );
+    let zero = Command::new(env!("CARGO_BIN_EXE_quayside"))
+        .args(["run", "--concurrency", "0"])
+        .output()
+        .unwrap();
+    assert!(!zero.status.success());
+    let err = String::from_utf8_lossy(&zero.stderr);
+    assert!(err.contains("--concurrency"), "{err}");
+}

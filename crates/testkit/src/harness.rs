@@ -193,6 +193,7 @@ impl Harness {
             side_repo_scope: Default::default(),
             // Tests rotate one Component several times in seconds.
             rotation_request_cooldown: Duration::ZERO,
+            concurrency: 32,
         }
     }
 
