@@ -10,6 +10,7 @@ mod bad_input;
 mod control_plane;
 mod controller_e2e;
 mod deploy_manifests;
+mod documented_paths;
 mod high_availability;
 mod operations;
 mod quay_drift;

@@ -57,3 +57,28 @@ fn run_bounds_its_concurrent_passes() {
     let err = String::from_utf8_lossy(&zero.stderr);
     assert!(err.contains("--concurrency"), "{err}");
 }
+
+/// The defaults docs/operations.md states: a heartbeat of 24 hours and a
+/// scheduled rotation every 90 days.
+#[test]
+fn run_defaults_match_the_docs() {
+    let help = Command::new(env!("CARGO_BIN_EXE_quayside"))
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).to_string();
+    let default_of = |flag: &str| -> String {
+        let at = help.find(flag).unwrap_or_else(|| panic!("{flag} missing"));
+        let rest = &help[at..];
+        let d = rest.find("[default: ").expect("a default") + "[default: ".len();
+        rest[d..rest[d..].find(']').unwrap() + d].to_string()
+    };
+    assert_eq!(default_of("--heartbeat"), "24h");
+    assert_eq!(default_of("--rotation-interval"), "90d");
+    let ops = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md"))
+        .unwrap();
+    assert!(
+        ops.contains("| `--heartbeat` | `QUAYSIDE_HEARTBEAT` | `24h` |"),
+        "docs say 24h"
+    );
+}
