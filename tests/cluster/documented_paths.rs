@@ -8,25 +8,9 @@ use std::time::Duration;
 use kube::api::{Patch, PatchParams};
 use quayside::names::{RobotRole, robot_short_name};
 use quayside_testkit::harness::{Harness, ORG};
-use quayside_testkit::wait;
+use quayside_testkit::{cluster, wait};
 
 const T: Duration = Duration::from_secs(60);
-
-async fn delete_component(h: &Harness, name: &str) {
-    h.components()
-        .delete(name, &Default::default())
-        .await
-        .unwrap();
-    wait::until(&format!("{name} is gone"), T, || async {
-        h.components()
-            .get_opt(name)
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
-}
 
 fn robots_of(repo: &str) -> Vec<String> {
     [RobotRole::Push, RobotRole::Pull]
@@ -80,7 +64,7 @@ async fn keep_repository_keeps_the_repository_and_deletes_the_robots() {
         .patch("kept", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
-    delete_component(&h, "kept").await;
+    cluster::delete_and_wait(&h.components(), "kept", T).await;
     h.stop_controller().await;
     let repo = format!("{}/kept", h.workspace);
     let state = h.emulator.snapshot();
@@ -121,7 +105,7 @@ async fn deleting_a_component_that_names_anothers_repository_leaves_it_alone() {
             .find(|c| c.type_ == "RepositoryReady" && c.status == "False")
     })
     .await;
-    delete_component(&h, "second").await;
+    cluster::delete_and_wait(&h.components(), "second", T).await;
     h.wait_component_ready("owner", T).await;
     h.stop_controller().await;
     let after = h.emulator.snapshot();

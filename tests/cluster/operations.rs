@@ -8,18 +8,6 @@ use quayside::leader::{LeaderElector, LeaderError};
 use quayside_testkit::harness::Harness;
 use quayside_testkit::{cluster, ports, wait};
 
-async fn get(url: &str) -> Option<(u16, String)> {
-    // Bounded: a server that accepts and never answers must not hang the
-    // polling loop that calls this (it checks its deadline between calls).
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(5))
-        .build()
-        .ok()?;
-    let resp = client.get(url).send().await.ok()?;
-    let code = resp.status().as_u16();
-    Some((code, resp.text().await.ok()?))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn run_serves_health_readiness_and_metrics() {
     let h = Harness::start().await;
@@ -32,15 +20,18 @@ async fn run_serves_health_readiness_and_metrics() {
         .spawn();
     let base = format!("http://127.0.0.1:{port}");
     wait::until("/readyz 200", Duration::from_secs(60), || async {
-        let (code, _) = get(&format!("{base}/readyz")).await?;
+        let (code, _) = ports::http_get(&format!("{base}/readyz")).await?;
         (code == 200).then_some(())
     })
     .await;
-    assert_eq!(get(&format!("{base}/healthz")).await.unwrap().0, 200);
+    assert_eq!(
+        ports::http_get(&format!("{base}/healthz")).await.unwrap().0,
+        200
+    );
     h.create_component("m", &h.git.repo_url("public-app"), "public")
         .await;
     h.wait_component_ready("m", Duration::from_secs(60)).await;
-    let (code, body) = get(&format!("{base}/metrics")).await.unwrap();
+    let (code, body) = ports::http_get(&format!("{base}/metrics")).await.unwrap();
     assert_eq!(code, 200);
     for metric in [
         "quayside_reconciles_total",

@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use quayside_testkit::harness::{Harness, ORG, QUAY_TOKEN};
-use quayside_testkit::{leaks, wait};
+use quayside_testkit::{cluster, leaks, wait};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const T: Duration = Duration::from_secs(60);
@@ -212,7 +212,7 @@ async fn attack_spec_image_of_another_team_gets_nothing_of_theirs() {
     })
     .await;
     // The deletion must not take their repository either.
-    delete_and_wait(&h.components(), "steal").await;
+    cluster::delete_and_wait(&h.components(), "steal", T).await;
     h.stop_controller().await;
     assert_eq!(
         refused.reason, "ImageOutsideWorkspace",
@@ -254,18 +254,6 @@ async fn attack_spec_image_of_another_team_gets_nothing_of_theirs() {
     );
 }
 
-/// Delete `name` and wait until it is gone (its finalizer ran).
-async fn delete_and_wait<K>(api: &Api<K>, name: &str)
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    api.delete(name, &Default::default()).await.unwrap();
-    wait::until(&format!("{name} is gone"), T, || async {
-        api.get_opt(name).await.unwrap().is_none().then_some(())
-    })
-    .await;
-}
-
 /// The condition of type `kind` of Environment `name` once it is False.
 async fn environment_refused(h: &Harness, name: &str, kind: &str) -> Condition {
     wait::until(&format!("Environment {name} {kind}=False"), T, || async {
@@ -303,7 +291,7 @@ async fn attack_a_teams_own_secret_in_a_target_is_never_taken_over() {
     h.wait_component_ready("app", T).await;
     h.create_environment("grab", &target, &[]).await;
     let refused = environment_refused(&h, "grab", "Applied").await;
-    delete_and_wait(&h.environments(), "grab").await;
+    cluster::delete_and_wait(&h.environments(), "grab", T).await;
     h.stop_controller().await;
     assert!(
         refused.message.contains("was not created by quayside")
@@ -401,7 +389,7 @@ async fn attack_target_namespace_of_another_team_gets_nothing_written() {
     let mut h = Harness::start().await;
     let theirs = h.ungranted_namespace("team-b", true).await;
     // Team B onboarded itself there, not this workspace.
-    quayside_testkit::cluster::grant_delivery(&h.client, "team-b", &theirs).await;
+    cluster::grant_delivery(&h.client, "team-b", &theirs).await;
     let deployer_before = sa_version(&h, &theirs, "deployer").await;
     h.start_controller().await;
     h.create_component("app", &h.git.repo_url("public-app"), "public")
@@ -430,7 +418,7 @@ async fn attack_target_namespace_of_another_team_gets_nothing_written() {
         "their deployer ServiceAccount was not rewritten"
     );
     // The owner grants it: delivery follows without touching the Environment.
-    quayside_testkit::cluster::grant_delivery(&h.client, &h.workspace, &theirs).await;
+    cluster::grant_delivery(&h.client, &h.workspace, &theirs).await;
     wait::until("delivery once granted", T, || async {
         h.target_secret(&theirs, "app").await
     })
@@ -446,7 +434,7 @@ async fn attack_target_namespace_of_another_team_gets_nothing_written() {
 async fn attack_delivery_account_of_another_workspace_is_refused() {
     let mut h = Harness::start().await;
     let target = h.ungranted_namespace("b-prod", false).await;
-    quayside_testkit::cluster::grant_delivery(&h.client, "team-b", &target).await;
+    cluster::grant_delivery(&h.client, "team-b", &target).await;
     h.start_controller().await;
     h.create_component("app", &h.git.repo_url("public-app"), "public")
         .await;

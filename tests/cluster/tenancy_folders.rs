@@ -15,7 +15,7 @@ use quayside::gitops::{CommitMessage, PassPlan, SideRepo};
 use quayside::render::RenderedFile;
 use quayside::seal::Identity;
 use quayside_testkit::harness::{Harness, SIDE_REPO};
-use quayside_testkit::wait;
+use quayside_testkit::{cluster, wait};
 use secrecy::ExposeSecret;
 
 const T: Duration = Duration::from_secs(60);
@@ -203,21 +203,7 @@ async fn attack_side_repo_path_outside_the_workspace_is_refused() {
         );
     }
     for (name, _) in attacks {
-        h.environments()
-            .delete(name, &Default::default())
-            .await
-            .unwrap();
-    }
-    for (name, _) in attacks {
-        wait::until(&format!("{name} is gone"), T, || async {
-            h.environments()
-                .get_opt(name)
-                .await
-                .unwrap()
-                .is_none()
-                .then_some(())
-        })
-        .await;
+        cluster::delete_and_wait(&h.environments(), name, T).await;
     }
     h.stop_controller().await;
     let files = side_files(&h);
@@ -323,19 +309,7 @@ async fn attack_orphaned_folder_key_is_never_reused_by_a_new_owner() {
     let b_in_f = wait_sealed_for(&h, &sealed(&f), &rec[1]).await;
     // A is deleted, its removal reverted; after a restart C claims G.
     let left = under(&side_files(&h), &g);
-    h.environments()
-        .delete("a", &Default::default())
-        .await
-        .unwrap();
-    wait::until("a is gone", T, || async {
-        h.environments()
-            .get_opt("a")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    cluster::delete_and_wait(&h.environments(), "a", T).await;
     h.stop_controller().await;
     if under(&side_files(&h), &g).is_empty() {
         push_folder(&h, &g, &left, "Revert \"quayside: remove environment a\"");

@@ -14,22 +14,10 @@ use quayside::api::ResolvedVisibility;
 use quayside::names::{RobotRole, repository_name, robot_short_name};
 use quayside::quay::QuayClient;
 use quayside_testkit::harness::{Harness, ORG};
-use quayside_testkit::wait;
+use quayside_testkit::{cluster, wait};
 use secrecy::ExposeSecret;
 
 const T: Duration = Duration::from_secs(60);
-
-/// Delete `name` and wait until it is gone (its finalizer ran).
-async fn delete_and_wait<K>(api: &Api<K>, name: &str)
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    api.delete(name, &Default::default()).await.unwrap();
-    wait::until(&format!("{name} is gone"), T, || async {
-        api.get_opt(name).await.unwrap().is_none().then_some(())
-    })
-    .await;
-}
 
 /// Component `name`'s RepositoryReady condition once its first pass
 /// decided: False (refused), or True (the attack went through).
@@ -93,7 +81,7 @@ async fn attack_robot_made_outside_quayside_is_never_adopted() {
         .await;
     let condition = repository_condition(&h, "app").await;
     let dump = workspace_secrets_dump(&h).await;
-    delete_and_wait(&h.components(), "app").await;
+    cluster::delete_and_wait(&h.components(), "app", T).await;
     h.stop_controller().await;
     assert!(
         !dump.contains(&token),
@@ -161,7 +149,7 @@ async fn attack_repository_of_another_owner_is_never_changed_or_deleted() {
         images.push(c.status.and_then(|s| s.image));
     }
     for (name, _) in cases {
-        delete_and_wait(&h.components(), name).await;
+        cluster::delete_and_wait(&h.components(), name, T).await;
     }
     h.stop_controller().await;
     let state = h.emulator.snapshot();
@@ -266,7 +254,7 @@ async fn a_component_provisioned_before_owner_records_keeps_its_tokens() {
 
     h.request_rotation("app").await;
     h.wait_rotated("app", 2, T).await;
-    delete_and_wait(&h.components(), "app").await;
+    cluster::delete_and_wait(&h.components(), "app", T).await;
     h.stop_controller().await;
     let state = h.emulator.snapshot();
     assert!(state.repository(ORG, &repo).is_none(), "repository deleted");

@@ -352,6 +352,20 @@ async fn try_create_service_account(
         .await
 }
 
+/// Delete `name` and wait until it is gone (its finalizers ran).
+pub async fn delete_and_wait<K>(api: &Api<K>, name: &str, timeout: Duration)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.delete(name, &Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("deleting {name}: {e}"));
+    crate::wait::until(&format!("{name} is gone"), timeout, || async {
+        api.get_opt(name).await.unwrap().is_none().then_some(())
+    })
+    .await;
+}
+
 /// `Ok` for a result that is `Ok` or "already exists" (409).
 pub fn ignore_conflict<T>(r: Result<T, kube::Error>) -> Result<(), kube::Error> {
     match r {
