@@ -302,7 +302,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!("leading");
     }
     let ctx = Arc::new(Context::new(client, config, quay, metrics).with_extra_ca(extra_ca));
-    let run = controller::run(ctx, readiness, stopped(stop_rx.clone()));
+    let run = controller::run(ctx, stopped(stop_rx.clone()));
     lead(elector.as_ref(), run).await?;
     let _ = server.await;
     Ok(())

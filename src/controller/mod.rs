@@ -52,12 +52,10 @@ impl Readiness {
     }
 }
 
-/// Run both controllers until `shutdown` resolves; in-flight passes finish.
-pub async fn run(
-    ctx: Arc<Context>,
-    readiness: Readiness,
-    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
-) {
+/// Run both controllers until `shutdown` resolves; in-flight passes finish
+/// (for at most [`SHUTDOWN_GRACE`]). Readiness is reported by the caller
+/// ([`report_readiness`]), leader or not.
+pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -94,7 +92,6 @@ pub async fn run(
                 tracing::debug!(error = %e, "environment reconcile");
             }
         });
-    tokio::spawn(report_readiness(client.clone(), readiness));
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use quayside::controller::{self, Config, Context, Metrics, Readiness};
+use quayside::controller::{self, Config, Context, Metrics};
 use quayside::quay::{QuayClient, QuayConfig, RetryPolicy};
 use quayside::render::KustomizeFlavor;
 use quayside::seal::Identity;
@@ -56,7 +56,7 @@ async fn stop_before_the_first_list_returns_promptly() {
     .unwrap();
     let ctx = Arc::new(Context::new(client, config(), quay, Metrics::default()));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(controller::run(ctx, Readiness::default(), async move {
+    let running = tokio::spawn(controller::run(ctx, async move {
         let _ = stopped.await;
     }));
     // Let the watches connect (and hang) before asking it to stop.

@@ -18,7 +18,7 @@ use secrecy::SecretString;
 
 use quay_emulator::{Emulator, EmulatorConfig};
 use quayside::api::{Component, Environment};
-use quayside::controller::{self, Config, Context, DeliveryIdentity, Metrics, Readiness};
+use quayside::controller::{self, Config, Context, DeliveryIdentity, Metrics};
 use quayside::gitops::{DeliveryMode, GitAuth, SideRepoConfig};
 use quayside::quay::{QuayClient, QuayConfig, RetryPolicy};
 use quayside::render::KustomizeFlavor;
@@ -217,7 +217,7 @@ impl Harness {
         let ctx = Arc::new(Context::new(setup.client, setup.config, quay, metrics));
         let (tx, mut rx) = tokio::sync::watch::channel(false);
         let handle = tokio::spawn(async move {
-            controller::run(ctx, Readiness::default(), async move {
+            controller::run(ctx, async move {
                 let _ = rx.wait_for(|v| *v).await;
             })
             .await;
