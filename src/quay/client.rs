@@ -1,7 +1,10 @@
 //! The Quay API client: each call quayside makes (docs/quay.md), idempotent, retried on
 //! transient failures, with the OAuth token re-read from its file every time.
 
+mod robot_tokens;
 mod verify;
+
+pub use robot_tokens::{RobotTokens, TokenState};
 
 use std::path::PathBuf;
 
@@ -171,6 +174,10 @@ struct Inner {
     base: url::Url,
     http: reqwest::Client,
     metrics: QuayMetrics,
+    /// The last robot listing (`robot_tokens`), shared by the verifications.
+    robot_listing: tokio::sync::Mutex<Option<robot_tokens::Listing>>,
+    /// Robots written through this client: a listing made before is stale.
+    robot_writes: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for QuayClient {
@@ -272,6 +279,8 @@ impl QuayClient {
                 base,
                 http,
                 metrics: QuayMetrics::default(),
+                robot_listing: tokio::sync::Mutex::new(None),
+                robot_writes: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }
@@ -494,6 +503,7 @@ impl QuayClient {
         fields: impl Into<RobotFields>,
     ) -> Result<Robot, QuayError> {
         let fields = fields.into();
+        self.robot_written();
         let mut body =
             json!({ "description": fit_keeping_note(&fields.description, MAX_DESCRIPTION) });
         if let Some(m) = fields.metadata {
@@ -530,6 +540,7 @@ impl QuayClient {
 
     /// A new token for the robot; Quay revokes the old one at once.
     pub async fn regenerate_robot_token(&self, short: &str) -> Result<Robot, QuayError> {
+        self.robot_written();
         let a = self
             .call(
                 "regenerate_robot",
@@ -553,6 +564,7 @@ impl QuayClient {
 
     /// Delete the robot (and with it its permissions); absent is success.
     pub async fn delete_robot(&self, short: &str) -> Result<(), QuayError> {
+        self.robot_written();
         let a = self
             .call(
                 "delete_robot",

@@ -9,7 +9,9 @@ mod error;
 mod metrics;
 mod retry;
 
-pub use client::{Creation, QuayClient, QuayConfig, Repository, Robot, RobotFields, Role};
+pub use client::{
+    Creation, QuayClient, QuayConfig, Repository, Robot, RobotFields, RobotTokens, Role, TokenState,
+};
 pub use error::QuayError;
 pub use metrics::QuayMetrics;
 pub use retry::{RetryPolicy, parse_retry_after};
