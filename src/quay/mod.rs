@@ -7,6 +7,7 @@
 mod client;
 mod error;
 mod metrics;
+mod rate;
 mod retry;
 
 pub use client::{
@@ -14,4 +15,5 @@ pub use client::{
 };
 pub use error::QuayError;
 pub use metrics::QuayMetrics;
+pub use rate::{Bucket, Limiter, RateLimit};
 pub use retry::{RetryPolicy, parse_retry_after};

@@ -452,7 +452,7 @@ async fn scheduled_rotation_moves_to_new_robots_and_deletes_the_old_ones() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_new_component_costs_six_quay_calls_and_a_restart_none() {
+async fn a_new_component_costs_five_quay_calls_and_a_restart_none() {
     let mut h = Harness::start().await;
     let ns = h.target_namespace("calls", true).await;
     h.create_environment("e", &ns, &[]).await;
@@ -464,8 +464,8 @@ async fn a_new_component_costs_six_quay_calls_and_a_restart_none() {
     let provisioning = h.emulator.api_calls() - before;
     assert_eq!(
         provisioning,
-        6,
-        "get + create repository, 2 × create robot, 2 × grant: {:?}",
+        5,
+        "create repository, 2 × create robot, 2 × grant: {:?}",
         h.emulator.snapshot().api_calls
     );
     // Let the first passes settle: the Component's status records the

@@ -579,3 +579,48 @@ async fn the_robot_listing_is_shared_until_stale_and_judges_stored_tokens() {
     assert_eq!(fresh.state(&new_login), TokenState::Absent);
     assert_eq!(listings(), 3);
 }
+
+/// Many passes at once behind Quay's limit: with the client's shared bucket
+/// at the server's rate they take turns instead of finding the limit one by
+/// one, so (almost) nothing is answered 429 and the whole takes about
+/// (calls − burst) / rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_shared_rate_limit_keeps_concurrent_calls_under_the_servers_limit() {
+    use quayside::quay::RateLimit;
+    const CALLS: usize = 40;
+    let (rate, burst) = (20.0, 5u32);
+    let f = fixture(EmulatorConfig::new(ORG, TOKEN), fast_retry(8)).await;
+    f.emulator.set_faults(Faults {
+        rate_limit: Some((rate, burst)),
+        ..Faults::default()
+    });
+    let mut cfg = QuayConfig::new(&f.emulator.api_url(), ORG, &f.token_file);
+    cfg.retry = fast_retry(8);
+    cfg.rate_limit = Some(RateLimit {
+        per_second: rate,
+        burst,
+    });
+    let client = QuayClient::new(cfg).unwrap();
+    let started = std::time::Instant::now();
+    let calls = (0..CALLS).map(|i| {
+        let c = client.clone();
+        tokio::spawn(async move { c.get_repository(&format!("r{i}")).await })
+    });
+    for call in calls {
+        assert!(call.await.unwrap().unwrap().is_none());
+    }
+    let elapsed = started.elapsed();
+    let throttled = client.metrics().calls("get_repository", "throttled");
+    let bound = Duration::from_secs_f64((CALLS as f64 - f64::from(burst)) / rate);
+    println!(
+        "{CALLS} concurrent calls at {rate}/s burst {burst}: {elapsed:?} (bound {bound:?}), {throttled} answered 429"
+    );
+    assert!(
+        throttled * 50 <= CALLS as u64,
+        "{throttled} of {CALLS} calls answered 429 (at most 2 %)"
+    );
+    assert!(
+        elapsed >= bound.mul_f64(0.9),
+        "{elapsed:?}: faster than the limit allows ({bound:?})"
+    );
+}

@@ -150,6 +150,8 @@ impl Harness {
                 base: Duration::from_millis(20),
                 max_delay: Duration::from_millis(500),
             },
+            // The emulator has no limit unless a test sets one (Faults).
+            rate_limit: None,
         }
     }
 
