@@ -272,6 +272,15 @@ const LEDGER: &[(&str, How)] = &[
             why: "no Argo CD here: the same patch file is applied locally to an argocd-cm, and kustomize runs with the buildOptions that come out",
         },
     ),
+    // docs/operations.md: Argo CD
+    (
+        "kubectl -n argocd patch configmap argocd-cm --patch-file deploy/argocd/argocd-cm.yaml",
+        How::CoveredBy {
+            file: "tests/tools/argocd_lua.rs",
+            shows: &["deploy(\"argocd-cm.yaml\")", "\"patch\", \"--local\""],
+            why: "no Argo CD here: the same patch file is applied locally to an argocd-cm, and the result is checked to hold the Lua files",
+        },
+    ),
     // docs/benchmarks.md
     (
         "cargo build --release --workspace",
