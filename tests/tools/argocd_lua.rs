@@ -3,7 +3,7 @@
 //! in Argo CD's sandbox — over the objects in `fixtures/argocd/`, which are
 //! checked to be what quayside's API types read and its docs name. And
 //! `deploy/argocd/argocd-cm.yaml`, generated from the Lua files
-//! (`UPDATE_GOLDEN=1` rewrites it), patched into an argocd-cm with
+//! (`UPDATE_GOLDEN=1` rewrites it and the docs' copy), patched into an argocd-cm with
 //! `kubectl patch --local` as `kubectl -n argocd patch configmap argocd-cm`
 //! would, holds exactly those scripts, and so does docs/operations.md.
 
@@ -383,8 +383,21 @@ fn argocd_cm() -> String {
 fn the_argocd_cm_patch_holds_exactly_the_lua_files() {
     let path = deploy("argocd-cm.yaml");
     let want = argocd_cm();
+    let docs_path = tools::root().join("docs/operations.md");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, &want).unwrap();
+        // The snippet in the docs: the yaml block that starts like the patch.
+        let docs = std::fs::read_to_string(&docs_path).unwrap();
+        let start = docs
+            .find("```yaml\n# Generated from deploy/argocd/")
+            .expect("docs/operations.md has the argocd-cm snippet")
+            + "```yaml\n".len();
+        let end = start + docs[start..].find("```\n").unwrap();
+        std::fs::write(
+            &docs_path,
+            format!("{}{want}{}", &docs[..start], &docs[end..]),
+        )
+        .unwrap();
     }
     assert_eq!(
         std::fs::read_to_string(&path).unwrap(),
@@ -429,9 +442,9 @@ fn the_argocd_cm_patch_holds_exactly_the_lua_files() {
     assert_eq!(actions["definitions"][0]["action.lua"], read(ROTATE));
 
     // docs/operations.md shows the same snippet.
-    let docs = std::fs::read_to_string(root.join("docs/operations.md")).unwrap();
+    let docs = std::fs::read_to_string(&docs_path).unwrap();
     assert!(
         docs.contains(&format!("```yaml\n{want}```\n")),
-        "docs/operations.md's argocd-cm snippet differs from deploy/argocd/argocd-cm.yaml"
+        "docs/operations.md's argocd-cm snippet differs from deploy/argocd/argocd-cm.yaml (UPDATE_GOLDEN=1 to regenerate)"
     );
 }
