@@ -3,8 +3,9 @@
 --   Healthy      Ready=True: the pull Secrets are applied and linked (and,
 --                with a side repository, its folder is committed).
 --   Progressing  not reconciled yet (no status, or an older generation), or
---                waiting on something that is on its way (AwaitingReview:
---                the side-repository change waits in a pull request).
+--                waiting on something that is on its way: the GitOps engine
+--                has yet to apply the committed Secrets (AwaitingEngine), or
+--                the change waits in a pull request (AwaitingReview).
 --   Degraded     anything else that keeps it from Ready (no grant in the
 --                target namespace, an invalid spec, the side repository or
 --                the target cluster failing, ...): the condition's message,
@@ -14,7 +15,8 @@ local hs = { status = "Progressing", message = "Waiting for quayside to reconcil
 
 -- Reasons of a not-Ready condition that mean "on its way", not "broken".
 local progressing = {
-  AwaitingReview = true, -- Committed: the change waits in a pull request (issue 14's gate)
+  AwaitingEngine = true, -- Applied: committed, the GitOps engine has yet to apply it
+  AwaitingReview = true, -- Applied: the change waits in a pull request
 }
 
 if obj.status == nil or obj.status.conditions == nil then
