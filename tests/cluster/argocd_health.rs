@@ -11,7 +11,7 @@
 //! really serves (managedFields, integer generations, status shapes).
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use kube::api::{Patch, PatchParams};
@@ -21,6 +21,11 @@ use quayside_testkit::{component, tools, wait};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(60);
+
+/// An external tool's run, bounded: a hang fails the test.
+fn run(cmd: &mut Command) -> Output {
+    quayside_testkit::process::output_within(cmd, Duration::from_secs(120))
+}
 
 fn script(rel: &str) -> std::path::PathBuf {
     tools::root().join("deploy/argocd/quayside.dev").join(rel)
@@ -32,12 +37,10 @@ fn argo_lua(mode: &str, script: &Path, object: &Value) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("object.json");
     std::fs::write(&file, serde_json::to_vec(object).unwrap()).unwrap();
-    let o = Command::new(tools::bin("argo-lua"))
+    let o = run(&mut Command::new(tools::bin("argo-lua"))
         .arg(mode)
         .arg(script)
-        .arg(&file)
-        .output()
-        .unwrap();
+        .arg(&file));
     assert!(
         o.status.success(),
         "argo-lua {mode} {script:?}: {}",

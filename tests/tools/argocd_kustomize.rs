@@ -36,18 +36,21 @@ const REPO_SERVER: &str = "argocd-repo-server";
 /// Where the repo server image keeps binaries on its `$PATH`.
 const IMAGE_PATH_DIR: &str = "/usr/local/bin";
 
+/// An external tool's run, bounded: a hang fails the test.
+fn run(cmd: &mut Command) -> Output {
+    quayside_testkit::process::output_within(cmd, Duration::from_secs(120))
+}
+
 /// `kubectl -n argocd patch … --patch-file docs/examples/PATCH`, done
 /// locally (no Argo CD here) on a copy of the object under fixtures/argocd/.
 fn patched(base: &str, patch: &str) -> Value {
     let root = tools::root();
-    let o = Command::new(tools::bin("kubectl"))
+    let o = run(&mut Command::new(tools::bin("kubectl"))
         .args(["patch", "--local", "-o", "json", "-f"])
         .arg(root.join("fixtures/argocd").join(base))
         .arg("--patch-file")
         .arg(root.join("docs/examples").join(patch))
-        .env("KUBECONFIG", root.join("fixtures/argocd/no-kubeconfig"))
-        .output()
-        .unwrap();
+        .env("KUBECONFIG", root.join("fixtures/argocd/no-kubeconfig")));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     serde_json::from_slice(&o.stdout).unwrap()
 }
@@ -181,13 +184,11 @@ fn age_key_secret(agekey: &Path) -> Value {
     std::fs::copy(agekey, dir.path().join("argocd.agekey")).unwrap();
     let mut words = AGE_SECRET_CMD.split_whitespace();
     assert_eq!(words.next(), Some("kubectl"));
-    let o = Command::new(tools::bin("kubectl"))
+    let o = run(&mut Command::new(tools::bin("kubectl"))
         .args(words)
         .args(["--dry-run=client", "-o", "json"])
         .current_dir(dir.path())
-        .env("KUBECONFIG", dir.path().join("none"))
-        .output()
-        .unwrap();
+        .env("KUBECONFIG", dir.path().join("none")));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     serde_json::from_slice(&o.stdout).unwrap()
 }
@@ -214,12 +215,12 @@ impl RepoServer {
             .env("SOPS_AGE_KEY_FILE", &self.key_file)
             .stdin(Stdio::null());
         adjust(&mut cmd);
-        cmd.output().unwrap()
+        run(&mut cmd)
     }
 }
 
 fn render(components: &Path, environments: &Path, credentials: &Path, out: &Path) {
-    let o = Command::new(env!("CARGO_BIN_EXE_quayside"))
+    let o = run(&mut Command::new(env!("CARGO_BIN_EXE_quayside"))
         .arg("render")
         .arg("--components")
         .arg(components)
@@ -228,9 +229,7 @@ fn render(components: &Path, environments: &Path, credentials: &Path, out: &Path
         .arg("--credentials")
         .arg(credentials)
         .arg("--out")
-        .arg(out)
-        .output()
-        .unwrap();
+        .arg(out));
     assert!(
         o.status.success(),
         "quayside render: {}",
@@ -361,11 +360,9 @@ fn the_legacy_plugin_layout_and_a_key_that_is_no_recipient_fail_the_build() {
     // added to the folder's recipients.
     let stranger = tempfile::tempdir().unwrap();
     let mut words = KEYGEN_CMD.split_whitespace();
-    let k = Command::new(tools::bin(words.next().unwrap()))
+    let k = run(&mut Command::new(tools::bin(words.next().unwrap()))
         .args(words)
-        .current_dir(stranger.path())
-        .output()
-        .unwrap();
+        .current_dir(stranger.path()));
     assert!(k.status.success());
     let key = stranger.path().join("argocd.agekey");
     let o = repo_server(&key).build(repo.path(), folder);
@@ -449,13 +446,11 @@ async fn the_built_dockerconfigjson_logs_a_registry_client_in() {
     )
     .unwrap();
     let skopeo_login = || {
-        Command::new(tools::bin("skopeo"))
+        run(&mut Command::new(tools::bin("skopeo"))
             .args(["login", "--tls-verify=false", "--authfile"])
             .arg(&authfile)
             .arg(&host)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+            .stdin(Stdio::null()))
     };
     let o = skopeo_login();
     assert!(

@@ -8,7 +8,8 @@
 //! would, holds exactly those scripts, and so does docs/operations.md.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use quayside::api::{Component, Environment};
 use quayside_testkit::tools;
@@ -18,6 +19,11 @@ const COMPONENT_HEALTH: &str = "quayside.dev/Component/health.lua";
 const ENVIRONMENT_HEALTH: &str = "quayside.dev/Environment/health.lua";
 const DISCOVERY: &str = "quayside.dev/Component/actions/discovery.lua";
 const ROTATE: &str = "quayside.dev/Component/actions/rotate/action.lua";
+
+/// An external tool's run, bounded: a hang fails the test.
+fn run(cmd: &mut Command) -> Output {
+    quayside_testkit::process::output_within(cmd, Duration::from_secs(120))
+}
 
 fn deploy(rel: &str) -> PathBuf {
     tools::root().join("deploy/argocd").join(rel)
@@ -35,12 +41,10 @@ fn read_fixture(name: &str) -> Value {
 
 /// `argo-lua MODE SCRIPT OBJECT`: the result as JSON, or the error text.
 fn argo_lua(mode: &str, script: &Path, object: &Path) -> Result<Value, String> {
-    let o = Command::new(tools::bin("argo-lua"))
+    let o = run(&mut Command::new(tools::bin("argo-lua"))
         .arg(mode)
         .arg(script)
-        .arg(object)
-        .output()
-        .unwrap();
+        .arg(object));
     if o.status.success() {
         Ok(serde_json::from_slice(&o.stdout).unwrap())
     } else {
@@ -415,14 +419,12 @@ fn the_argocd_cm_patch_holds_exactly_the_lua_files() {
     );
     // Applied to an installed argocd-cm, as the documented command does.
     let root = tools::root();
-    let o = Command::new(tools::bin("kubectl"))
+    let o = run(&mut Command::new(tools::bin("kubectl"))
         .args(["patch", "--local", "-o", "json", "-f"])
         .arg(root.join("fixtures/argocd/argocd-cm.yaml"))
         .arg("--patch-file")
         .arg(&path)
-        .env("KUBECONFIG", root.join("fixtures/argocd/no-kubeconfig"))
-        .output()
-        .unwrap();
+        .env("KUBECONFIG", root.join("fixtures/argocd/no-kubeconfig")));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let cm: Value = serde_json::from_slice(&o.stdout).unwrap();
     let data = &cm["data"];
