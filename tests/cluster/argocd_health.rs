@@ -37,7 +37,7 @@ fn argo_lua(mode: &str, script: &Path, object: &Value) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("object.json");
     std::fs::write(&file, serde_json::to_vec(object).unwrap()).unwrap();
-    let o = run(&mut Command::new(tools::bin("argo-lua"))
+    let o = run(Command::new(tools::bin("argo-lua"))
         .arg(mode)
         .arg(script)
         .arg(&file));

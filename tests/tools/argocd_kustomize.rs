@@ -45,7 +45,7 @@ fn run(cmd: &mut Command) -> Output {
 /// locally (no Argo CD here) on a copy of the object under fixtures/argocd/.
 fn patched(base: &str, patch: &str) -> Value {
     let root = tools::root();
-    let o = run(&mut Command::new(tools::bin("kubectl"))
+    let o = run(Command::new(tools::bin("kubectl"))
         .args(["patch", "--local", "-o", "json", "-f"])
         .arg(root.join("fixtures/argocd").join(base))
         .arg("--patch-file")
@@ -184,7 +184,7 @@ fn age_key_secret(agekey: &Path) -> Value {
     std::fs::copy(agekey, dir.path().join("argocd.agekey")).unwrap();
     let mut words = AGE_SECRET_CMD.split_whitespace();
     assert_eq!(words.next(), Some("kubectl"));
-    let o = run(&mut Command::new(tools::bin("kubectl"))
+    let o = run(Command::new(tools::bin("kubectl"))
         .args(words)
         .args(["--dry-run=client", "-o", "json"])
         .current_dir(dir.path())
@@ -220,7 +220,7 @@ impl RepoServer {
 }
 
 fn render(components: &Path, environments: &Path, credentials: &Path, out: &Path) {
-    let o = run(&mut Command::new(env!("CARGO_BIN_EXE_quayside"))
+    let o = run(Command::new(env!("CARGO_BIN_EXE_quayside"))
         .arg("render")
         .arg("--components")
         .arg(components)
@@ -360,7 +360,7 @@ fn the_legacy_plugin_layout_and_a_key_that_is_no_recipient_fail_the_build() {
     // added to the folder's recipients.
     let stranger = tempfile::tempdir().unwrap();
     let mut words = KEYGEN_CMD.split_whitespace();
-    let k = run(&mut Command::new(tools::bin(words.next().unwrap()))
+    let k = run(Command::new(tools::bin(words.next().unwrap()))
         .args(words)
         .current_dir(stranger.path()));
     assert!(k.status.success());
@@ -446,7 +446,7 @@ async fn the_built_dockerconfigjson_logs_a_registry_client_in() {
     )
     .unwrap();
     let skopeo_login = || {
-        run(&mut Command::new(tools::bin("skopeo"))
+        run(Command::new(tools::bin("skopeo"))
             .args(["login", "--tls-verify=false", "--authfile"])
             .arg(&authfile)
             .arg(&host)

@@ -41,7 +41,7 @@ fn read_fixture(name: &str) -> Value {
 
 /// `argo-lua MODE SCRIPT OBJECT`: the result as JSON, or the error text.
 fn argo_lua(mode: &str, script: &Path, object: &Path) -> Result<Value, String> {
-    let o = run(&mut Command::new(tools::bin("argo-lua"))
+    let o = run(Command::new(tools::bin("argo-lua"))
         .arg(mode)
         .arg(script)
         .arg(object));
@@ -419,7 +419,7 @@ fn the_argocd_cm_patch_holds_exactly_the_lua_files() {
     );
     // Applied to an installed argocd-cm, as the documented command does.
     let root = tools::root();
-    let o = run(&mut Command::new(tools::bin("kubectl"))
+    let o = run(Command::new(tools::bin("kubectl"))
         .args(["patch", "--local", "-o", "json", "-f"])
         .arg(root.join("fixtures/argocd/argocd-cm.yaml"))
         .arg("--patch-file")
