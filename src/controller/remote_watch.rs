@@ -17,7 +17,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
-use kube::runtime::WatchStreamExt;
+use kube::runtime::utils::Backoff;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, Resource, ResourceExt};
@@ -276,8 +276,7 @@ where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     K: Send + Sync + 'static,
 {
-    watcher::watcher(api, config)
-        .backoff(WatchBackoff::new(RETRY_FIRST, RETRY_CAP))
+    backing_off(watcher::watcher(api, config).boxed())
         .map(move |item| {
             let seen = item.map(|event| match event {
                 Event::Apply(o) | Event::Delete(o) => Some(seen(&o)),
@@ -287,6 +286,37 @@ where
             (which, seen)
         })
         .boxed()
+}
+
+/// `events`, waiting after each error: 1 s doubling to [`RETRY_CAP`],
+/// back to the start once the watch makes progress. Not kube-runtime's
+/// `backoff()`: the watcher yields `Init` before every list attempt, and
+/// that resets its backoff, so an unreachable cluster was retried every
+/// second or faster (`remote_watches::an_unreachable_…` counted 32
+/// attempts in 12 s).
+fn backing_off<T: Send + 'static>(
+    events: BoxStream<'static, Result<Event<T>, watcher::Error>>,
+) -> impl futures::Stream<Item = Result<Event<T>, watcher::Error>> + Send {
+    let backoff = WatchBackoff::new(RETRY_FIRST, RETRY_CAP);
+    futures::stream::unfold(
+        (events, backoff, None),
+        |(mut events, mut backoff, wait)| async move {
+            if let Some(wait) = wait {
+                tokio::time::sleep(wait).await;
+            }
+            let item = events.next().await?;
+            let wait = match &item {
+                Err(_) => backoff.next(),
+                // Announces a list attempt; it is no sign of success.
+                Ok(Event::Init) => None,
+                Ok(_) => {
+                    backoff.reset();
+                    None
+                }
+            };
+            Some((item, (events, backoff, wait)))
+        },
+    )
 }
 
 fn seen_secret(s: &PartialObjectMeta<Secret>) -> Seen {
