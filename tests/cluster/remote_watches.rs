@@ -328,3 +328,59 @@ async fn beyond_the_limit_a_remote_target_is_left_to_the_heartbeat_and_said_so()
     .await;
     h.stop_controller().await;
 }
+
+/// The attack: a tenant names, as its remote target, a namespace it
+/// cannot read (here another tenant's namespace in this very cluster,
+/// where the controller itself may read every Secret), hoping the
+/// controller's watch reads it on its behalf. The watch runs as the
+/// tenant's kubeconfig, so it is refused like any request of the tenant,
+/// and a change there wakes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_watch_reads_only_what_the_tenants_own_identity_can() {
+    let mut h = Harness::start().await;
+    let shared = cluster::shared();
+    let victim = cluster::new_namespace(&h.client, "victim").await;
+    let secrets: Api<Secret> = Api::namespaced(h.client.clone(), &victim);
+    // A Secret there labelled as this very Environment's delivery.
+    let planted: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "planted", "labels": quayside::vocabulary::target_labels(&h.workspace, "peek", "app")},
+        "stringData": {"n": "0"}
+    }))
+    .unwrap();
+    secrets.create(&PostParams::default(), &planted).await.unwrap();
+    let outsider = cluster::new_namespace(&h.client, "outsider").await;
+    let nobody = shared.service_account_config(&outsider, "nobody").await;
+    let token = nobody.auth_info.token.as_ref().unwrap().expose_secret();
+    let server = nobody.cluster_url.to_string();
+    let kc = kubeconfig(shared.kubeconfig(), server.trim_end_matches('/'), token);
+
+    let mut cfg = h.config();
+    cfg.heartbeat = DAY;
+    h.start_controller_with(cfg).await;
+    let m = metrics(&h);
+    h.create_remote_environment("peek", &victim, &kc).await;
+    wait::until("both watches refused", T, || async {
+        (m.remote_watches.get() == 1 && m.remote_watch_failures.get() >= 2).then_some(())
+    })
+    .await;
+    let woken = m.remote_watch_triggers.get();
+    let mut s = secrets.get("planted").await.unwrap();
+    s.string_data = Some([("n".to_string(), "1".to_string())].into());
+    secrets
+        .replace("planted", &PostParams::default(), &s)
+        .await
+        .unwrap();
+    // Nothing may arrive: give a watch that could read it ample time.
+    let start = Instant::now();
+    let window = Duration::from_secs(5);
+    wait::until("the window to pass", window + Duration::from_secs(1), || async {
+        (start.elapsed() >= window).then_some(())
+    })
+    .await;
+    assert_eq!(
+        m.remote_watch_triggers.get(),
+        woken,
+        "a change the tenant cannot read woke its Environment"
+    );
+    h.stop_controller().await;
+}
