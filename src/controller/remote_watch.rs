@@ -12,13 +12,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 
-use futures::stream::BoxStream;
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
-use kube::runtime::utils::Backoff;
 use kube::runtime::reflector::ObjectRef;
+use kube::runtime::utils::Backoff;
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::mpsc;
@@ -76,7 +76,9 @@ impl Drop for State {
 pub enum Watched {
     Yes,
     /// Beyond the limit; `newly` the first time this pass saw it so.
-    OverLimit { newly: bool },
+    OverLimit {
+        newly: bool,
+    },
 }
 
 impl RemoteWatches {
@@ -97,10 +99,13 @@ impl RemoteWatches {
     /// second call gets an empty stream).
     pub fn triggers(&self) -> BoxStream<'static, ObjectRef<Environment>> {
         match lock(&self.receiver).take() {
-            Some(rx) => futures::stream::unfold(rx, |mut rx| async move {
-                rx.recv().await.map(|r| (r, rx))
-            })
-            .boxed(),
+            Some(rx) => {
+                futures::stream::unfold(
+                    rx,
+                    |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
+                )
+                .boxed()
+            }
             None => futures::stream::empty().boxed(),
         }
     }
@@ -164,7 +169,9 @@ impl RemoteWatches {
         }
         let metrics = &self.shared.metrics;
         metrics.remote_watches.set(st.running.len() as i64);
-        metrics.remote_watches_over_limit.set(st.over_limit.len() as i64);
+        metrics
+            .remote_watches_over_limit
+            .set(st.over_limit.len() as i64);
     }
 }
 
@@ -257,6 +264,12 @@ async fn watch_pair(key: WatchKey, label: String, client: Client, shared: Weak<S
                         "remote watch failing; retrying with backoff (doubling up to the cap), logged again only when the error changes"
                     );
                     *slot = Some(message);
+                    // Its credentials no longer work: the Environments'
+                    // passes re-read the kubeconfig Secret, and a changed
+                    // one moves them to a pair of its own (this one stops).
+                    if unauthorized(&e) {
+                        shared.wake(&key, &Seen::Relisted).await;
+                    }
                 }
             }
         }
@@ -319,6 +332,19 @@ fn backing_off<T: Send + 'static>(
     )
 }
 
+/// Whether the remote API server refused the credentials themselves.
+fn unauthorized(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::InitialListFailed(k)
+        | watcher::Error::WatchStartFailed(k)
+        | watcher::Error::WatchFailed(k) => {
+            matches!(k, kube::Error::Api(s) if s.code == 401)
+        }
+        watcher::Error::WatchError(s) => s.code == 401,
+        watcher::Error::NoResourceVersion => false,
+    }
+}
+
 fn seen_secret(s: &PartialObjectMeta<Secret>) -> Seen {
     let labels = s.labels();
     Seen::Secret {
@@ -352,13 +378,8 @@ pub async fn follow(
             "the controller already watches {} remote targets (--remote-watch-limit): changes in {namespace} there are healed by the heartbeat only",
             ctx.config.remote_watch_limit
         );
-        ctx.warn(
-            &env.object_ref(&()),
-            "RemoteWatchLimit",
-            "Watch",
-            note,
-        )
-        .await;
+        ctx.warn(&env.object_ref(&()), "RemoteWatchLimit", "Watch", note)
+            .await;
     }
 }
 

@@ -132,10 +132,14 @@ fn identity_key(kc: &Kubeconfig) -> ClusterKey {
     let cluster = kc.clusters.first().and_then(|c| c.cluster.as_ref());
     let user = kc.auth_infos.first().and_then(|u| u.auth_info.as_ref());
     cluster_key(&ClusterIdentity {
-        server: cluster.and_then(|c| c.server.as_deref()).unwrap_or_default(),
+        server: cluster
+            .and_then(|c| c.server.as_deref())
+            .unwrap_or_default(),
         certificate_authority_data: cluster.and_then(|c| c.certificate_authority_data.as_deref()),
         tls_server_name: cluster.and_then(|c| c.tls_server_name.as_deref()),
-        token: user.and_then(|u| u.token.as_ref()).map(|t| t.expose_secret()),
+        token: user
+            .and_then(|u| u.token.as_ref())
+            .map(|t| t.expose_secret()),
         client_certificate_data: user.and_then(|u| u.client_certificate_data.as_deref()),
         client_key_data: user
             .and_then(|u| u.client_key_data.as_ref())

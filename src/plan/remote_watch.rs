@@ -348,7 +348,11 @@ mod tests {
             environment: env.map(String::from),
         };
         let cases = [
-            ("ours, by label", secret(Some("w"), Some("b")), vec![id("w", "b")]),
+            (
+                "ours, by label",
+                secret(Some("w"), Some("b")),
+                vec![id("w", "b")],
+            ),
             (
                 "a ServiceAccount: every Environment of the pair",
                 Seen::ServiceAccount,

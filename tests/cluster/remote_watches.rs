@@ -95,7 +95,8 @@ async fn grant_tenant(admin: &Client, namespace: &str, account: &str) {
         .create(&pp, &role)
         .await
         .unwrap();
-    let subject = serde_json::json!([{"kind": "ServiceAccount", "name": account, "namespace": namespace}]);
+    let subject =
+        serde_json::json!([{"kind": "ServiceAccount", "name": account, "namespace": namespace}]);
     let binding: RoleBinding = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "tenant", "namespace": namespace},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "tenant"},
@@ -204,7 +205,10 @@ async fn a_remote_target_heals_in_seconds_and_its_watch_stops_with_the_last_envi
     })
     .await;
     eprintln!("remote link removed → relinked in {:?}", start.elapsed());
-    assert!(m.remote_watch_triggers.get() > woken, "relinked by the watch");
+    assert!(
+        m.remote_watch_triggers.get() > woken,
+        "relinked by the watch"
+    );
     assert_eq!(
         m.remote_watch_failures.get(),
         failures_before,
@@ -264,17 +268,25 @@ async fn an_unreachable_remote_cluster_is_retried_with_backoff_not_in_a_loop() {
     // each step): at most 5 attempts each in 12 s. A loop without backoff
     // makes thousands.
     let window = Duration::from_secs(12);
-    let (failures, accepted) = (m.remote_watch_failures.get(), connections.load(Ordering::SeqCst));
+    let (failures, accepted) = (
+        m.remote_watch_failures.get(),
+        connections.load(Ordering::SeqCst),
+    );
     let start = Instant::now();
-    wait::until("the window to pass", window + Duration::from_secs(1), || async {
-        (start.elapsed() >= window).then_some(())
-    })
+    wait::until(
+        "the window to pass",
+        window + Duration::from_secs(1),
+        || async { (start.elapsed() >= window).then_some(()) },
+    )
     .await;
     let failures = m.remote_watch_failures.get() - failures;
     let accepted = connections.load(Ordering::SeqCst) - accepted;
     eprintln!("in {window:?}: {failures} failed watch attempts, {accepted} TCP connections in all");
     assert!(failures >= 2, "it keeps trying: {failures}");
-    assert!(failures <= 10, "backs off: {failures} attempts in {window:?}");
+    assert!(
+        failures <= 10,
+        "backs off: {failures} attempts in {window:?}"
+    );
     // The Environment's own passes back off too; every connection counts.
     assert!(accepted <= 20, "{accepted} connections in {window:?}");
     assert_eq!(m.remote_watches.get(), 1, "still one pair, not one per try");
@@ -347,7 +359,10 @@ async fn a_watch_reads_only_what_the_tenants_own_identity_can() {
         "stringData": {"n": "0"}
     }))
     .unwrap();
-    secrets.create(&PostParams::default(), &planted).await.unwrap();
+    secrets
+        .create(&PostParams::default(), &planted)
+        .await
+        .unwrap();
     let outsider = cluster::new_namespace(&h.client, "outsider").await;
     let nobody = shared.service_account_config(&outsider, "nobody").await;
     let token = nobody.auth_info.token.as_ref().unwrap().expose_secret();
@@ -373,9 +388,11 @@ async fn a_watch_reads_only_what_the_tenants_own_identity_can() {
     // Nothing may arrive: give a watch that could read it ample time.
     let start = Instant::now();
     let window = Duration::from_secs(5);
-    wait::until("the window to pass", window + Duration::from_secs(1), || async {
-        (start.elapsed() >= window).then_some(())
-    })
+    wait::until(
+        "the window to pass",
+        window + Duration::from_secs(1),
+        || async { (start.elapsed() >= window).then_some(()) },
+    )
     .await;
     assert_eq!(
         m.remote_watch_triggers.get(),
