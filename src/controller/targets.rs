@@ -54,8 +54,13 @@ pub enum TargetClusterError {
 
 #[derive(Default)]
 pub struct TargetClients {
-    cache: Mutex<HashMap<(String, String), (String, Client, ClusterKey)>>,
+    cache: Mutex<HashMap<SecretRef, Cached>>,
 }
+
+/// A kubeconfig Secret: (namespace, name).
+type SecretRef = (String, String);
+/// The client built from one resourceVersion of it, and its identity's key.
+type Cached = (String, Client, ClusterKey);
 
 impl TargetClients {
     /// The client for an Environment's target cluster.
