@@ -401,3 +401,60 @@ async fn a_watch_reads_only_what_the_tenants_own_identity_can() {
     );
     h.stop_controller().await;
 }
+
+/// A kubeconfig Secret rewritten with another identity: the Environment's
+/// next pass moves it to a pair of its own, and the old pair, used by no
+/// one now, stops (still one running, and the new one is the one failing
+/// against a server that does not answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changed_credentials_move_the_environment_to_a_pair_of_their_own() {
+    let mut h = Harness::start().await;
+    let shared = cluster::shared();
+    let target = cluster::new_namespace(&h.client, "moving").await;
+    let tenant = shared.service_account_config(&target, "tenant").await;
+    grant_tenant(&h.client, &target, "tenant").await;
+    let token = tenant.auth_info.token.as_ref().unwrap().expose_secret();
+    let server = tenant.cluster_url.to_string();
+    let working = kubeconfig(shared.kubeconfig(), server.trim_end_matches('/'), token);
+    let mut cfg = h.config();
+    cfg.heartbeat = DAY;
+    h.start_controller_with(cfg).await;
+    let m = metrics(&h);
+    h.create_remote_environment("moving", &target, &working)
+        .await;
+    wait::until("a pair on the working identity", T, || async {
+        (m.remote_watches.get() == 1).then_some(())
+    })
+    .await;
+    settled(&m).await;
+    assert_eq!(m.remote_watch_failures.get(), 0, "the working pair fails");
+
+    let (port, _) = dead_end().await;
+    let moved = kubeconfig(
+        shared.kubeconfig(),
+        &format!("https://127.0.0.1:{port}"),
+        "another-token",
+    );
+    let secrets: Api<Secret> = Api::namespaced(h.client.clone(), &h.workspace);
+    let mut s = secrets.get("moving-cluster").await.unwrap();
+    s.string_data = Some([("kubeconfig".to_string(), moved)].into());
+    secrets
+        .replace("moving-cluster", &PostParams::default(), &s)
+        .await
+        .unwrap();
+    // Anything that runs a pass will do; the heartbeat is a day away.
+    let patch = serde_json::json!({"metadata": {"annotations": {"test/touch": "1"}}});
+    h.environments()
+        .patch(
+            "moving",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+    wait::until("the new pair failing, the old one stopped", T, || async {
+        (m.remote_watch_failures.get() > 0 && m.remote_watches.get() == 1).then_some(())
+    })
+    .await;
+    h.stop_controller().await;
+}
