@@ -148,7 +148,7 @@ impl RemoteWatches {
         for key in &plan.stop {
             if let Some(task) = st.running.remove(key) {
                 task.abort();
-                tracing::info!(watch = %key, "stopped watching a remote cluster: no Environment uses it any more");
+                tracing::info!(watch = %key, "stopped watching a remote cluster");
             }
         }
         for key in plan.start {

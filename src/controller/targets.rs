@@ -52,9 +52,19 @@ pub enum TargetClusterError {
     Unreachable { secret: String, detail: String },
 }
 
-#[derive(Default)]
 pub struct TargetClients {
     cache: Mutex<HashMap<SecretRef, Cached>>,
+    /// Salts the [`ClusterKey`]s of this process.
+    salt: [u8; 32],
+}
+
+impl Default for TargetClients {
+    fn default() -> Self {
+        TargetClients {
+            cache: Mutex::default(),
+            salt: rand::random(),
+        }
+    }
 }
 
 /// A kubeconfig Secret: (namespace, name).
@@ -113,7 +123,7 @@ impl TargetClients {
                 reason,
             }
         })?;
-        let cluster = identity_key(&kubeconfig);
+        let cluster = identity_key(&self.salt, &kubeconfig);
         let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
             .map_err(|e| TargetClusterError::Unusable {
@@ -133,23 +143,27 @@ impl TargetClients {
 }
 
 /// The key of an allowlisted kubeconfig's (single) cluster and user.
-fn identity_key(kc: &Kubeconfig) -> ClusterKey {
+fn identity_key(salt: &[u8; 32], kc: &Kubeconfig) -> ClusterKey {
     let cluster = kc.clusters.first().and_then(|c| c.cluster.as_ref());
     let user = kc.auth_infos.first().and_then(|u| u.auth_info.as_ref());
-    cluster_key(&ClusterIdentity {
-        server: cluster
-            .and_then(|c| c.server.as_deref())
-            .unwrap_or_default(),
-        certificate_authority_data: cluster.and_then(|c| c.certificate_authority_data.as_deref()),
-        tls_server_name: cluster.and_then(|c| c.tls_server_name.as_deref()),
-        token: user
-            .and_then(|u| u.token.as_ref())
-            .map(|t| t.expose_secret()),
-        client_certificate_data: user.and_then(|u| u.client_certificate_data.as_deref()),
-        client_key_data: user
-            .and_then(|u| u.client_key_data.as_ref())
-            .map(|k| k.expose_secret()),
-    })
+    cluster_key(
+        salt,
+        &ClusterIdentity {
+            server: cluster
+                .and_then(|c| c.server.as_deref())
+                .unwrap_or_default(),
+            certificate_authority_data: cluster
+                .and_then(|c| c.certificate_authority_data.as_deref()),
+            tls_server_name: cluster.and_then(|c| c.tls_server_name.as_deref()),
+            token: user
+                .and_then(|u| u.token.as_ref())
+                .map(|t| t.expose_secret()),
+            client_certificate_data: user.and_then(|u| u.client_certificate_data.as_deref()),
+            client_key_data: user
+                .and_then(|u| u.client_key_data.as_ref())
+                .map(|k| k.expose_secret()),
+        },
+    )
 }
 
 /// Text from a remote cluster's side, bounded: it lands in status and events.

@@ -7,7 +7,9 @@
 //! (the tenant's kubeconfig), so it reads exactly what their passes read.
 //! It is keyed by a digest of that identity, never by the server alone:
 //! two kubeconfigs share a watch only when they hold the same credentials
-//! for the same server, and the key itself holds no credential.
+//! for the same server, and the key itself holds no credential. The digest
+//! is salted per process, so the part of it shown in logs cannot be used
+//! to test guesses of a token offline.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -27,8 +29,8 @@ pub struct ClusterIdentity<'a> {
     pub client_key_data: Option<&'a str>,
 }
 
-/// A SHA-256 digest of a [`ClusterIdentity`]: equal exactly when the
-/// identities are. Shown as its first 12 hex digits.
+/// A salted SHA-256 digest of a [`ClusterIdentity`]: under one salt, equal
+/// exactly when the identities are. Shown as its first 12 hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClusterKey([u8; 32]);
 
@@ -47,11 +49,13 @@ impl fmt::Debug for ClusterKey {
     }
 }
 
-/// The key of `identity`. Every field is length-prefixed and tagged, so no
-/// two different identities can run together into the same bytes.
-pub fn cluster_key(identity: &ClusterIdentity<'_>) -> ClusterKey {
+/// The key of `identity` under `salt`. Every field is length-prefixed and
+/// tagged, so no two different identities can run together into the same
+/// bytes.
+pub fn cluster_key(salt: &[u8; 32], identity: &ClusterIdentity<'_>) -> ClusterKey {
     let mut h = Sha256::new();
     h.update(b"quayside remote cluster v1");
+    h.update(salt);
     let fields = [
         Some(identity.server),
         identity.certificate_authority_data,
@@ -182,6 +186,8 @@ pub const RETRY_CAP: Duration = Duration::from_secs(300);
 mod tests {
     use super::*;
 
+    const SALT: [u8; 32] = [7; 32];
+
     fn identity(server: &'static str, token: &'static str) -> ClusterIdentity<'static> {
         ClusterIdentity {
             server,
@@ -193,7 +199,7 @@ mod tests {
 
     fn key(server: &'static str, token: &'static str, ns: &str) -> WatchKey {
         WatchKey {
-            cluster: cluster_key(&identity(server, token)),
+            cluster: cluster_key(&SALT, &identity(server, token)),
             namespace: ns.into(),
         }
     }
@@ -204,8 +210,11 @@ mod tests {
 
     #[test]
     fn the_key_is_the_whole_identity_and_shows_none_of_it() {
-        let a = cluster_key(&identity("https://a:6443", "token-one"));
-        assert_eq!(a, cluster_key(&identity("https://a:6443", "token-one")));
+        let a = cluster_key(&SALT, &identity("https://a:6443", "token-one"));
+        assert_eq!(
+            a,
+            cluster_key(&SALT, &identity("https://a:6443", "token-one"))
+        );
         let different = [
             identity("https://b:6443", "token-one"),
             identity("https://a:6443", "token-two"),
@@ -230,8 +239,10 @@ mod tests {
             },
         ];
         for other in different {
-            assert_ne!(a, cluster_key(&other), "{}", other.server);
+            assert_ne!(a, cluster_key(&SALT, &other), "{}", other.server);
         }
+        let other_process = cluster_key(&[8; 32], &identity("https://a:6443", "token-one"));
+        assert_ne!(a, other_process, "salted");
         let shown = format!("{a} {a:?}");
         assert!(!shown.contains("token-one") && !shown.contains("a:6443"));
         assert_eq!(a.to_string().len(), 12);
