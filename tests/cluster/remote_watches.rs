@@ -265,8 +265,8 @@ async fn an_unreachable_remote_cluster_is_retried_with_backoff_not_in_a_loop() {
     })
     .await;
     // Two streams, each waiting 1 s doubling (drawn from the upper half of
-    // each step): at most 5 attempts each in 12 s. A loop without backoff
-    // makes thousands.
+    // each step): at most 5 attempts each in 12 s, one more each at the
+    // window's edges under load. kube-runtime's own backoff made 32.
     let window = Duration::from_secs(12);
     let (failures, accepted) = (
         m.remote_watch_failures.get(),
@@ -284,7 +284,7 @@ async fn an_unreachable_remote_cluster_is_retried_with_backoff_not_in_a_loop() {
     eprintln!("in {window:?}: {failures} failed watch attempts, {accepted} TCP connections in all");
     assert!(failures >= 2, "it keeps trying: {failures}");
     assert!(
-        failures <= 10,
+        failures <= 12,
         "backs off: {failures} attempts in {window:?}"
     );
     // The Environment's own passes back off too; every connection counts.
