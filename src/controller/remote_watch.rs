@@ -218,7 +218,7 @@ impl Shared {
 
 /// Which stream of a pair.
 #[derive(Clone, Copy, Debug)]
-enum Stream2 {
+enum PairStream {
     Secrets = 0,
     ServiceAccounts = 1,
 }
@@ -229,13 +229,13 @@ async fn watch_pair(key: WatchKey, label: String, client: Client, shared: Weak<S
     let secrets = watched(
         Api::<PartialObjectMeta<Secret>>::namespaced(client.clone(), &ns),
         watcher::Config::default().labels(&managed_selector()),
-        Stream2::Secrets,
+        PairStream::Secrets,
         seen_secret,
     );
     let accounts = watched(
         Api::<PartialObjectMeta<ServiceAccount>>::namespaced(client, &ns),
         watcher::Config::default(),
-        Stream2::ServiceAccounts,
+        PairStream::ServiceAccounts,
         |_| Seen::ServiceAccount,
     );
     let mut events = futures::stream::select(secrets, accounts);
@@ -260,7 +260,7 @@ async fn watch_pair(key: WatchKey, label: String, client: Client, shared: Weak<S
                 if slot.as_deref() != Some(message.as_str()) {
                     tracing::warn!(
                         watch = %key, environment = %label, stream = ?which, error = %message,
-                        retry = ?RETRY_CAP,
+                        retry_cap = ?RETRY_CAP,
                         "remote watch failing; retrying with backoff (doubling up to the cap), logged again only when the error changes"
                     );
                     *slot = Some(message);
@@ -282,9 +282,9 @@ async fn watch_pair(key: WatchKey, label: String, client: Client, shared: Weak<S
 fn watched<K>(
     api: Api<PartialObjectMeta<K>>,
     config: watcher::Config,
-    which: Stream2,
+    which: PairStream,
     seen: fn(&PartialObjectMeta<K>) -> Seen,
-) -> BoxStream<'static, (Stream2, Result<Option<Seen>, watcher::Error>)>
+) -> BoxStream<'static, (PairStream, Result<Option<Seen>, watcher::Error>)>
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     K: Send + Sync + 'static,
