@@ -119,6 +119,12 @@ pub struct Args {
     /// wait their turn. Bounds memory, Quay and API server load.
     #[arg(long, env = "QUAYSIDE_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
+    /// Watch pairs (our Secrets, the ServiceAccounts) on remote clusters at
+    /// most: one per identity and target namespace that Environments use.
+    /// Beyond it, remote targets are healed by the heartbeat only (logged,
+    /// with a Warning event on each Environment affected); 0 watches none.
+    #[arg(long, env = "QUAYSIDE_REMOTE_WATCH_LIMIT", default_value_t = 100)]
+    pub remote_watch_limit: usize,
     /// Reconcile every Environment and Component again after this long.
     #[arg(long, env = "QUAYSIDE_HEARTBEAT", default_value = "24h", value_parser = parse_duration)]
     pub heartbeat: Duration,
@@ -454,6 +460,7 @@ fn controller_config(args: &Args, identity: Identity) -> anyhow::Result<Config> 
         },
         rotation_request_cooldown: args.rotation_request_cooldown,
         concurrency: args.concurrency,
+        remote_watch_limit: args.remote_watch_limit,
     })
 }
 

@@ -3,6 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -28,6 +29,14 @@ pub struct Metrics {
     pub kube_writes: Counter,
     /// Side-repository commits made.
     pub git_commits: Counter,
+    /// Watch pairs running on remote clusters (one per identity and namespace).
+    pub remote_watches: Gauge,
+    /// Remote watch pairs wanted beyond `--remote-watch-limit`.
+    pub remote_watches_over_limit: Gauge,
+    /// Failed list or watch attempts on remote clusters.
+    pub remote_watch_failures: Counter,
+    /// Environment passes asked for by remote watch events.
+    pub remote_watch_triggers: Counter,
 }
 
 impl Default for Metrics {
@@ -38,6 +47,10 @@ impl Default for Metrics {
             propagation_seconds: Histogram::new(exponential_buckets(0.05, 2.0, 14)),
             kube_writes: Counter::default(),
             git_commits: Counter::default(),
+            remote_watches: Gauge::default(),
+            remote_watches_over_limit: Gauge::default(),
+            remote_watch_failures: Counter::default(),
+            remote_watch_triggers: Counter::default(),
         }
     }
 }
@@ -68,6 +81,26 @@ impl Metrics {
             "quayside_git_commits",
             "Commits pushed to the side repository",
             self.git_commits.clone(),
+        );
+        registry.register(
+            "quayside_remote_watches",
+            "Watch pairs (Secrets, ServiceAccounts) running on remote clusters",
+            self.remote_watches.clone(),
+        );
+        registry.register(
+            "quayside_remote_watches_over_limit",
+            "Remote watch pairs wanted beyond --remote-watch-limit (healed by the heartbeat only)",
+            self.remote_watches_over_limit.clone(),
+        );
+        registry.register(
+            "quayside_remote_watch_failures",
+            "Failed list or watch attempts on remote clusters",
+            self.remote_watch_failures.clone(),
+        );
+        registry.register(
+            "quayside_remote_watch_triggers",
+            "Environment passes asked for by events on remote clusters",
+            self.remote_watch_triggers.clone(),
         );
     }
 

@@ -388,6 +388,8 @@ async fn a_remote_cluster_is_served_and_healed_by_the_heartbeat() {
         .await;
     let mut cfg = h.config();
     cfg.heartbeat = Duration::from_secs(2);
+    // The heartbeat alone: remote watches (remote_watches.rs) are off.
+    cfg.remote_watch_limit = 0;
     h.start_controller_with(cfg).await;
     h.create_component("svc", &h.git.repo_url("public-app"), "public")
         .await;
@@ -401,7 +403,7 @@ async fn a_remote_cluster_is_served_and_healed_by_the_heartbeat() {
         h.target_secret(&target, "svc").await.is_none(),
         "nothing lands in the local cluster"
     );
-    // No watch reaches the remote cluster: the heartbeat heals it.
+    // No watch reaches the remote cluster here: the heartbeat heals it.
     remote_secrets
         .delete("svc-pull", &DeleteParams::default())
         .await

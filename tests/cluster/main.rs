@@ -20,6 +20,7 @@ mod quay_fidelity;
 mod reliability_apiserver;
 mod reliability_crash;
 mod reliability_faults;
+mod remote_watches;
 mod render_kubectl;
 mod rotation_crash;
 mod rotation_requests;

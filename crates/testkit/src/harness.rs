@@ -196,6 +196,7 @@ impl Harness {
             // Tests rotate one Component several times in seconds.
             rotation_request_cooldown: Duration::ZERO,
             concurrency: 32,
+            remote_watch_limit: 100,
         }
     }
 
