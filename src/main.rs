@@ -101,3 +101,15 @@ fn main() -> anyhow::Result<()> {
         Command::Verify(args) => cli::verify::run(args),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_definitions_are_consistent() {
+        // clap's own checks (unique names and groups), which otherwise
+        // fire only when a subcommand is first used.
+        Cli::command().debug_assert();
+    }
+}

@@ -24,6 +24,8 @@ use super::run;
 
 /// Check the configuration `quayside run` would use.
 #[derive(clap::Args, Debug)]
+// `run::Args` is a group named `Args` already.
+#[group(skip)]
 pub struct Args {
     #[command(flatten)]
     pub run: run::Args,

@@ -7,6 +7,9 @@
 
 mod api_refusals;
 mod bad_input;
+mod cli_doctor;
+mod cli_rotate;
+mod cli_status;
 mod control_plane;
 mod controller_e2e;
 mod crd_validation;
