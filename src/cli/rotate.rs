@@ -89,20 +89,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 /// CRDs: this release's CRD is assumed); the ADR annotation otherwise.
 async fn request_kind(client: &kube::Client) -> Request {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let Ok(crd) = crds.get("components.quayside.dev").await else {
-        return Request::Rotate;
-    };
-    let knows = serde_json::to_value(&crd.spec.versions).is_ok_and(|v| {
-        v.as_array().into_iter().flatten().any(|version| {
-            !version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["rotateHandled"]
-                .is_null()
-        })
-    });
-    if knows {
-        Request::Rotate
-    } else {
-        Request::Generate
+    match crds.get("components.quayside.dev").await {
+        Ok(crd) if !records_rotate(&crd) => Request::Generate,
+        _ => Request::Rotate,
     }
+}
+
+/// Whether a Component CRD has `status.rotateHandled`, where the
+/// controller records the `quayside.dev/rotate` values it handled.
+fn records_rotate(crd: &CustomResourceDefinition) -> bool {
+    serde_json::to_value(&crd.spec.versions).is_ok_and(|v| {
+        v.as_array().into_iter().flatten().any(|version| {
+            let status = &version["schema"]["openAPIV3Schema"]["properties"]["status"];
+            !status["properties"]["rotateHandled"].is_null()
+        })
+    })
 }
 
 /// Poll until the rotation is done: the value handled (or the ADR
@@ -143,5 +144,29 @@ async fn wait_rotated(
             );
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::CustomResourceExt;
+
+    #[test]
+    fn an_older_crd_gets_the_adr_annotation() {
+        let crd = Component::crd();
+        assert!(records_rotate(&crd), "this release's CRD");
+        let mut older = serde_json::to_value(&crd).unwrap();
+        let status =
+            &mut older["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"];
+        status["properties"]
+            .as_object_mut()
+            .unwrap()
+            .remove("rotateHandled");
+        let older: CustomResourceDefinition = serde_json::from_value(older).unwrap();
+        assert!(
+            !records_rotate(&older),
+            "a CRD from before quayside.dev/rotate"
+        );
     }
 }
