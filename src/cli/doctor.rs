@@ -185,8 +185,15 @@ async fn side_repo(args: &run::Args, identity: Option<&Identity>, checks: &mut V
         }
         Err(e) => return checks.push(check(Verdict::Fail, "side repository", format!("{e:#}"))),
     };
-    // A clone of its own: never the controller's working repository.
-    let scratch = std::env::temp_dir().join(format!("quayside-doctor-{}", std::process::id()));
+    // A clone of its own, never the controller's working repository, beside
+    // it: in the controller's Pod only that volume is writable.
+    let name = cfg
+        .workdir
+        .file_name()
+        .map_or("side-repo".into(), |n| n.to_string_lossy());
+    let scratch = cfg
+        .workdir
+        .with_file_name(format!("{name}.doctor-{}", std::process::id()));
     cfg.workdir = scratch.clone();
     let (url, branch) = (cfg.url.clone(), cfg.branch.clone());
     let trust = match args
