@@ -12,7 +12,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBind
 use kube::api::{Api, PostParams};
 use quay_emulator::{Emulator, EmulatorConfig, TokenAccess};
 use quayside_testkit::harness::{Harness, ORG, QUAY_TOKEN, SIDE_REPO};
-use quayside_testkit::{cluster, git_server};
+use quayside_testkit::{cluster, git_server, wait};
 
 use super::cli_status::{Ran, kubeconfig, quayside};
 
@@ -186,6 +186,18 @@ async fn rbac_is_checked_for_the_controllers_account() {
         .await
         .unwrap();
     let controller = format!("system:serviceaccount:{ws}:controller");
+    // The API server's authorizer sees new bindings a moment later: wait
+    // until both take effect (the last rule of each, as the account).
+    let acting = h.cp.impersonating_client(&controller, &[]).await;
+    wait::until("the bindings take effect", T, || async {
+        let leases =
+            Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(acting.clone(), &ws);
+        let components = Api::<quayside::api::Component>::all(acting.clone());
+        let lp = kube::api::ListParams::default().limit(1);
+        let lease = matches!(leases.get_opt("none").await, Ok(None));
+        (lease && components.list(&lp).await.is_ok()).then_some(())
+    })
+    .await;
     let ran = doctor(&h, good(&h), &["--as", &controller]).await;
     Api::<ClusterRoleBinding>::all(h.client.clone())
         .delete(&name, &Default::default())

@@ -47,12 +47,19 @@ async fn status_shows_delivery_and_why_not_ready() {
     h.create_component("app", &h.git.repo_url("public-app"), "public")
         .await;
     h.wait_component_ready("app", T).await;
-    let env = wait::until("dev committed", T, || async {
+    wait::until("dev Ready with a commit", T, || async {
         let e = h.environments().get("dev").await.ok()?;
-        e.status.as_ref()?.commit.as_ref()?;
-        quayside_testkit::component::is_ready(&h.components().get("app").await.ok()?).then_some(e)
+        let s = e.status?;
+        s.commit?;
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+            .then_some(())
     })
     .await;
+    // Stopped, so what status shows is what was read here.
+    h.stop_controller().await;
+    let env = h.environments().get("dev").await.unwrap();
     let commit: String = env
         .status
         .unwrap()
@@ -64,7 +71,6 @@ async fn status_shows_delivery_and_why_not_ready() {
     let kc = kubeconfig(&h);
     let ws = h.workspace.clone();
     let ran = quayside(&["status", "-n", &ws, "--kubeconfig", &kc]).await;
-    h.stop_controller().await;
     assert!(ran.ok, "{}", ran.stderr);
     let out = &ran.stdout;
     assert!(
