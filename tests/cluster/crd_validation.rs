@@ -402,3 +402,107 @@ async fn kubectl_explain_and_get_read_well() {
         "{columns:?}"
     );
 }
+
+/// Recursively drop the CRD's validation rules, patterns and size limits:
+/// a CRD as a release before them installed it.
+fn without_validation(v: &mut serde_json::Value) {
+    if let Some(m) = v.as_object_mut() {
+        for key in ["x-kubernetes-validations", "maxLength", "maxItems"] {
+            m.remove(key);
+        }
+        for child in m.values_mut() {
+            without_validation(child);
+        }
+    } else if let Some(a) = v.as_array_mut() {
+        a.iter_mut().for_each(without_validation);
+    }
+}
+
+/// An upgrade: objects stored under a CRD without the rules keep working
+/// when the new CRD arrives. The API server ratchets (a field that does
+/// not change is not judged again), so the controller can still write
+/// their status and finalizers and report the problem in a condition;
+/// only a change to the bad field is refused. On a control plane of its
+/// own, since it replaces the CRD.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_stored_before_the_rules_can_still_be_written() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::CustomResourceExt;
+    let cp = tokio::task::spawn_blocking(cluster::ControlPlane::start)
+        .await
+        .unwrap();
+    let client = cp.client().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut old = serde_json::to_value(Environment::crd()).unwrap();
+    without_validation(&mut old);
+    let old: CustomResourceDefinition = serde_json::from_value(old).unwrap();
+    crds.create(&PostParams::default(), &old).await.unwrap();
+    let ns = cluster::new_namespace(&client, "upg").await;
+    let envs: Api<Environment> = Api::namespaced(client.clone(), &ns);
+    let bad: Environment = serde_json::from_value(serde_json::json!({
+        "apiVersion": "quayside.dev/v1alpha1", "kind": "Environment",
+        "metadata": {"name": "old"},
+        "spec": {"target": {"namespace": "Not A Namespace"}, "recipients": ["age1notakey"]}
+    }))
+    .unwrap();
+    wait::until("the old CRD served", T, || async {
+        envs.create(&PostParams::default(), &bad).await.ok()
+    })
+    .await;
+    // The new CRD, in place of the old one.
+    let mut new = Environment::crd();
+    new.metadata.resource_version = crds
+        .get("environments.quayside.dev")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+    crds.replace("environments.quayside.dev", &PostParams::default(), &new)
+        .await
+        .unwrap();
+    let mut probe = bad.clone();
+    probe.metadata.name = Some("probe".into());
+    wait::until("the new rules in force", T, || async {
+        match envs.create(&PostParams::default(), &probe).await {
+            Err(kube::Error::Api(e)) if e.code == 422 => Some(()),
+            Ok(_) => {
+                let _ = envs.delete("probe", &Default::default()).await;
+                None
+            }
+            Err(_) => None,
+        }
+    })
+    .await;
+    // What the controller writes: a finalizer, then status.
+    let finalizer =
+        serde_json::json!({"metadata": {"finalizers": [quayside::vocabulary::FINALIZER]}});
+    envs.patch("old", &PatchParams::default(), &Patch::Merge(&finalizer))
+        .await
+        .expect("a finalizer on an old object");
+    let status = serde_json::json!({"status": {"conditions": [{
+        "type": "Ready", "status": "False", "reason": "InvalidSpec",
+        "message": "spec.target.namespace is not a valid namespace name", "lastTransitionTime": "2026-01-01T00:00:00Z"
+    }]}});
+    envs.patch_status("old", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("status of an old object");
+    // Changing the bad field to another bad value is judged, and refused.
+    let worse = serde_json::json!({"spec": {"recipients": ["age1stillnotakey"]}});
+    match envs
+        .patch("old", &PatchParams::default(), &Patch::Merge(&worse))
+        .await
+    {
+        Err(kube::Error::Api(e)) if e.code == 422 => assert!(
+            e.message.contains("must be an age recipient"),
+            "{}",
+            e.message
+        ),
+        other => panic!("a changed bad field was not refused: {other:?}"),
+    }
+    // Taking the finalizer away (the controller's cleanup) works too.
+    let none = serde_json::json!({"metadata": {"finalizers": null}});
+    envs.patch("old", &PatchParams::default(), &Patch::Merge(&none))
+        .await
+        .expect("remove the finalizer");
+    cp.stop();
+}
