@@ -367,7 +367,8 @@ fn needed(args: &run::Args) -> Vec<ResourceAttributes> {
     if !args.impersonate {
         sets.push((None, rules(DELIVERY_ROLE, "ClusterRole")));
     }
-    let namespace = args.watch_namespace.clone();
+    // Cluster-wide even with --watch-namespace: targets lie in other
+    // namespaces, and the shipped binding is a ClusterRoleBinding.
     let mut out = Vec::new();
     for (ns, rules) in sets {
         for rule in rules {
@@ -379,7 +380,7 @@ fn needed(args: &run::Args) -> Vec<ResourceAttributes> {
                     };
                     for verb in &rule.verbs {
                         out.push(ResourceAttributes {
-                            namespace: ns.clone().or_else(|| namespace.clone()),
+                            namespace: ns.clone(),
                             group: Some(group.clone()),
                             resource: Some(resource.clone()),
                             subresource: subresource.clone(),
@@ -475,5 +476,55 @@ async fn whoami(client: &kube::Client) -> String {
             .and_then(|u| u.username)
             .unwrap_or_else(|| "this user".into()),
         Err(_) => "this user".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapped {
+        #[command(flatten)]
+        run: run::Args,
+    }
+
+    fn args(extra: &[&str]) -> run::Args {
+        let base = [
+            "quayside",
+            "--quay-organization=o",
+            "--quay-token-file=t",
+            "--age-identity-file=a",
+        ];
+        Wrapped::try_parse_from(base.iter().chain(extra))
+            .unwrap()
+            .run
+    }
+
+    fn described(args: &run::Args) -> Vec<String> {
+        needed(args).iter().map(describe).collect()
+    }
+
+    #[test]
+    fn the_shipped_roles_are_what_is_checked() {
+        let all = described(&args(&[]));
+        for want in [
+            "watch components.quayside.dev",
+            "patch environments.quayside.dev/status",
+            "impersonate serviceaccounts",
+            "create events.events.k8s.io",
+            "update leases.coordination.k8s.io in quayside-system",
+        ] {
+            assert!(all.iter().any(|d| d == want), "{want} not in {all:?}");
+        }
+        // Without impersonation the controller writes Secrets itself.
+        assert!(!all.iter().any(|d| d == "delete secrets"), "{all:?}");
+        let single = described(&args(&["--impersonate=false", "--leader-election=false"]));
+        assert!(single.iter().any(|d| d == "delete secrets"), "{single:?}");
+        assert!(!single.iter().any(|d| d.contains("leases")), "{single:?}");
+        // Watching one namespace, it still reads and writes in targets.
+        let scoped = described(&args(&["--watch-namespace=team-a"]));
+        assert!(scoped.iter().any(|d| d == "list secrets"), "{scoped:?}");
     }
 }
