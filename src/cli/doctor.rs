@@ -208,17 +208,18 @@ async fn side_repo(args: &run::Args, identity: Option<&Identity>, checks: &mut V
     let found = tokio::task::spawn_blocking(move || {
         let repo = SideRepo::open_trusting(cfg, trust)?;
         let push = repo.check_push_access();
+        let forge = repo.check_forge_access();
         let sealed: Vec<(String, String)> = repo
             .paths_under(quayside::plan::side_path::ROOT)
             .into_iter()
             .filter(|p| p.ends_with(".sops.yaml"))
             .filter_map(|p| repo.read(&p).map(|text| (p, text)))
             .collect();
-        Ok::<_, quayside::gitops::GitError>((push, sealed))
+        Ok::<_, quayside::gitops::GitError>((push, forge, sealed))
     })
     .await;
     let _ = std::fs::remove_dir_all(&scratch);
-    let (push, sealed) = match found {
+    let (push, forge, sealed) = match found {
         Ok(Ok(found)) => found,
         Ok(Err(e)) => {
             return checks.push(check(Verdict::Fail, "side repository read", e.to_string()));
@@ -240,6 +241,20 @@ async fn side_repo(args: &run::Args, identity: Option<&Identity>, checks: &mut V
             format!("{url} accepts a push from these credentials (negotiated, nothing sent)"),
         ),
         Err(e) => check(Verdict::Fail, "side repository write", e.to_string()),
+    });
+    let forge_api = args.forge_api_url.clone().unwrap_or_default();
+    checks.push(match forge {
+        None => check(
+            Verdict::Skip,
+            "side repository forge",
+            "direct mode: no pull requests",
+        ),
+        Some(Ok(())) => check(
+            Verdict::Ok,
+            "side repository forge",
+            format!("{forge_api} lists the side repository's pull requests with the forge token"),
+        ),
+        Some(Err(e)) => check(Verdict::Fail, "side repository forge", e.to_string()),
     });
     if let Some(id) = identity {
         checks.push(sealed_for(id, &sealed));

@@ -121,6 +121,7 @@ async fn a_good_set_up_passes_every_check() {
     assert_verdict(&ran, "quay repository creation", "skip", "not probed");
     assert_verdict(&ran, "side repository read", "ok", "1 sealed files");
     assert_verdict(&ran, "side repository write", "ok", "accepts a push");
+    assert_verdict(&ran, "side repository forge", "skip", "direct mode");
     assert_verdict(&ran, "age key recipients", "ok", "every sealed file (1)");
     assert_verdict(&ran, "crds", "ok", "the same as this release's");
     assert_verdict(&ran, "rbac", "ok", "may do all");
@@ -290,6 +291,28 @@ async fn each_broken_part_fails_its_own_line() {
     );
     assert_verdict(&ran, "quay robots", "ok", "org:admin");
     assert_verdict(&ran, "rbac", "ok", "may do all");
+    // Pull-request mode: the forge's API with the right token, then a wrong one.
+    let ran = pull_request_mode(&h, git_server::PASSWORD).await;
+    assert_eq!(ran.code, Some(0), "{}{}", ran.stdout, ran.stderr);
+    assert_verdict(
+        &ran,
+        "side repository forge",
+        "ok",
+        "lists the side repository's pull requests",
+    );
+    let ran = pull_request_mode(&h, "not-the-forge-token").await;
+    assert_eq!(ran.code, Some(1), "{}{}", ran.stdout, ran.stderr);
+    assert_verdict(
+        &ran,
+        "side repository forge",
+        "FAIL",
+        "list open pull requests",
+    );
+    assert_verdict(&ran, "side repository write", "ok", "accepts a push");
+    assert!(
+        !ran.stdout.contains("not-the-forge-token"),
+        "the token is not printed"
+    );
     // An age key file that holds something else.
     let ran = doctor(
         &h,
@@ -302,4 +325,24 @@ async fn each_broken_part_fails_its_own_line() {
     .await;
     assert_eq!(ran.code, Some(1), "{}{}", ran.stdout, ran.stderr);
     assert_verdict(&ran, "age key", "FAIL", "holds no age identity");
+}
+
+/// doctor in pull-request mode against the git server's forge API, with
+/// `token` in the forge token file.
+async fn pull_request_mode(h: &Harness, token: &str) -> Ran {
+    let api = format!("{}/api/v1", h.git.base_url());
+    let file = h.dir.path().join("forge-token");
+    std::fs::write(&file, token).unwrap();
+    let file = file.display().to_string();
+    let pr = [
+        "--side-repo-mode",
+        "pull-request",
+        "--forge-api-url",
+        &api,
+        "--forge-repository",
+        "team/gitops",
+        "--forge-token-file",
+        &file,
+    ];
+    doctor(h, good(h), &pr).await
 }
