@@ -75,7 +75,7 @@ fn check(verdict: Verdict, what: &'static str, detail: impl Into<String>) -> Che
 
 /// Run every check, print one line each; true when none failed.
 pub async fn run(args: Args) -> anyhow::Result<bool> {
-    let mut checks = Vec::new();
+    let mut checks = Report::default();
     let identity = age_key(&args.run, &mut checks);
     quay(&args.run, &mut checks).await;
     side_repo(&args.run, identity.as_ref(), &mut checks).await;
@@ -86,10 +86,21 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
         }
         Err(e) => checks.push(check(Verdict::Fail, "kubernetes", format!("{e:#}"))),
     }
-    for c in &checks {
+    Ok(!checks.failed)
+}
+
+/// The report: each line printed as soon as its check is done (a server
+/// that does not answer holds up only the lines after it).
+#[derive(Default)]
+pub struct Report {
+    failed: bool,
+}
+
+impl Report {
+    fn push(&mut self, c: Check) {
         println!("{:<4}  {}: {}", c.verdict, c.what, c.detail);
+        self.failed |= c.verdict == Verdict::Fail;
     }
-    Ok(!checks.iter().any(|c| c.verdict == Verdict::Fail))
 }
 
 async fn kube_client(args: &Args) -> anyhow::Result<kube::Client> {
@@ -100,7 +111,7 @@ async fn kube_client(args: &Args) -> anyhow::Result<kube::Client> {
     Ok(kube::Client::try_from(config)?)
 }
 
-fn age_key(args: &run::Args, checks: &mut Vec<Check>) -> Option<Identity> {
+fn age_key(args: &run::Args, checks: &mut Report) -> Option<Identity> {
     let path = &args.age_identity_file;
     let parsed = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read {}", path.display()))
@@ -136,7 +147,7 @@ fn age_key(args: &run::Args, checks: &mut Vec<Check>) -> Option<Identity> {
 /// reading it is harmless and needs what reading any repository needs.
 const REPOSITORY_PROBE: &str = "quayside-access-check";
 
-async fn quay(args: &run::Args, checks: &mut Vec<Check>) {
+async fn quay(args: &run::Args, checks: &mut Report) {
     let quay = match run::quay_client(args) {
         Ok(q) => q,
         Err(e) => return checks.push(check(Verdict::Fail, "quay", format!("{e:#}"))),
@@ -173,7 +184,7 @@ async fn quay(args: &run::Args, checks: &mut Vec<Check>) {
     ));
 }
 
-async fn side_repo(args: &run::Args, identity: Option<&Identity>, checks: &mut Vec<Check>) {
+async fn side_repo(args: &run::Args, identity: Option<&Identity>, checks: &mut Report) {
     let mut cfg = match run::side_repo_config(args) {
         Ok(Some(cfg)) => cfg,
         Ok(None) => {
@@ -294,7 +305,7 @@ fn sealed_for(id: &Identity, sealed: &[(String, String)]) -> Check {
     }
 }
 
-async fn crds(client: &kube::Client, checks: &mut Vec<Check>) {
+async fn crds(client: &kube::Client, checks: &mut Report) {
     let lp = ListParams::default().limit(1);
     let served = (
         Api::<Component>::all(client.clone()).list(&lp).await,
@@ -410,7 +421,7 @@ fn needed(args: &run::Args) -> Vec<ResourceAttributes> {
     out
 }
 
-async fn rbac(client: &kube::Client, args: &run::Args, checks: &mut Vec<Check>) {
+async fn rbac(client: &kube::Client, args: &run::Args, checks: &mut Report) {
     let who = whoami(client).await;
     let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
     let needed = needed(args);
