@@ -131,11 +131,12 @@ async fn wait_rotated(
         if handled && status.credentials_generation > before {
             return Ok(status.credentials_generation);
         }
-        if let Some(refused) = status
+        // The storm guard refuses only the ADR annotation, never a value.
+        let refusal = status
             .conditions
             .iter()
-            .find(|c| c.type_ == "RotationRequest" && c.status == "False")
-        {
+            .find(|c| c.type_ == "RotationRequest" && c.status == "False");
+        if let Some(refused) = refusal.filter(|_| request == Request::Generate) {
             bail!("the controller refused the request: {}", refused.message);
         }
         if Instant::now() > deadline {
