@@ -11,8 +11,13 @@ COPY crates/testkit/Cargo.toml crates/testkit/Cargo.toml
 COPY crates/bench/Cargo.toml crates/bench/Cargo.toml
 RUN mkdir -p crates/quay-emulator/src crates/testkit/src crates/bench/src \
  && touch crates/quay-emulator/src/lib.rs crates/testkit/src/lib.rs crates/bench/src/main.rs
+COPY build.rs build.rs
 COPY src src
 COPY templates templates
+# `quayside doctor` checks the controller's RBAC against the shipped roles.
+COPY deploy/rbac deploy/rbac
+# `quayside version` names the commit; there is no .git in the context.
+ARG QUAYSIDE_GIT_COMMIT=unknown
 RUN cargo build --release --locked -p quayside --bin quayside \
  && mkdir -p /out/lib \
  && cp target/release/quayside /out/ \

@@ -185,7 +185,7 @@ fn read_secret_file(path: &PathBuf, what: &str) -> anyhow::Result<SecretString> 
     Ok(SecretString::from(text.trim().to_string()))
 }
 
-fn side_repo_config(args: &Args) -> anyhow::Result<Option<SideRepoConfig>> {
+pub(super) fn side_repo_config(args: &Args) -> anyhow::Result<Option<SideRepoConfig>> {
     let Some(url) = args.side_repo_url.clone() else {
         return Ok(None);
     };
@@ -363,7 +363,7 @@ fn elector(args: &Args, client: Client) -> quayside::leader::LeaderElector {
 
 /// A robot name no Component ever gets (robot names of Components carry a
 /// repository's name and a role): reading it is harmless.
-const ACCESS_PROBE: &str = "quayside_access_check";
+pub(super) const ACCESS_PROBE: &str = "quayside_access_check";
 
 /// Say at start-up, in one line, whether the Quay token can do what every
 /// Component needs: reading a robot needs the organization to exist and
@@ -390,7 +390,7 @@ async fn check_quay_token(quay: QuayClient) {
     }
 }
 
-fn quay_client(args: &Args) -> anyhow::Result<QuayClient> {
+pub(super) fn quay_client(args: &Args) -> anyhow::Result<QuayClient> {
     QuayClient::new(QuayConfig {
         api_url: args.quay_api_url.clone(),
         organization: args.quay_organization.clone(),
@@ -421,7 +421,7 @@ fn rate_limit(per_second: f64, burst: u32) -> anyhow::Result<Option<RateLimit>> 
 
 /// The Kubernetes client configuration: `--kubeconfig`, else in-cluster or
 /// `KUBECONFIG`.
-async fn kube_config(args: &Args) -> anyhow::Result<kube::Config> {
+pub(super) async fn kube_config(args: &Args) -> anyhow::Result<kube::Config> {
     Ok(match &args.kubeconfig {
         Some(path) => {
             let kc = Kubeconfig::read_from(path)

@@ -9,8 +9,12 @@
 mod api_refusals;
 mod argocd_health;
 mod bad_input;
+mod cli_doctor;
+mod cli_rotate;
+mod cli_status;
 mod control_plane;
 mod controller_e2e;
+mod crd_validation;
 mod deploy_manifests;
 mod documented_paths;
 mod high_availability;

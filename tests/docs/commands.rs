@@ -115,6 +115,10 @@ const LEDGER: &[(&str, How)] = &[
         "cargo run -- crd > deploy/crds/quayside.dev.yaml",
         Run(Offline),
     ),
+    (
+        "cargo run -- configuration > docs/configuration.md",
+        Run(Offline),
+    ),
     ("cargo fmt --all -- --check", covered("scripts/test")),
     ("cargo fetch --locked", covered("scripts/deny")),
     (
@@ -220,6 +224,56 @@ const LEDGER: &[(&str, How)] = &[
         },
     ),
     ("quayside run --help", Run(Offline)),
+    // docs/operations.md: the operator commands, run as the built binary
+    // against the test control plane, the Quay emulator and the git server.
+    (
+        "quayside status -n <workspace>",
+        How::CoveredBy {
+            file: "tests/cluster/cli_status.rs",
+            shows: &["\"status\", \"-n\""],
+            why: "with the test control plane's --kubeconfig",
+        },
+    ),
+    (
+        "quayside status --all-namespaces",
+        How::CoveredBy {
+            file: "tests/cluster/cli_status.rs",
+            shows: &["\"status\", \"--all-namespaces\""],
+            why: "with the test control plane's --kubeconfig",
+        },
+    ),
+    (
+        "quayside rotate <name> -n <workspace> --wait",
+        How::CoveredBy {
+            file: "tests/cluster/cli_rotate.rs",
+            shows: &["\"rotate\"", "\"-n\"", "\"--wait\""],
+            why: "with the test control plane's --kubeconfig and a --timeout",
+        },
+    ),
+    (
+        "quayside doctor --as system:serviceaccount:quayside-system:quayside-controller",
+        How::CoveredBy {
+            file: "tests/cluster/cli_doctor.rs",
+            shows: &["\"doctor\"", "\"--as\", &controller"],
+            why: "with run's flags for the test's servers, as a ServiceAccount of the test's namespace bound to deploy/rbac/'s roles",
+        },
+    ),
+    (
+        "kubectl plugin list",
+        How::CoveredBy {
+            file: "tests/cluster/cli_status.rs",
+            shows: &["\"plugin\".into(), \"list\".into()"],
+            why: "with kubectl-quayside on the PATH",
+        },
+    ),
+    (
+        "kubectl quayside status",
+        How::CoveredBy {
+            file: "tests/cluster/cli_status.rs",
+            shows: &["\"quayside\".into(),", "\"status\".into(),"],
+            why: "with kubectl-quayside on the PATH and -n the test's namespace",
+        },
+    ),
     ("kubectl get components -A", Run(Cluster)),
     ("age-keygen -o new.key", Run(Offline)),
     // docs/quay.md
@@ -1526,6 +1580,19 @@ fn offline_commands_run() {
     assert!(
         read(&crd) == read(&root.join("deploy/crds/quayside.dev.yaml")),
         "deploy/crds/quayside.dev.yaml is stale: run `cargo run -- crd > deploy/crds/quayside.dev.yaml`"
+    );
+
+    // docs/configuration.md, the same way.
+    let configuration = t.join("configuration.md");
+    sh.run(
+        Cmd::doc("cargo run -- configuration > docs/configuration.md")
+            .fill("cargo run --", "quayside")
+            .fill("docs/configuration.md", p(&configuration)),
+    )
+    .ok();
+    assert!(
+        read(&configuration) == read(&root.join("docs/configuration.md")),
+        "docs/configuration.md is stale: run `cargo run -- configuration > docs/configuration.md`"
     );
 
     // docs/operations.md: the help lists every flag of the configuration

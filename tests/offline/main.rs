@@ -4,6 +4,7 @@
 //! `cargo test --test offline`.
 
 mod command_line;
+mod configuration_drift;
 mod controller_shutdown;
 mod crd_drift;
 mod docs_examples;
