@@ -36,7 +36,7 @@ async fn run_serves_health_readiness_and_metrics() {
     for metric in [
         "quayside_reconciles_total",
         "quayside_kube_writes_total",
-        "quay_api_requests_total",
+        "quayside_quay_api_requests_total",
     ] {
         assert!(body.contains(metric), "{metric} missing:\n{body}");
     }
