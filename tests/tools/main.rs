@@ -2,10 +2,12 @@
 //! loopback, but no Kubernetes control plane: `sops` and `age` both ways,
 //! `quayside render` checked by `sops`, `skopeo login` against the
 //! emulator, and the git server (`testcluster gitserver`) behind source
-//! detection and the side-repository writer (over HTTPS too). `cargo test
-//! --test tools`.
+//! detection and the side-repository writer (over HTTPS too); `helm` on the
+//! chart and `promtool` on the alerting rules. `cargo test --test tools`.
 
 mod gitops_side_repo;
+mod helm_chart;
+mod monitoring;
 mod render_cli;
 mod seal_interop;
 mod seal_minimal_diff;
