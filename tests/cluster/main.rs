@@ -11,6 +11,7 @@ mod control_plane;
 mod controller_e2e;
 mod deploy_manifests;
 mod documented_paths;
+mod helm_manifests;
 mod high_availability;
 mod operations;
 mod quay_drift;

@@ -37,8 +37,31 @@ async fn run_serves_health_readiness_and_metrics() {
         "quayside_reconciles_total",
         "quayside_kube_writes_total",
         "quayside_quay_api_requests_total",
+        "quayside_reconcile_duration_seconds_bucket{controller=\"component\",le=",
+        "quayside_component_rotated_timestamp_seconds{",
     ] {
         assert!(body.contains(metric), "{metric} missing:\n{body}");
+    }
+    let ns = h.workspace.as_str();
+    assert!(
+        body.contains(&format!(
+            "quayside_object_ready{{kind=\"component\",namespace=\"{ns}\",name=\"m\"}} 1"
+        )),
+        "the Ready Component's gauge:\n{body}"
+    );
+    assert!(
+        body.contains(&format!(
+            "quayside_build_info{{version=\"{}\",commit=",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{body}"
+    );
+    // Every series is quayside's.
+    for line in body
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        assert!(line.starts_with("quayside_"), "{line}");
     }
 }
 
