@@ -83,5 +83,5 @@ fn the_dockerfile_names_no_architecture_and_ships_only_the_binary() {
             .any(|l| l.starts_with("FROM rust:") && l.contains("-bookworm"))
     );
     assert!(code.iter().any(|l| l.contains("--bin quayside")));
-    assert!(runtime.iter().any(|l| *l == "USER 65532:65532"));
+    assert!(runtime.contains(&"USER 65532:65532"));
 }
