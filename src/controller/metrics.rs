@@ -74,6 +74,14 @@ pub struct Metrics {
     pub kube_writes: Counter,
     /// Side-repository commits made.
     pub git_commits: Counter,
+    /// Watch pairs running on remote clusters (one per identity and namespace).
+    pub remote_watches: Gauge,
+    /// Remote watch pairs wanted beyond `--remote-watch-limit`.
+    pub remote_watches_over_limit: Gauge,
+    /// Failed list or watch attempts on remote clusters.
+    pub remote_watch_failures: Counter,
+    /// Environment passes asked for by remote watch events.
+    pub remote_watch_triggers: Counter,
     build_info: Family<BuildLabels, Gauge>,
 }
 
@@ -97,6 +105,10 @@ impl Default for Metrics {
             propagation_seconds: Histogram::new(exponential_buckets(0.05, 2.0, 14)),
             kube_writes: Counter::default(),
             git_commits: Counter::default(),
+            remote_watches: Gauge::default(),
+            remote_watches_over_limit: Gauge::default(),
+            remote_watch_failures: Counter::default(),
+            remote_watch_triggers: Counter::default(),
             build_info,
         }
     }
@@ -125,6 +137,10 @@ pub const FAMILIES: &[&str] = &[
     "quayside_propagation_seconds",
     "quayside_kube_writes_total",
     "quayside_git_commits_total",
+    "quayside_remote_watches",
+    "quayside_remote_watches_over_limit",
+    "quayside_remote_watch_failures_total",
+    "quayside_remote_watch_triggers_total",
     "quayside_quay_api_requests_total",
     "quayside_quay_api_retries_total",
     "quayside_quay_api_request_duration_seconds",
@@ -177,6 +193,26 @@ impl Metrics {
             "git_commits",
             "Commits pushed to the side repository",
             self.git_commits.clone(),
+        );
+        q.register(
+            "remote_watches",
+            "Watch pairs (Secrets, ServiceAccounts) running on remote clusters",
+            self.remote_watches.clone(),
+        );
+        q.register(
+            "remote_watches_over_limit",
+            "Remote watch pairs wanted beyond --remote-watch-limit (healed by the heartbeat only)",
+            self.remote_watches_over_limit.clone(),
+        );
+        q.register(
+            "remote_watch_failures",
+            "Failed list or watch attempts on remote clusters",
+            self.remote_watch_failures.clone(),
+        );
+        q.register(
+            "remote_watch_triggers",
+            "Environment passes asked for by events on remote clusters",
+            self.remote_watch_triggers.clone(),
         );
     }
 

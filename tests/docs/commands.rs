@@ -91,6 +91,7 @@ const HELM_UPGRADE: &str =
     "helm upgrade quayside deploy/helm/quayside --namespace quayside-system --reuse-values";
 const HELM_PACKAGE: &str = "helm package deploy/helm/quayside --destination dist/";
 const NO_CONTAINERS: &str = "no container engine or registry on these machines (docs/release.md)";
+const ARGOCD_KUSTOMIZE: &str = "tests/tools/argocd_kustomize.rs";
 const FUZZ_IN_CI: &[&str] = &["scripts/fuzz \"${QUAYSIDE_FUZZ_SECONDS:-10}\""];
 const CARGO_TEST_IN_CI: &[&str] = &["cargo test --workspace --all-targets --locked"];
 
@@ -285,6 +286,37 @@ const LEDGER: &[(&str, How)] = &[
     ),
     ("quayside verify DIR", Run(Cluster)),
     (RENDER, Run(Offline)),
+    // docs/side-repo.md: Argo CD with KSOPS
+    ("age-keygen -o argocd.agekey", covered(ARGOCD_KUSTOMIZE)),
+    (
+        "kubectl -n argocd create secret generic argocd-sops-age-key --from-file=keys.txt=argocd.agekey",
+        covered(ARGOCD_KUSTOMIZE),
+    ),
+    (
+        "kubectl -n argocd patch deployment argocd-repo-server --patch-file docs/examples/argocd-repo-server-ksops.yaml",
+        How::CoveredBy {
+            file: ARGOCD_KUSTOMIZE,
+            shows: &["\"patch\", \"--local\"", "argocd-repo-server-ksops.yaml"],
+            why: "no Argo CD here: the same patch file is applied locally to a trimmed argocd-repo-server Deployment, and kustomize runs in the layout that comes out",
+        },
+    ),
+    (
+        "kubectl -n argocd patch configmap argocd-cm --patch-file docs/examples/argocd-cm-ksops.yaml",
+        How::CoveredBy {
+            file: ARGOCD_KUSTOMIZE,
+            shows: &["\"patch\", \"--local\"", "argocd-cm-ksops.yaml"],
+            why: "no Argo CD here: the same patch file is applied locally to an argocd-cm, and kustomize runs with the buildOptions that come out",
+        },
+    ),
+    // docs/operations.md: Argo CD
+    (
+        "kubectl -n argocd patch configmap argocd-cm --patch-file deploy/argocd/argocd-cm.yaml",
+        How::CoveredBy {
+            file: "tests/tools/argocd_lua.rs",
+            shows: &["deploy(\"argocd-cm.yaml\")", "\"patch\", \"--local\""],
+            why: "no Argo CD here: the same patch file is applied locally to an argocd-cm, and the result is checked to hold the Lua files",
+        },
+    ),
     // docs/benchmarks.md
     (
         "cargo build --release --workspace",

@@ -40,6 +40,7 @@ fn config() -> Config {
         side_repo_scope: Default::default(),
         rotation_request_cooldown: Duration::ZERO,
         concurrency: 32,
+        remote_watch_limit: 100,
     }
 }
 

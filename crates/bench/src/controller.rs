@@ -489,7 +489,20 @@ impl Bench {
         }
     }
 
+    /// `quayside run` against `emu`, with no client-side rate limit.
     fn spawn(&self, emu: &Emulator, ws: &Workspace, heartbeat: Duration) -> anyhow::Result<Proc> {
+        self.spawn_limited(emu, ws, heartbeat, None)
+    }
+
+    /// `quayside run` against `emu`; `limit`: its client-side Quay rate
+    /// limit (requests/s, burst), `None` for none (the emulator has none).
+    fn spawn_limited(
+        &self,
+        emu: &Emulator,
+        ws: &Workspace,
+        heartbeat: Duration,
+        limit: Option<(f64, u32)>,
+    ) -> anyhow::Result<Proc> {
         let n = {
             let mut g = self.spawned.lock().unwrap_or_else(|p| p.into_inner());
             *g += 1;
@@ -523,6 +536,8 @@ impl Bench {
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .args(["--leader-election", "false"])
+            .args(["--quay-rate-limit", &limit.map_or(0.0, |l| l.0).to_string()])
+            .args(["--quay-burst", &limit.map_or(1, |l| l.1).to_string()])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)
@@ -985,7 +1000,8 @@ impl Bench {
             })
             .await?;
         let ws = self.workspace("throttled", 1).await?;
-        let mut proc = self.spawn(&emu, &ws, Duration::from_secs(86400))?;
+        let day = Duration::from_secs(86400);
+        let mut proc = self.spawn_limited(&emu, &ws, day, Some((rate, burst)))?;
         self.wait_readyz(&mut proc).await?;
         let t0 = Instant::now();
         self.create_components(&ws, 0..n).await?;

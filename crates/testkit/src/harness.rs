@@ -150,6 +150,8 @@ impl Harness {
                 base: Duration::from_millis(20),
                 max_delay: Duration::from_millis(500),
             },
+            // The emulator has no limit unless a test sets one (Faults).
+            rate_limit: None,
         }
     }
 
@@ -194,6 +196,7 @@ impl Harness {
             // Tests rotate one Component several times in seconds.
             rotation_request_cooldown: Duration::ZERO,
             concurrency: 32,
+            remote_watch_limit: 100,
         }
     }
 
