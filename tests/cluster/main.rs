@@ -17,6 +17,7 @@ mod controller_e2e;
 mod crd_validation;
 mod deploy_manifests;
 mod documented_paths;
+mod helm_manifests;
 mod high_availability;
 mod operations;
 mod quay_drift;

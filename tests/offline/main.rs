@@ -13,6 +13,7 @@ mod quay_emulator;
 mod quay_recorded;
 mod quay_replay;
 mod quay_tls;
+mod release;
 mod render_golden;
 mod render_safety;
 mod seal_errors;

@@ -529,10 +529,15 @@ async fn metrics_register_in_a_prometheus_registry() {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
     assert!(
-        text.contains(r#"quay_api_requests_total{endpoint="get_robot",outcome="client_error"} 1"#),
+        text.contains(
+            r#"quayside_quay_api_requests_total{endpoint="get_robot",outcome="client_error"} 1"#
+        ),
         "{text}"
     );
-    assert!(text.contains("quay_api_request_duration_seconds"), "{text}");
+    assert!(
+        text.contains("quayside_quay_api_request_duration_seconds"),
+        "{text}"
+    );
 }
 
 /// The heartbeat's robot listing: one call serves every Component until it

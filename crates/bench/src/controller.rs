@@ -322,7 +322,7 @@ impl Scrape {
                     let k = format!("{}/{}", label("controller"), label("reason"));
                     *s.errors.entry(k).or_default() += value;
                 }
-                "quay_api_requests_total" => {
+                "quayside_quay_api_requests_total" => {
                     *s.quay_outcomes.entry(label("outcome")).or_default() += value;
                 }
                 _ => {}
@@ -1142,8 +1142,8 @@ mod tests {
             quayside_reconciles_total{controller=\"component\",result=\"ok\"} 10\n\
             quayside_reconciles_total{controller=\"component\",result=\"error\"} 3\n\
             quayside_reconcile_errors_total{controller=\"component\",reason=\"QuayUnavailable\"} 3\n\
-            quay_api_requests_total{endpoint=\"create_robot\",outcome=\"throttled\"} 4\n\
-            quay_api_requests_total{endpoint=\"create_robot\",outcome=\"ok\"} 5\n# EOF\n";
+            quayside_quay_api_requests_total{endpoint=\"create_robot\",outcome=\"throttled\"} 4\n\
+            quayside_quay_api_requests_total{endpoint=\"create_robot\",outcome=\"ok\"} 5\n# EOF\n";
         let s = Scrape::parse(text);
         assert_eq!(s.kube_writes, 7.0);
         assert_eq!(s.git_commits, 2.0);
