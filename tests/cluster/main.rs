@@ -9,6 +9,7 @@ mod api_refusals;
 mod bad_input;
 mod control_plane;
 mod controller_e2e;
+mod delivery_modes;
 mod deploy_manifests;
 mod documented_paths;
 mod high_availability;
