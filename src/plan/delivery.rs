@@ -135,6 +135,23 @@ pub fn served(live: &[LiveGeneration], pull_request: Option<&str>) -> Served {
     }
 }
 
+/// The generation a Component's rotation waits on for one Environment,
+/// when that Environment reports it: in `GitOps` mode the Environment's
+/// own pass read the target as the workspace's delivery identity, and its
+/// `status.live` is the answer (`Some(None)`: nothing live for this
+/// Component). `None`: the Component reads the target itself, as before.
+pub fn reported_generation(
+    mode: Option<&str>,
+    live: &[LiveGeneration],
+    component: &str,
+) -> Option<Option<i64>> {
+    (mode == Some(DeliveryMode::GitOps.as_str())).then(|| {
+        live.iter()
+            .find(|l| l.component == component)
+            .and_then(|l| l.generation)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,5 +271,22 @@ mod tests {
                 pending: vec!["a".into(), "b".into()]
             }
         );
+    }
+
+    #[test]
+    fn gitops_environments_report_what_the_component_waits_on() {
+        let live = [lg("a", Some(3), 3), lg("b", None, 1)];
+        assert_eq!(
+            reported_generation(Some("GitOps"), &live, "a"),
+            Some(Some(3))
+        );
+        assert_eq!(reported_generation(Some("GitOps"), &live, "b"), Some(None));
+        // Not listed yet (a new Component): nothing live.
+        assert_eq!(reported_generation(Some("GitOps"), &live, "c"), Some(None));
+        // Direct and Both apply themselves; an Environment never reconciled
+        // says nothing: the Component reads the target.
+        assert_eq!(reported_generation(Some("Both"), &live, "a"), None);
+        assert_eq!(reported_generation(Some("Direct"), &live, "a"), None);
+        assert_eq!(reported_generation(None, &live, "a"), None);
     }
 }

@@ -293,6 +293,48 @@ async fn both_mode_commits_then_applies() {
     h.stop_controller().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn attack_gitops_environment_on_another_teams_namespace_learns_nothing() {
+    let mut h = Harness::start().await;
+    h.start_controller().await;
+    // Another team's namespace, never granted to this workspace, holding a
+    // Secret that looks like this Environment's, "live" at generation 1.
+    let theirs = h.ungranted_namespace("team-b", false).await;
+    let forged: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {
+            "name": "svc-pull",
+            "labels": quayside::vocabulary::target_labels(&h.workspace, "env", "svc"),
+            "annotations": {GENERATION: "1"},
+        },
+        "type": "kubernetes.io/dockerconfigjson",
+        "stringData": {".dockerconfigjson": "{\"auths\":{}}"},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(h.client.clone(), &theirs)
+        .create(&PostParams::default(), &forged)
+        .await
+        .unwrap();
+    create_env(&h, "env", &theirs, serde_json::json!({"mode": "GitOps"})).await;
+    h.create_component("svc", &h.git.repo_url("public-app"), "public")
+        .await;
+    let e = wait_applied(&h, "env", "DeliveryNotGranted").await;
+    let status = e.status.unwrap();
+    assert!(
+        status.live.is_empty(),
+        "read nothing there: {:?}",
+        status.live
+    );
+    // Nor does the Component count the forged Secret as delivered.
+    let c = wait::until("the Component's delivery record", T, || async {
+        let c = h.components().get("svc").await.ok()?;
+        let s = c.status.clone()?;
+        (s.credentials_generation == 1 && !s.environments.is_empty()).then_some(s)
+    })
+    .await;
+    assert_eq!(c.environments[0].generation, 0, "{:?}", c.environments);
+    h.stop_controller().await;
+}
+
 /// The pull request the Environment's status names, once it awaits review.
 async fn awaiting_review(h: &Harness, env: &str) -> String {
     let e = wait_applied(h, env, "AwaitingReview").await;
@@ -517,22 +559,32 @@ async fn a_push_wakes_only_the_engine_objects_the_tenant_was_granted() {
         Some("normal")
     );
     // The attack: another team's Kustomization named in a tenant's spec.
+    // Whichever comes first — the refusal, or their object annotated — the
+    // object must not be annotated.
     let events: Api<Event> = Api::namespaced(h.client.clone(), &h.workspace);
-    let note = wait::until("a WakeNotGranted warning", T, || async {
+    let refusal = wait::until("the wake of team-b's object refused or done", T, || async {
+        if annotation(&h.client, &kustomizations(), &theirs, "team-b-apps", FLUX)
+            .await
+            .is_some()
+        {
+            return Some(None);
+        }
         let list = events.list(&ListParams::default()).await.ok()?;
         list.items.into_iter().find_map(|ev| {
-            (ev.reason.as_deref() == Some("WakeNotGranted")).then(|| ev.note.unwrap_or_default())
+            (ev.reason.as_deref() == Some("WakeNotGranted"))
+                .then(|| Some(ev.note.unwrap_or_default()))
         })
     })
     .await;
-    assert!(
-        note.contains(&theirs) && note.contains("kubectl create rolebinding quayside-wake-"),
-        "{note}"
-    );
     assert_eq!(
         annotation(&h.client, &kustomizations(), &theirs, "team-b-apps", FLUX).await,
         None,
         "a tenant must not make quayside annotate another team's objects"
+    );
+    let note = refusal.expect("a WakeNotGranted warning");
+    assert!(
+        note.contains(&theirs) && note.contains("kubectl create rolebinding quayside-wake-"),
+        "{note}"
     );
     // Only the annotation: the object's spec is untouched.
     let api: Api<DynamicObject> = Api::namespaced_with(h.client.clone(), &flux, &kustomizations());
