@@ -373,10 +373,11 @@ async fn merge(h: &Harness, url: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_pull_request_gates_gitops_delivery() {
-    let mut h = Harness::start().await;
+/// Start the controller with the side repository in pull-request mode,
+/// rotating on schedule every `rotation` if set.
+async fn start_in_pull_request_mode(h: &mut Harness, rotation: Option<Duration>) {
     let mut setup = h.controller_setup();
+    setup.config.rotation_interval = rotation;
     let side = setup.config.side_repo.as_mut().unwrap();
     side.mode = SideRepoMode::PullRequest {
         api_url: format!("{}/api/v1", h.git.base_url()),
@@ -385,6 +386,12 @@ async fn a_pull_request_gates_gitops_delivery() {
         token: SecretString::from(PASSWORD.to_string()),
     };
     h.start_controller_from(setup).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pull_request_gates_gitops_delivery() {
+    let mut h = Harness::start().await;
+    start_in_pull_request_mode(&mut h, None).await;
     let ns = h.target_namespace("gate", false).await;
     create_env(
         &h,
@@ -415,6 +422,59 @@ async fn a_pull_request_gates_gitops_delivery() {
     merge(&h, &url).await;
     assert_eq!(engine_syncs(&h, "env", &ns, "svc").await, Some(2));
     h.wait_rotated("svc", 2, T).await;
+    h.stop_controller().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_scheduled_rotation_under_review_keeps_the_old_robots_until_live() {
+    let mut h = Harness::start().await;
+    start_in_pull_request_mode(&mut h, Some(Duration::from_secs(30))).await;
+    let ns = h.target_namespace("gate-sched", false).await;
+    create_env(&h, "env", &ns, serde_json::json!({"mode": "GitOps"})).await;
+    h.create_component("svc", &h.git.repo_url("public-app"), "public")
+        .await;
+    let url = awaiting_review(&h, "env").await;
+    merge(&h, &url).await;
+    assert_eq!(engine_syncs(&h, "env", &ns, "svc").await, Some(1));
+    h.wait_component_ready("svc", T).await;
+    let old = creds_of(&h.target_secret(&ns, "svc").await.unwrap());
+
+    // The schedule comes due: new robots, proposed for review. The old
+    // robot keeps working, and the rotation stays open, until the merged
+    // change is live — whatever the emergency policy says.
+    let url = wait::until("the scheduled rotation proposed", T, || async {
+        let e = h.environments().get("env").await.ok()?;
+        let s = e.status?;
+        (s.live.first()?.desired == 2)
+            .then_some(s.pull_request)
+            .flatten()
+    })
+    .await;
+    let target = h.target_secret(&ns, "svc").await.unwrap();
+    assert_eq!(generation_of(&target), Some(1), "nothing before the merge");
+    assert!(
+        h.emulator.accepts_login(
+            &old.username,
+            secrecy::ExposeSecret::expose_secret(&old.token)
+        ),
+        "the old robot is kept while the change awaits review"
+    );
+    assert_eq!(component_generation(&h).await, 1);
+
+    merge(&h, &url).await;
+    assert_eq!(engine_syncs(&h, "env", &ns, "svc").await, Some(2));
+    h.wait_rotated("svc", 2, T).await;
+    let new = creds_of(&h.target_secret(&ns, "svc").await.unwrap());
+    assert_ne!(new.username, old.username, "a robot of the other slot");
+    wait::until(
+        "the old robot deleted once the new one is live",
+        T,
+        || async {
+            let token = secrecy::ExposeSecret::expose_secret(&old.token);
+            (!h.emulator.accepts_login(&old.username, token)).then_some(())
+        },
+    )
+    .await;
     h.stop_controller().await;
 }
 
