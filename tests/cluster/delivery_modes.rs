@@ -523,6 +523,15 @@ fn kustomizations() -> ApiResource {
     )
 }
 
+fn git_repositories() -> ApiResource {
+    resource(
+        "source.toolkit.fluxcd.io",
+        "v1",
+        "GitRepository",
+        "gitrepositories",
+    )
+}
+
 fn applications() -> ApiResource {
     resource("argoproj.io", "v1alpha1", "Application", "applications")
 }
@@ -581,12 +590,15 @@ async fn a_push_wakes_only_the_engine_objects_the_tenant_was_granted() {
         "applications",
     )
     .await;
+    let g = git_repositories();
+    install_crd(&h.client, &g.group, &g.version, &g.kind, &g.plural).await;
     // The tenant's own engine namespace (granted) and another team's (not).
     let flux = h.ungranted_namespace("flux", false).await;
     grant_wake(&h, &flux).await;
     let theirs = h.ungranted_namespace("team-b", false).await;
     create_object(&h.client, &kustomizations(), &flux, "apps").await;
     create_object(&h.client, &applications(), &flux, "apps").await;
+    create_object(&h.client, &git_repositories(), &flux, "side-repo").await;
     create_object(&h.client, &kustomizations(), &theirs, "team-b-apps").await;
 
     h.start_controller().await;
@@ -596,6 +608,7 @@ async fn a_push_wakes_only_the_engine_objects_the_tenant_was_granted() {
         "env",
         &ns,
         serde_json::json!({"mode": "GitOps", "wake": [
+            {"kind": "GitRepository", "name": "side-repo", "namespace": flux},
             {"kind": "Kustomization", "name": "apps", "namespace": flux},
             {"kind": "Application", "name": "apps", "namespace": flux},
             {"kind": "Kustomization", "name": "team-b-apps", "namespace": theirs},
@@ -611,6 +624,12 @@ async fn a_push_wakes_only_the_engine_objects_the_tenant_was_granted() {
     assert!(
         requested.parse::<k8s_openapi::jiff::Timestamp>().is_ok(),
         "requestedAt is a time: {requested:?}"
+    );
+    assert!(
+        annotation(&h.client, &git_repositories(), &flux, "side-repo", FLUX)
+            .await
+            .is_some(),
+        "the GitRepository woken too"
     );
     assert_eq!(
         annotation(&h.client, &applications(), &flux, "apps", ARGO)
