@@ -335,6 +335,41 @@ async fn attack_gitops_environment_on_another_teams_namespace_learns_nothing() {
     h.stop_controller().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gitops_without_a_side_repository_is_refused_not_ignored() {
+    let mut h = Harness::start().await;
+    let mut setup = h.controller_setup();
+    setup.config.side_repo = None;
+    // The flag's default (Both) falls back to Direct without a side repository.
+    h.start_controller_from(setup).await;
+    let ns = h.target_namespace("no-side", false).await;
+    create_env(&h, "asks", &ns, serde_json::json!({"mode": "GitOps"})).await;
+    create_env(&h, "default", &ns, serde_json::json!({})).await;
+    h.create_component("svc", &h.git.repo_url("public-app"), "public")
+        .await;
+    let e = wait_applied(&h, "asks", "InvalidSpec").await;
+    let applied = e
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Applied")
+        .unwrap();
+    assert!(
+        applied.message.contains("needs a side repository"),
+        "{}",
+        applied.message
+    );
+    let e = wait_applied(&h, "default", "Applied").await;
+    assert_eq!(e.status.unwrap().delivery_mode.as_deref(), Some("Direct"));
+    wait::until("the pull Secret applied directly", T, || async {
+        h.target_secret(&ns, "svc").await
+    })
+    .await;
+    h.stop_controller().await;
+}
+
 /// The pull request the Environment's status names, once it awaits review.
 async fn awaiting_review(h: &Harness, env: &str) -> String {
     let e = wait_applied(h, env, "AwaitingReview").await;
