@@ -217,6 +217,22 @@ async fn gitops_mode_commits_and_only_the_engine_writes_the_secret() {
         "exactly one writer: {:?}",
         managers(&target)
     );
+
+    // The engine prunes the Secret (say, the folder left its sync): the
+    // controller does not put it back, and unlinks it.
+    Api::<Secret>::namespaced(h.client.clone(), &ns)
+        .delete("svc-pull", &Default::default())
+        .await
+        .unwrap();
+    wait_applied(&h, "env", "AwaitingEngine").await;
+    wait::until("the pruned Secret unlinked", T, || async {
+        h.image_pull_secrets(&ns, "deployer")
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    assert!(h.target_secret(&ns, "svc").await.is_none());
     h.stop_controller().await;
 }
 

@@ -121,7 +121,8 @@ async fn read(
 }
 
 /// Link the Secrets the target holds (nothing before the engine applies
-/// them: a reviewed change reaches the target only through the engine).
+/// them: a reviewed change reaches the target only through the engine),
+/// and unlink those of ours it no longer holds.
 async fn link_present(
     env: &Environment,
     ctx: &Context,
@@ -138,7 +139,15 @@ async fn link_present(
             payload: secrecy::SecretString::from(String::new()),
         })
         .collect();
-    let observed: Vec<ObservedSecret> = present
+    // Ours to unlink when no longer present: what the last pass saw (a
+    // Component deleted since, a Secret the engine pruned).
+    let before = env.status.iter().flat_map(|s| &s.live);
+    let ours: std::collections::BTreeSet<String> = present
+        .iter()
+        .cloned()
+        .chain(before.map(|l| pull_secret_name(&l.component)))
+        .collect();
+    let observed: Vec<ObservedSecret> = ours
         .iter()
         .map(|name| ObservedSecret {
             name: name.clone(),
