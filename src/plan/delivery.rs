@@ -136,16 +136,17 @@ pub fn served(live: &[LiveGeneration], pull_request: Option<&str>) -> Served {
 }
 
 /// The generation a Component's rotation waits on for one Environment,
-/// when that Environment reports it: in `GitOps` mode the Environment's
-/// own pass read the target as the workspace's delivery identity, and its
-/// `status.live` is the answer (`Some(None)`: nothing live for this
-/// Component). `None`: the Component reads the target itself, as before.
+/// when that Environment reports it: in `GitOps` mode (`mode`, the
+/// Environment's effective one) its own pass read the target as the
+/// workspace's delivery identity, and its `status.live` is the answer
+/// (`Some(None)`: nothing live for this Component, or no pass reported
+/// yet). `None`: the Component reads the target itself, as before.
 pub fn reported_generation(
-    mode: Option<&str>,
+    mode: Option<DeliveryMode>,
     live: &[LiveGeneration],
     component: &str,
 ) -> Option<Option<i64>> {
-    (mode == Some(DeliveryMode::GitOps.as_str())).then(|| {
+    (mode == Some(DeliveryMode::GitOps)).then(|| {
         live.iter()
             .find(|l| l.component == component)
             .and_then(|l| l.generation)
@@ -276,17 +277,15 @@ mod tests {
     #[test]
     fn gitops_environments_report_what_the_component_waits_on() {
         let live = [lg("a", Some(3), 3), lg("b", None, 1)];
-        assert_eq!(
-            reported_generation(Some("GitOps"), &live, "a"),
-            Some(Some(3))
-        );
-        assert_eq!(reported_generation(Some("GitOps"), &live, "b"), Some(None));
-        // Not listed yet (a new Component): nothing live.
-        assert_eq!(reported_generation(Some("GitOps"), &live, "c"), Some(None));
-        // Direct and Both apply themselves; an Environment never reconciled
-        // says nothing: the Component reads the target.
-        assert_eq!(reported_generation(Some("Both"), &live, "a"), None);
-        assert_eq!(reported_generation(Some("Direct"), &live, "a"), None);
+        assert_eq!(reported_generation(Some(GitOps), &live, "a"), Some(Some(3)));
+        assert_eq!(reported_generation(Some(GitOps), &live, "b"), Some(None));
+        // Not listed (a new Component, or no pass reported yet): nothing live.
+        assert_eq!(reported_generation(Some(GitOps), &live, "c"), Some(None));
+        assert_eq!(reported_generation(Some(GitOps), &[], "a"), Some(None));
+        // Direct and Both apply themselves; a mode this controller cannot
+        // run: the Component reads the target.
+        assert_eq!(reported_generation(Some(Both), &live, "a"), None);
+        assert_eq!(reported_generation(Some(Direct), &live, "a"), None);
         assert_eq!(reported_generation(None, &live, "a"), None);
     }
 }

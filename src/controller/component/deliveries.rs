@@ -9,7 +9,7 @@ use super::Pass;
 use crate::api::{Component, Environment, EnvironmentDelivery};
 use crate::controller::context::Context;
 use crate::controller::error::Result;
-use crate::plan::delivery::reported_generation;
+use crate::plan::delivery::{effective_mode, reported_generation};
 use crate::vocabulary::{generation_of, pull_secret_name};
 
 impl Pass<'_> {
@@ -39,11 +39,14 @@ pub(super) async fn observe(
             continue;
         }
         let status = env.status.clone().unwrap_or_default();
-        let reported = reported_generation(
-            status.delivery_mode.as_deref(),
-            &status.live,
-            &component.name_any(),
+        // The mode as the Environment's pass decides it, not as its status
+        // last said: before its first pass, a GitOps target counts as empty.
+        let mode = effective_mode(
+            env.spec.delivery_mode(),
+            ctx.config.delivery_mode,
+            ctx.config.side_repo.is_some(),
         );
+        let reported = reported_generation(mode.ok(), &status.live, &component.name_any());
         let generation = match reported {
             Some(g) => g,
             None => match ctx.targets.for_environment(&ctx.client, &env).await {

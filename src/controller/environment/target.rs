@@ -119,11 +119,13 @@ pub(super) fn manifest(env: &Environment, d: &Deliverable) -> Secret {
 
 /// The ServiceAccount the link step will choose, read before a commit so
 /// the side repository records the same one; `None` when the target
-/// cannot be read now (the commit then uses the last one linked).
+/// cannot be read now (the commit then uses the last one linked). Read as
+/// the delivery identity, like the link itself: what a namespace that did
+/// not grant this workspace holds never reaches its folder.
 pub(super) async fn account_hint(env: &Environment, ctx: &Context) -> Option<String> {
     let ns = spec::target_namespace(&env.spec.target.namespace).ok()?;
-    let (client, _) = target_clients(env, ctx).await.ok()?;
-    let deployer = Api::<ServiceAccount>::namespaced(client, ns)
+    let (_, writer) = target_clients(env, ctx).await.ok()?;
+    let deployer = Api::<ServiceAccount>::namespaced(writer.client, ns)
         .get_opt(SERVICE_ACCOUNT_DEPLOYER)
         .await
         .ok()?;
