@@ -479,7 +479,8 @@ async fn a_pull_request_gates_gitops_delivery() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_scheduled_rotation_under_review_keeps_the_old_robots_until_live() {
     let mut h = Harness::start().await;
-    start_in_pull_request_mode(&mut h, Some(Duration::from_secs(30))).await;
+    // Long enough for the first review round to finish first, even under load.
+    start_in_pull_request_mode(&mut h, Some(Duration::from_secs(40))).await;
     let ns = h.target_namespace("gate-sched", false).await;
     create_env(&h, "env", &ns, serde_json::json!({"mode": "GitOps"})).await;
     h.create_component("svc", &h.git.repo_url("public-app"), "public")
