@@ -42,6 +42,90 @@ pub struct EnvironmentSpec {
     /// Where this Environment's sealed files go in the side repository.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub side_repo: Option<SideRepoSpec>,
+    /// Who writes the pull Secrets into the target, and which GitOps
+    /// objects to wake after a push (docs/side-repo.md, "Delivery modes").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliverySpec>,
+}
+
+/// How an Environment's pull Secrets reach the target namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliverySpec {
+    /// `Direct`: quayside applies the Secrets, nothing is committed.
+    /// `GitOps`: quayside only commits; a GitOps engine applies, and quayside
+    /// reads the target to learn which generation is live. `Both`: commit,
+    /// then apply. Default: the controller's `--delivery-mode`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<DeliveryMode>,
+    /// In `GitOps` mode, what an emergency rotation (the live token already
+    /// revoked by Quay) does: `Direct` (default) applies the new Secret at
+    /// once, without waiting for the engine or a review; `Wait` waits for
+    /// the engine like any other change (pulls fail meanwhile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency: Option<EmergencyDelivery>,
+    /// GitOps objects annotated after each push so the engine syncs at
+    /// once: Flux `GitRepository` / `Kustomization`
+    /// (`reconcile.fluxcd.io/requestedAt`) or an Argo CD `Application`
+    /// (`argocd.argoproj.io/refresh`). Patched as the workspace's delivery
+    /// ServiceAccount, which needs the `quayside-wake` ClusterRole bound in
+    /// the object's namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub wake: Vec<EngineRef>,
+}
+
+/// Who writes the target Secrets.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum DeliveryMode {
+    Direct,
+    GitOps,
+    Both,
+}
+
+impl DeliveryMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryMode::Direct => "Direct",
+            DeliveryMode::GitOps => "GitOps",
+            DeliveryMode::Both => "Both",
+        }
+    }
+}
+
+/// An emergency rotation's delivery in `GitOps` mode.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum EmergencyDelivery {
+    #[default]
+    Direct,
+    Wait,
+}
+
+/// A GitOps engine object to wake after a push.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EngineRef {
+    /// Which kind of engine object: `GitRepository`, `Kustomization` or
+    /// `Application`.
+    pub kind: EngineKind,
+    /// Its name.
+    #[schemars(schema_with = "crate::api::schema::engine_object_name")]
+    pub name: String,
+    /// Its namespace; default the Environment's own (the workspace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::schema::engine_namespace")]
+    pub namespace: Option<String>,
+}
+
+/// The kinds quayside knows how to wake.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum EngineKind {
+    /// Flux `source.toolkit.fluxcd.io/v1` GitRepository.
+    GitRepository,
+    /// Flux `kustomize.toolkit.fluxcd.io/v1` Kustomization.
+    Kustomization,
+    /// Argo CD `argoproj.io/v1alpha1` Application.
+    Application,
 }
 
 /// Where workloads of this Environment run.
@@ -104,12 +188,37 @@ pub struct EnvironmentStatus {
     /// The `metadata.generation` this status was written for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The delivery mode in effect (`Direct`, `GitOps` or `Both`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_mode: Option<String>,
+    /// Per Component, the credentials generation the target serves, as
+    /// read from it by the last pass (GitOps and Both modes).
+    /// (Always serialised: status is merge-patched, and an empty list or a
+    /// null is what removes the previous value.)
+    #[serde(default)]
+    pub live: Vec<LiveGeneration>,
+    /// The open pull request that holds this Environment's change, while
+    /// it awaits review (GitOps mode with a pull-request side repository).
+    #[serde(default)]
+    pub pull_request: Option<String>,
     /// `Ready` (the summary, with the reason why not), `Applied` (pull
     /// Secrets applied and linked in the target namespace) and `Committed`
     /// (sealed folder committed to the side repository).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub conditions: Vec<Condition>,
+}
+
+/// What the target serves for one Component.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveGeneration {
+    pub component: String,
+    /// The generation the target Secret holds; absent when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// The generation quayside wants there.
+    pub desired: i64,
 }
 
 impl EnvironmentSpec {
@@ -120,6 +229,11 @@ impl EnvironmentSpec {
         self.custom_side_repo_path()
             .map(String::from)
             .unwrap_or_else(|| default_side_repo_path(workspace, name))
+    }
+
+    /// `spec.delivery.mode`, when set.
+    pub fn delivery_mode(&self) -> Option<DeliveryMode> {
+        self.delivery.as_ref().and_then(|d| d.mode)
     }
 
     /// `spec.sideRepo.path`, when set.

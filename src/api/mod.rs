@@ -12,7 +12,8 @@ pub use component::{
 };
 pub use condition::{ConditionStatus, ConditionType, ConditionValue, set_condition};
 pub use environment::{
-    Environment, EnvironmentSpec, EnvironmentStatus, SideRepoSpec, TargetSpec,
+    DeliveryMode, DeliverySpec, EmergencyDelivery, EngineKind, EngineRef, Environment,
+    EnvironmentSpec, EnvironmentStatus, LiveGeneration, SideRepoSpec, TargetSpec,
     default_side_repo_path,
 };
 pub use reference::crd_reference_markdown;

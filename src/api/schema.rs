@@ -62,6 +62,24 @@ pub fn service_account_name(_: &mut SchemaGenerator) -> Schema {
     )
 }
 
+pub fn engine_object_name(_: &mut SchemaGenerator) -> Schema {
+    checked(
+        253,
+        DNS_SUBDOMAIN,
+        "must be the name of the GitRepository, Kustomization or Application to wake: lower-case letters, digits, '-' and '.'",
+        false,
+    )
+}
+
+pub fn engine_namespace(_: &mut SchemaGenerator) -> Schema {
+    checked(
+        63,
+        DNS_LABEL,
+        "must be a namespace name: 1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit",
+        true,
+    )
+}
+
 pub fn delivery_account_name(_: &mut SchemaGenerator) -> Schema {
     checked(
         253,

@@ -72,6 +72,12 @@ pub struct Args {
     /// `direct` commits to the branch; `pull-request` pushes a branch and opens a pull request.
     #[arg(long, env = "QUAYSIDE_SIDE_REPO_MODE", value_enum, default_value_t = SideRepoMode::Direct)]
     pub side_repo_mode: SideRepoMode,
+    /// Who writes each Environment's pull Secrets when its
+    /// `spec.delivery.mode` is unset: `direct` (the controller applies, no
+    /// commit), `gitops` (the controller commits, a GitOps engine applies),
+    /// `both` (commit, then apply). Without a side repository: `direct`.
+    #[arg(long, env = "QUAYSIDE_DELIVERY_MODE", value_enum, default_value_t = DeliveryModeArg::Both)]
+    pub delivery_mode: DeliveryModeArg,
     /// Forge REST API (GitHub shape) for pull-request mode, e.g. https://api.github.com.
     #[arg(long, env = "QUAYSIDE_FORGE_API_URL")]
     pub forge_api_url: Option<String>,
@@ -170,6 +176,25 @@ pub enum SideRepoMode {
     Direct,
     /// Push a branch and open a pull request.
     PullRequest,
+}
+
+/// The cluster-wide default delivery mode (`--delivery-mode`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryModeArg {
+    Direct,
+    #[value(name = "gitops")]
+    GitOps,
+    Both,
+}
+
+impl From<DeliveryModeArg> for quayside::api::DeliveryMode {
+    fn from(m: DeliveryModeArg) -> Self {
+        match m {
+            DeliveryModeArg::Direct => quayside::api::DeliveryMode::Direct,
+            DeliveryModeArg::GitOps => quayside::api::DeliveryMode::GitOps,
+            DeliveryModeArg::Both => quayside::api::DeliveryMode::Both,
+        }
+    }
 }
 
 /// How log lines are written.
@@ -440,6 +465,7 @@ fn controller_config(args: &Args, identity: Identity) -> anyhow::Result<Config> 
     Ok(Config {
         registry_host: args.registry_host.clone(),
         side_repo: side_repo_config(args)?,
+        delivery_mode: args.delivery_mode.into(),
         flavor: args.kustomize_flavor,
         identity,
         heartbeat: args.heartbeat,

@@ -15,6 +15,9 @@ pub struct Config {
     pub registry_host: String,
     /// The GitOps side repository; `None` delivers to clusters only.
     pub side_repo: Option<SideRepoConfig>,
+    /// Who writes an Environment's pull Secrets when its spec does not say
+    /// (`--delivery-mode`); see `plan::delivery`.
+    pub delivery_mode: crate::api::DeliveryMode,
     pub flavor: KustomizeFlavor,
     /// The controller's own age identity: always a recipient, so it can
     /// re-read (and minimally re-seal) what it wrote.

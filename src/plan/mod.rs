@@ -5,6 +5,7 @@
 pub mod commit;
 pub mod commit_message;
 pub mod credentials;
+pub mod delivery;
 pub mod drift;
 pub mod folders;
 pub mod grant;
@@ -20,6 +21,7 @@ pub mod side_path;
 pub mod spec;
 pub mod status;
 pub mod target;
+pub mod wake;
 
 pub use commit_message::CommitMessage;
 pub use link::plan_link;

@@ -53,6 +53,15 @@ pub enum SpecError {
         "spec.target.deliveryServiceAccount {0:?} is not a ServiceAccount name (lower-case letters, digits, '-' and '.'); fix it, or remove it for the default"
     )]
     InvalidDeliveryAccount(String),
+    #[error(
+        "spec.delivery.mode {0} needs a side repository, and this controller runs without one; set spec.delivery.mode to Direct or remove it"
+    )]
+    NoSideRepository(String),
+    /// A `spec.delivery.wake` entry that is not a valid object reference.
+    #[error(
+        "spec.delivery.wake[{index}] {reason}; name an object by its Kubernetes name (lower-case letters, digits, '-' and '.')"
+    )]
+    InvalidWake { index: usize, reason: String },
 }
 
 impl SpecError {
@@ -69,6 +78,8 @@ impl SpecError {
             | SpecError::InvalidTargetNamespace(_)
             | SpecError::InvalidRecipient(_)
             | SpecError::InvalidDeliveryAccount(_)
+            | SpecError::NoSideRepository(_)
+            | SpecError::InvalidWake { .. }
             | SpecError::SideRepoPath { .. } => false,
         }
     }

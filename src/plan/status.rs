@@ -5,9 +5,10 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{
-    ComponentStatus, ConditionStatus, ConditionType, ConditionValue, EnvironmentDelivery,
-    EnvironmentStatus, ResolvedVisibility, set_condition,
+    ComponentStatus, ConditionStatus, ConditionType, ConditionValue, DeliveryMode,
+    EnvironmentDelivery, EnvironmentStatus, LiveGeneration, ResolvedVisibility, set_condition,
 };
+use crate::plan::delivery::{Served, served};
 
 /// Why something is not ready: a CamelCase reason and a message that tells
 /// a person what to do.
@@ -226,19 +227,75 @@ pub struct EnvironmentReport {
     /// pass (`None`: not written by this pass); recorded in status so a
     /// later change of folder knows which one to remove.
     pub folder: Option<String>,
+    /// The delivery mode the pass ran in.
+    pub mode: DeliveryMode,
+    /// What the target serves, when the pass read it (GitOps, Both).
+    pub live: Option<Vec<LiveGeneration>>,
+    /// The open pull request holding unmerged changes (pull-request side repo).
+    pub pull_request: Option<String>,
+}
+
+impl EnvironmentReport {
+    /// A report of a pass in `mode` that read nothing from the target and
+    /// found no pull request (the fields tests vary are set after).
+    pub fn new(
+        mode: DeliveryMode,
+        applied: Result<String, Problem>,
+        committed: Option<Result<Option<String>, Problem>>,
+    ) -> Self {
+        EnvironmentReport {
+            applied,
+            committed,
+            changed: false,
+            folder: None,
+            mode,
+            live: None,
+            pull_request: None,
+        }
+    }
+
+    /// In `GitOps` mode, what the target serves against what is wanted.
+    pub fn served(&self) -> Option<Served> {
+        let live = self.live.as_deref()?;
+        (self.mode == DeliveryMode::GitOps).then(|| served(live, self.pull_request.as_deref()))
+    }
 }
 
 /// The conditions of an Environment: Applied, Committed (with a side
 /// repository), Ready last.
 pub fn environment_conditions(r: &EnvironmentReport) -> Vec<ConditionValue> {
-    let mut out = vec![match &r.applied {
-        Ok(sa) => ConditionValue::new(
+    let mut out = vec![match (&r.applied, r.served()) {
+        (Err(p), _) => failed(ConditionType::Applied, p),
+        (Ok(sa), None) => ConditionValue::new(
             ConditionType::Applied,
             TRUE,
             "Applied",
             format!("pull Secrets applied and linked to ServiceAccount {sa}"),
         ),
-        Err(p) => failed(ConditionType::Applied, p),
+        (Ok(sa), Some(Served::AllLive)) => ConditionValue::new(
+            ConditionType::Applied,
+            TRUE,
+            "Live",
+            format!("the GitOps engine applied every pull Secret; linked to ServiceAccount {sa}"),
+        ),
+        (Ok(_), Some(Served::AwaitingReview { url, pending })) => ConditionValue::new(
+            ConditionType::Applied,
+            FALSE,
+            "AwaitingReview",
+            format!(
+                "pull request {url} holds the change for {}: nothing reaches the target before it is merged and the GitOps engine applies it",
+                pending.join(", ")
+            ),
+        ),
+        (Ok(_), Some(Served::AwaitingEngine { pending })) => ConditionValue::new(
+            ConditionType::Applied,
+            FALSE,
+            "AwaitingEngine",
+            format!(
+                "committed; waiting for the GitOps engine to apply the pull Secret(s) of {}; check its sync status if this lasts",
+                pending.join(", ")
+            ),
+        ),
     }];
     match &r.committed {
         None => {}
@@ -278,6 +335,19 @@ pub fn environment_status(
         Some(Ok(Some(c))) => Some(c.clone()),
         _ => old.commit.clone(),
     };
+    if r.committed.is_none() {
+        // Direct mode (or no side repository): nothing to report as committed.
+        conditions.retain(|c| c.type_ != ConditionType::Committed.as_str());
+    }
+    let live = match (&r.live, r.mode) {
+        (Some(l), _) => l.clone(),
+        (None, DeliveryMode::Direct) => Vec::new(),
+        (None, _) => old.live.clone(),
+    };
+    let pull_request = match r.served() {
+        Some(Served::AwaitingReview { url, .. }) => Some(url),
+        _ => None,
+    };
     EnvironmentStatus {
         linked_service_account: linked,
         last_sync: if r.changed || old.last_sync.is_none() {
@@ -288,6 +358,9 @@ pub fn environment_status(
         commit,
         side_repo_path: r.folder.clone().or_else(|| old.side_repo_path.clone()),
         observed_generation,
+        delivery_mode: Some(r.mode.as_str().to_string()),
+        live,
+        pull_request,
         conditions,
     }
 }
@@ -581,19 +654,21 @@ mod tests {
         let cases = [
             (
                 EnvironmentReport {
-                    applied: applied.clone(),
-                    committed: None,
                     changed: false,
                     folder: None,
+                    ..EnvironmentReport::new(DeliveryMode::Both, applied.clone(), None)
                 },
                 vec![("Applied", "True", "Applied"), ("Ready", "True", "Ready")],
             ),
             (
                 EnvironmentReport {
-                    applied: applied.clone(),
-                    committed: Some(Ok(Some("abc".into()))),
                     changed: true,
                     folder: None,
+                    ..EnvironmentReport::new(
+                        DeliveryMode::Both,
+                        applied.clone(),
+                        Some(Ok(Some("abc".into()))),
+                    )
                 },
                 vec![
                     ("Applied", "True", "Applied"),
@@ -603,10 +678,13 @@ mod tests {
             ),
             (
                 EnvironmentReport {
-                    applied: target_down.clone(),
-                    committed: Some(Ok(None)),
                     changed: false,
                     folder: None,
+                    ..EnvironmentReport::new(
+                        DeliveryMode::Both,
+                        target_down.clone(),
+                        Some(Ok(None)),
+                    )
                 },
                 vec![
                     ("Applied", "False", "TargetClusterUnavailable"),
@@ -616,10 +694,13 @@ mod tests {
             ),
             (
                 EnvironmentReport {
-                    applied: applied.clone(),
-                    committed: Some(Err(Problem::new("SideRepoError", "m"))),
                     changed: false,
                     folder: None,
+                    ..EnvironmentReport::new(
+                        DeliveryMode::Both,
+                        applied.clone(),
+                        Some(Err(Problem::new("SideRepoError", "m"))),
+                    )
                 },
                 vec![
                     ("Applied", "True", "Applied"),
@@ -640,10 +721,13 @@ mod tests {
     #[test]
     fn environment_status_keeps_what_the_pass_did_not_learn() {
         let ok = EnvironmentReport {
-            applied: Ok("deployer".into()),
-            committed: Some(Ok(Some("c1".into()))),
             changed: true,
             folder: Some("environments/ws/dev".into()),
+            ..EnvironmentReport::new(
+                DeliveryMode::Both,
+                Ok("deployer".into()),
+                Some(Ok(Some("c1".into()))),
+            )
         };
         let first = environment_status(&EnvironmentStatus::default(), &ok, Some(1), t(10));
         assert_eq!(first.linked_service_account.as_deref(), Some("deployer"));
@@ -652,21 +736,98 @@ mod tests {
         assert_eq!(first.last_sync, Some(t(10)));
         // A heartbeat that changes nothing keeps lastSync and the commit.
         let quiet = EnvironmentReport {
-            applied: Ok("deployer".into()),
-            committed: Some(Ok(None)),
             changed: false,
             folder: None,
+            ..EnvironmentReport::new(DeliveryMode::Both, Ok("deployer".into()), Some(Ok(None)))
         };
         let second = environment_status(&first, &quiet, Some(1), t(20));
         assert_eq!(second, first);
         // A failed delivery keeps the last linked account.
         let failed = EnvironmentReport {
-            applied: Err(Problem::new("KubernetesError", "m")),
-            committed: Some(Ok(None)),
             changed: false,
             folder: None,
+            ..EnvironmentReport::new(
+                DeliveryMode::Both,
+                Err(Problem::new("KubernetesError", "m")),
+                Some(Ok(None)),
+            )
         };
         let third = environment_status(&first, &failed, Some(1), t(30));
         assert_eq!(third.linked_service_account.as_deref(), Some("deployer"));
+    }
+
+    fn gitops(live: Vec<LiveGeneration>, pr: Option<&str>) -> EnvironmentReport {
+        EnvironmentReport {
+            live: Some(live),
+            pull_request: pr.map(String::from),
+            ..EnvironmentReport::new(DeliveryMode::GitOps, Ok("deployer".into()), Some(Ok(None)))
+        }
+    }
+
+    fn lg(component: &str, generation: Option<i64>, desired: i64) -> LiveGeneration {
+        LiveGeneration {
+            component: component.into(),
+            generation,
+            desired,
+        }
+    }
+
+    #[test]
+    fn gitops_reasons_say_what_the_target_waits_for() {
+        let cases = [
+            (gitops(vec![lg("a", Some(2), 2)], None), "True", "Live"),
+            (
+                gitops(vec![lg("a", Some(1), 2)], None),
+                "False",
+                "AwaitingEngine",
+            ),
+            (
+                gitops(vec![lg("a", None, 1)], Some("http://forge/pulls/3")),
+                "False",
+                "AwaitingReview",
+            ),
+            // An open pull request that holds nothing this target waits for.
+            (
+                gitops(vec![lg("a", Some(2), 2)], Some("http://forge/pulls/3")),
+                "True",
+                "Live",
+            ),
+        ];
+        for (r, status, reason) in cases {
+            let got = env_summary(&r);
+            assert_eq!(got[0], ("Applied", status, reason.to_string()), "{r:?}");
+            let ready = if status == "True" { "Ready" } else { reason };
+            assert_eq!(got.last().unwrap().2, ready, "Ready carries it: {r:?}");
+        }
+        let review = gitops(vec![lg("a", None, 1)], Some("http://forge/pulls/3"));
+        let s = environment_status(&EnvironmentStatus::default(), &review, Some(1), t(10));
+        assert_eq!(s.pull_request.as_deref(), Some("http://forge/pulls/3"));
+        assert_eq!(s.delivery_mode.as_deref(), Some("GitOps"));
+        assert_eq!(s.live, vec![lg("a", None, 1)]);
+        let ready = s.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+        assert!(ready.message.contains("http://forge/pulls/3"), "{ready:?}");
+        // Merged and applied: the field goes away.
+        let live = gitops(vec![lg("a", Some(1), 1)], None);
+        let s = environment_status(&s, &live, Some(1), t(20));
+        assert_eq!(s.pull_request, None);
+    }
+
+    #[test]
+    fn direct_mode_reports_no_commit_and_no_live_generations() {
+        let both = EnvironmentReport {
+            live: Some(vec![lg("a", Some(1), 1)]),
+            ..EnvironmentReport::new(DeliveryMode::Both, Ok("deployer".into()), Some(Ok(None)))
+        };
+        let first = environment_status(&EnvironmentStatus::default(), &both, Some(1), t(10));
+        assert!(first.conditions.iter().any(|c| c.type_ == "Committed"));
+        let direct = EnvironmentReport::new(DeliveryMode::Direct, Ok("deployer".into()), None);
+        let second = environment_status(&first, &direct, Some(2), t(20));
+        assert!(
+            !second.conditions.iter().any(|c| c.type_ == "Committed"),
+            "{:?}",
+            second.conditions
+        );
+        assert!(second.live.is_empty());
+        assert_eq!(second.delivery_mode.as_deref(), Some("Direct"));
     }
 }

@@ -15,6 +15,7 @@ mod cli_status;
 mod control_plane;
 mod controller_e2e;
 mod crd_validation;
+mod delivery_modes;
 mod deploy_manifests;
 mod documented_paths;
 mod helm_manifests;

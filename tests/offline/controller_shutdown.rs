@@ -28,6 +28,7 @@ fn config() -> Config {
     Config {
         registry_host: "quay.example".into(),
         side_repo: None,
+        delivery_mode: quayside::api::DeliveryMode::Both,
         flavor: KustomizeFlavor::Ksops,
         identity: Identity::generate(),
         heartbeat: Duration::from_secs(3600),

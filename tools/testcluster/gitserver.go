@@ -62,7 +62,7 @@ func runGitServer(args []string) error {
 			publicSet[p] = true
 		}
 	}
-	forge := &forge{pulls: map[string][]*pull{}}
+	forge := &forge{pulls: map[string][]*pull{}, root: *root}
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("finding this executable: %w", err)
@@ -173,6 +173,7 @@ type pull struct {
 	Head   ref    `json:"head"`
 	Base   ref    `json:"base"`
 	URL    string `json:"html_url"`
+	Merged bool   `json:"merged"`
 }
 
 type ref struct {
@@ -182,9 +183,10 @@ type ref struct {
 type forge struct {
 	mu    sync.Mutex
 	pulls map[string][]*pull
+	root  string // the bare repositories: {repo}.git serves {owner}/{repo}
 }
 
-// serve handles {owner}/{repo}/pulls[/{n}].
+// serve handles {owner}/{repo}/pulls[/{n}[/merge]].
 func (f *forge) serve(w http.ResponseWriter, r *http.Request, rest string) {
 	parts := strings.Split(strings.Trim(rest, "/"), "/")
 	if len(parts) < 3 || parts[2] != "pulls" {
@@ -228,6 +230,13 @@ func (f *forge) serve(w http.ResponseWriter, r *http.Request, rest string) {
 			URL: scheme + "://" + r.Host + "/" + key + "/pulls/" + strconv.Itoa(n)}
 		f.pulls[key] = append(f.pulls[key], p)
 		writeJSON(w, 201, p)
+	case len(parts) == 5 && parts[4] == "merge" && r.Method == http.MethodPut:
+		n, err := strconv.Atoi(parts[3])
+		if err != nil || n < 1 || n > len(f.pulls[key]) {
+			writeJSON(w, 404, map[string]string{"message": "Not Found"})
+			return
+		}
+		f.merge(w, f.pulls[key][n-1], parts[1])
 	case len(parts) == 4 && (r.Method == http.MethodPatch || r.Method == http.MethodGet):
 		n, err := strconv.Atoi(parts[3])
 		if err != nil || n < 1 || n > len(f.pulls[key]) {
@@ -259,6 +268,41 @@ func (f *forge) serve(w http.ResponseWriter, r *http.Request, rest string) {
 	default:
 		writeJSON(w, 405, map[string]string{"message": "Method Not Allowed"})
 	}
+}
+
+// merge fast-forwards the pull request's base branch to its head (the
+// only merge quayside's tests need: the proposal is always on top of the
+// base), in {repo}.git, and closes it as merged, as GitHub answers.
+func (f *forge) merge(w http.ResponseWriter, p *pull, repo string) {
+	if p.State != "open" {
+		writeJSON(w, 405, map[string]string{"message": "Pull Request is not mergeable"})
+		return
+	}
+	gitDir := path.Join(f.root, repo+".git")
+	rev := func(ref string) (string, error) {
+		out, err := exec.Command("git", "--git-dir", gitDir, "rev-parse", "--verify", "refs/heads/"+ref).Output()
+		return strings.TrimSpace(string(out)), err
+	}
+	head, err := rev(p.Head.Ref)
+	if err != nil {
+		writeJSON(w, 422, map[string]string{"message": "Head branch is missing"})
+		return
+	}
+	// A base branch without commits yet (a new side repository) is created.
+	base, err := rev(p.Base.Ref)
+	if err != nil {
+		base = strings.Repeat("0", 40)
+	} else if exec.Command("git", "--git-dir", gitDir, "merge-base", "--is-ancestor", base, head).Run() != nil {
+		writeJSON(w, 405, map[string]string{"message": "Pull Request is not mergeable (not a fast-forward)"})
+		return
+	}
+	if out, err := exec.Command("git", "--git-dir", gitDir, "update-ref", "refs/heads/"+p.Base.Ref, head, base).CombinedOutput(); err != nil {
+		writeJSON(w, 409, map[string]string{"message": "Base branch was modified: " + strings.TrimSpace(string(out))})
+		return
+	}
+	p.State = "closed"
+	p.Merged = true
+	writeJSON(w, 200, map[string]any{"sha": head, "merged": true, "message": "Pull Request successfully merged"})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

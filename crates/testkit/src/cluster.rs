@@ -258,13 +258,18 @@ pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
         ignore_conflict(api.create(&PostParams::default(), &crd).await)?;
     }
     // The ClusterRole a namespace's owner binds for a workspace, as shipped.
-    let delivery: ClusterRole =
-        serde_norway::from_str(include_str!("../../../deploy/rbac/delivery.yaml"))?;
-    ignore_conflict(
-        Api::<ClusterRole>::all(client.clone())
-            .create(&PostParams::default(), &delivery)
-            .await,
-    )?;
+    // And the one that lets a workspace wake a GitOps engine's objects.
+    for text in [
+        include_str!("../../../deploy/rbac/delivery.yaml"),
+        include_str!("../../../deploy/rbac/wake.yaml"),
+    ] {
+        let role: ClusterRole = serde_norway::from_str(text)?;
+        ignore_conflict(
+            Api::<ClusterRole>::all(client.clone())
+                .create(&PostParams::default(), &role)
+                .await,
+        )?;
+    }
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let components = Api::<Component>::all(client.clone())

@@ -175,6 +175,7 @@ impl Harness {
                 author_email: "quayside@localhost".into(),
                 max_push_attempts: 5,
             }),
+            delivery_mode: quayside::api::DeliveryMode::Both,
             flavor: KustomizeFlavor::Ksops,
             identity: self.identity.clone(),
             heartbeat: Duration::from_secs(3600),

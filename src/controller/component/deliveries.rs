@@ -9,6 +9,7 @@ use super::Pass;
 use crate::api::{Component, Environment, EnvironmentDelivery};
 use crate::controller::context::Context;
 use crate::controller::error::Result;
+use crate::plan::delivery::{effective_mode, reported_generation};
 use crate::vocabulary::{generation_of, pull_secret_name};
 
 impl Pass<'_> {
@@ -20,7 +21,9 @@ impl Pass<'_> {
 }
 
 /// For each live Environment of the workspace, the delivery record and the
-/// generation its target Secret holds (`None`: missing or unreadable).
+/// generation its target Secret holds (`None`: missing or unreadable). A
+/// `GitOps` Environment reports it in status, read as the workspace's
+/// delivery identity (`plan::delivery::reported_generation`).
 pub(super) async fn observe(
     ctx: &Context,
     component: &Component,
@@ -35,16 +38,27 @@ pub(super) async fn observe(
         if env.metadata.deletion_timestamp.is_some() {
             continue;
         }
-        let generation = match ctx.targets.for_environment(&ctx.client, &env).await {
-            Ok(client) => Api::<Secret>::namespaced(client, &env.spec.target.namespace)
-                .get_opt(&secret_name)
-                .await
-                .ok()
-                .flatten()
-                .and_then(|s| generation_of(s.metadata.annotations.as_ref())),
-            Err(_) => None,
-        };
         let status = env.status.clone().unwrap_or_default();
+        // The mode as the Environment's pass decides it, not as its status
+        // last said: before its first pass, a GitOps target counts as empty.
+        let mode = effective_mode(
+            env.spec.delivery_mode(),
+            ctx.config.delivery_mode,
+            ctx.config.side_repo.is_some(),
+        );
+        let reported = reported_generation(mode.ok(), &status.live, &component.name_any());
+        let generation = match reported {
+            Some(g) => g,
+            None => match ctx.targets.for_environment(&ctx.client, &env).await {
+                Ok(client) => Api::<Secret>::namespaced(client, &env.spec.target.namespace)
+                    .get_opt(&secret_name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|s| generation_of(s.metadata.annotations.as_ref())),
+                Err(_) => None,
+            },
+        };
         out.push((
             EnvironmentDelivery {
                 name: env.name_any(),

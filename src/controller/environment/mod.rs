@@ -2,20 +2,25 @@
 //! namespace, linked to the right ServiceAccount, and the same manifests
 //! sealed into the Environment's side-repo folder — one commit per pass.
 //!
-//! A pass runs two independent steps, `deliver` (target Secrets and link)
-//! and `commit` (side repository); a failure of one does not stop the
-//! other. Each is reported as an event where its cause is known, status is
+//! The delivery mode (`plan::delivery`) picks the steps: `commit` (side
+//! repository) first, then `deliver` (Direct, Both: apply the target
+//! Secrets and link) or `serve` (GitOps: read what the engine applied, as
+//! the delivery identity, and link it); a push wakes the engine. A failure
+//! of one step does not stop the other. Each is reported as an event where its cause is known, status is
 //! derived from both by `plan::status` and written once, and the first
 //! failure goes on to the error policy.
 
 mod cleanup;
 mod deliverables;
 mod folder;
+mod gitops;
 mod link;
 mod side_repo;
 mod target;
+mod wake;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -28,8 +33,14 @@ use super::context::Context;
 use super::error::{Error, Result};
 use super::pass::{self, Kind};
 use crate::api::Environment;
+use crate::plan;
+use crate::plan::delivery::{self, Served};
 use crate::plan::status::{EnvironmentReport, Problem, environment_status};
 use crate::vocabulary::FINALIZER;
+
+/// How often an Environment waiting for its GitOps engine or a review is
+/// looked at again (engine applies wake it sooner, through the Secret watch).
+const AWAITING_POLL: Duration = Duration::from_secs(30);
 
 pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Action> {
     let api: Api<Environment> =
@@ -58,52 +69,57 @@ pub fn error_policy(env: Arc<Environment>, error: &Error, ctx: Arc<Context>) -> 
 
 async fn apply(env: &Environment, ctx: &Context) -> Result<Action> {
     let now = Timestamp::now();
+    let side_repo = ctx.config.side_repo.is_some();
+    let mode = match delivery::effective_mode(
+        env.spec.delivery_mode(),
+        ctx.config.delivery_mode,
+        side_repo,
+    ) {
+        Ok(m) => m,
+        Err(e) => return refuse_mode(env, ctx, e.into(), now).await,
+    };
+    let steps = delivery::steps(mode);
     let items = deliverables::list(ctx, &env.namespace().unwrap_or_default()).await?;
     let mut first_error = None;
-    let mut changed = false;
-
-    let delivered = target::deliver(env, ctx, &items).await;
-    let linked = delivered.as_ref().ok().map(|d| d.linked.clone());
-    let applied = match delivered {
-        Ok(d) => {
-            changed |= d.changed;
-            Ok(d.linked)
-        }
-        Err(e) => Err(failed(env, ctx, "Deliver", e, &mut first_error).await),
+    // Commit first: the engine's source holds a change before anything
+    // reaches the target (Both), or instead of it (GitOps).
+    let written = match steps.commit {
+        true => Some(commit(env, ctx, &items, now, &mut first_error).await),
+        false => None,
     };
-    let mut committed = None;
-    let mut folder = None;
-    if ctx.config.side_repo.is_some() {
-        committed = Some(
-            match side_repo::commit(env, ctx, &items, linked, now).await {
-                Ok(written) => {
-                    folder = Some(written.folder);
-                    let commit = written.commit;
-                    if let Some(c) = &commit {
-                        changed = true;
-                        let note = format!("side repository updated at {c}");
-                        ctx.notice(&env.object_ref(&()), "Committed", "Commit", note)
-                            .await;
-                    }
-                    Ok(commit)
-                }
-                Err(e) => Err(failed(env, ctx, "Commit", e, &mut first_error).await),
-            },
-        );
-    }
-    let report = EnvironmentReport {
-        applied,
-        committed,
-        changed,
-        folder,
-    };
-
-    let status = environment_status(
-        &env.status.clone().unwrap_or_default(),
-        &report,
-        env.metadata.generation,
-        Time(now),
+    let mut report = EnvironmentReport::new(
+        mode,
+        Err(Problem::new("NotChecked", "")),
+        written.as_ref().map(|w| w.committed.clone()),
     );
+    report.folder = written.as_ref().and_then(|w| w.folder.clone());
+    report.pull_request = written.as_ref().and_then(|w| w.pull_request.clone());
+    report.changed = written.as_ref().is_some_and(|w| w.changed);
+    if steps.apply {
+        report.applied = match target::deliver(env, ctx, &items).await {
+            Ok(d) => {
+                report.changed |= d.changed;
+                Ok(d.linked)
+            }
+            Err(e) => Err(failed(env, ctx, "Deliver", e, &mut first_error).await),
+        };
+    } else {
+        report.applied = match gitops::serve(env, ctx, &items).await {
+            Ok(s) => {
+                report.changed |= s.changed;
+                report.live = Some(s.live);
+                Ok(s.linked)
+            }
+            Err(e) => Err(failed(env, ctx, "Deliver", e, &mut first_error).await),
+        };
+    }
+    let old = env.status.clone().unwrap_or_default();
+    let awaiting = matches!(report.served(), Some(Served::AwaitingEngine { .. }));
+    let pushed = written.as_ref().is_some_and(|w| w.pushed_to_branch);
+    if plan::wake::should_wake(pushed, awaiting, old.pull_request.is_some()) {
+        wake::run(env, ctx, now).await;
+    }
+    let status = environment_status(&old, &report, env.metadata.generation, Time(now));
     super::status::write(ctx, env, env.status.as_ref(), &status).await?;
     ctx.metrics.observe_ready(
         Kind::Environment.as_str(),
@@ -113,8 +129,82 @@ async fn apply(env: &Environment, ctx: &Context) -> Result<Action> {
     );
     match first_error {
         Some(e) => Err(e),
-        None => Ok(Action::requeue(ctx.config.heartbeat)),
+        None => Ok(Action::requeue(requeue(ctx, &report))),
     }
+}
+
+/// How soon to look again: the heartbeat, or sooner while the target
+/// waits for the engine or a review (a merge wakes nothing in the cluster).
+fn requeue(ctx: &Context, report: &EnvironmentReport) -> Duration {
+    match report.served() {
+        Some(Served::AllLive) | None => ctx.config.heartbeat,
+        Some(_) => ctx.config.heartbeat.min(AWAITING_POLL),
+    }
+}
+
+/// The commit step's outcome, for the report.
+struct Written {
+    committed: std::result::Result<Option<String>, Problem>,
+    folder: Option<String>,
+    pull_request: Option<String>,
+    changed: bool,
+    /// The commit went to the branch the engine syncs (not a proposal).
+    pushed_to_branch: bool,
+}
+
+async fn commit(
+    env: &Environment,
+    ctx: &Context,
+    items: &[deliverables::Deliverable],
+    now: Timestamp,
+    first_error: &mut Option<Error>,
+) -> Written {
+    let hint = match target::account_hint(env, ctx).await {
+        Some(sa) => Some(sa),
+        None => env
+            .status
+            .as_ref()
+            .and_then(|s| s.linked_service_account.clone()),
+    };
+    match side_repo::commit(env, ctx, items, hint, now).await {
+        Ok(written) => {
+            let proposal = matches!(
+                ctx.config.side_repo.as_ref().map(|c| &c.mode),
+                Some(crate::gitops::DeliveryMode::PullRequest { .. })
+            );
+            if let Some(c) = &written.commit {
+                let note = format!("side repository updated at {c}");
+                ctx.notice(&env.object_ref(&()), "Committed", "Commit", note)
+                    .await;
+            }
+            Written {
+                changed: written.commit.is_some(),
+                pushed_to_branch: written.commit.is_some() && !proposal,
+                committed: Ok(written.commit),
+                folder: Some(written.folder),
+                pull_request: written.pull_request,
+            }
+        }
+        Err(e) => Written {
+            committed: Err(failed(env, ctx, "Commit", e, first_error).await),
+            folder: None,
+            pull_request: None,
+            changed: false,
+            pushed_to_branch: false,
+        },
+    }
+}
+
+/// A delivery mode this controller cannot run: reported, nothing written.
+async fn refuse_mode(env: &Environment, ctx: &Context, e: Error, now: Timestamp) -> Result<Action> {
+    let mut first = None;
+    let problem = failed(env, ctx, "Deliver", e, &mut first).await;
+    let mode = env.spec.delivery_mode().unwrap_or(ctx.config.delivery_mode);
+    let report = EnvironmentReport::new(mode, Err(problem), None);
+    let old = env.status.clone().unwrap_or_default();
+    let status = environment_status(&old, &report, env.metadata.generation, Time(now));
+    super::status::write(ctx, env, env.status.as_ref(), &status).await?;
+    Err(first.expect("failed keeps the first error"))
 }
 
 /// A failed step: a Warning event says which step and why, status gets the

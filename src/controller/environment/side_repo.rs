@@ -15,7 +15,7 @@ use super::folder::{self, Me};
 use crate::api::Environment;
 use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
-use crate::gitops::{GitError, PassPlan, SideRepo};
+use crate::gitops::{GitError, PassOutcome, PassPlan, SideRepo};
 use crate::plan::commit::{
     EnvironmentRef, RenderedSecret, component_changes, environment_commit_message,
 };
@@ -29,6 +29,9 @@ use crate::render::{self, ComponentInput, EnvironmentInput};
 pub(super) struct Written {
     pub commit: Option<String>,
     pub folder: String,
+    /// The open pull request holding changes not on the branch yet
+    /// (pull-request mode).
+    pub pull_request: Option<String>,
 }
 
 pub(super) async fn commit(
@@ -71,7 +74,7 @@ pub(super) async fn commit(
         .collect();
     let identity = ctx.config.identity.clone();
     let flavor = ctx.config.flavor;
-    let commit = with_side_repo(ctx, move |side| {
+    let outcome = side_repo_pass(ctx, move |side| {
         if let Some(held) = folder::nested_owner(side, &input.folder, &me, &live) {
             return Err(SpecError::FolderOverlap(held).into());
         }
@@ -107,8 +110,9 @@ pub(super) async fn commit(
     })
     .await?;
     Ok(Written {
-        commit,
+        commit: outcome.commit,
         folder: target,
+        pull_request: outcome.pull_request,
     })
 }
 
@@ -136,12 +140,24 @@ pub(super) async fn with_side_repo<F>(ctx: &Context, plan: F) -> Result<Option<S
 where
     F: FnOnce(&SideRepo) -> Result<PassPlan> + Send + 'static,
 {
+    Ok(side_repo_pass(ctx, plan).await?.commit)
+}
+
+/// [`with_side_repo`], with the pull request the pass left open.
+async fn side_repo_pass<F>(ctx: &Context, plan: F) -> Result<PassOutcome>
+where
+    F: FnOnce(&SideRepo) -> Result<PassPlan> + Send + 'static,
+{
     let repo = ctx.side_repo.clone();
     let Some(cfg) = ctx.config.side_repo.clone() else {
-        return Ok(None);
+        return Ok(PassOutcome {
+            commit: None,
+            head: String::new(),
+            pull_request: None,
+        });
     };
     let trust = ctx.extra_ca.clone();
-    let commit = tokio::task::spawn_blocking(move || -> Result<Option<String>> {
+    let outcome = tokio::task::spawn_blocking(move || -> Result<PassOutcome> {
         let mut guard = repo.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
             *guard = Some(SideRepo::open_trusting(cfg, trust)?);
@@ -149,14 +165,14 @@ where
         let side = guard.as_mut().expect("opened above");
         let pass = plan(side)?;
         outside_root(&pass)?;
-        Ok(side.apply(&pass)?.commit)
+        Ok(side.apply(&pass)?)
     })
     .await
     .map_err(|e| Error::Task(e.to_string()))??;
-    if commit.is_some() {
+    if outcome.commit.is_some() {
         ctx.metrics.git_commits.inc();
     }
-    Ok(commit)
+    Ok(outcome)
 }
 
 /// The pass's commit message, naming only the Components whose sealed file

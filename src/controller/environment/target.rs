@@ -1,7 +1,7 @@
 //! The deliver step of an Environment pass: the pull Secrets in the target
 //! namespace as `plan::target` decides, then the ServiceAccount link.
 
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 
@@ -16,9 +16,12 @@ use crate::controller::targets::{self, TargetClusterError};
 use crate::controller::workspace;
 use crate::plan::remote_watch::ClusterKey;
 use crate::plan::target::{self, Holder};
-use crate::plan::{DesiredSecret, ObservedSecret, SpecError, plan_target_secrets, spec};
+use crate::plan::{
+    DesiredSecret, ObservedSecret, SpecError, choose_service_account, plan_target_secrets, spec,
+};
 use crate::vocabulary::{
-    generation_of, name_annotations, pull_secret_name, target_labels, target_selector,
+    SERVICE_ACCOUNT_DEPLOYER, generation_of, name_annotations, pull_secret_name, target_labels,
+    target_selector,
 };
 
 /// What delivery did.
@@ -111,9 +114,42 @@ async fn keyed_target_clients(
     Ok((client, writer, cluster))
 }
 
+/// The pull Secret of `d` for this Environment's target, as the
+/// controller applies it (the sealed one in git renders the same object).
+pub(super) fn manifest(env: &Environment, d: &Deliverable) -> Secret {
+    let workspace = env.namespace().unwrap_or_default();
+    let name = pull_secret_name(&d.name);
+    workspace::manifest(
+        &name,
+        env.spec.target.namespace.trim(),
+        target_labels(&workspace, &env.name_any(), &d.name),
+        name_annotations(Some(&env.name_any()), &d.name),
+        &d.stored.credentials,
+        d.stored.generation,
+    )
+}
+
+/// The ServiceAccount the link step will choose, read before a commit so
+/// the side repository records the same one; `None` when the target
+/// cannot be read now (the commit then uses the last one linked). Read as
+/// the delivery identity, like the link itself: what a namespace that did
+/// not grant this workspace holds never reaches its folder.
+pub(super) async fn account_hint(env: &Environment, ctx: &Context) -> Option<String> {
+    let ns = spec::target_namespace(&env.spec.target.namespace).ok()?;
+    let (_, writer) = target_clients(env, ctx).await.ok()?;
+    let deployer = Api::<ServiceAccount>::namespaced(writer.client, ns)
+        .get_opt(SERVICE_ACCOUNT_DEPLOYER)
+        .await
+        .ok()?;
+    Some(choose_service_account(
+        env.spec.service_account.as_deref(),
+        deployer.is_some(),
+    ))
+}
+
 /// The clients for the target cluster, once it is known the target
 /// namespace exists there.
-async fn open_target(
+pub(super) async fn open_target(
     env: &Environment,
     ctx: &Context,
     target_ns: &str,
@@ -176,8 +212,6 @@ async fn apply_secrets(
     observed: &[ObservedSecret],
 ) -> Result<(bool, Vec<SpecError>)> {
     let plan = plan_target_secrets(desired, observed);
-    let workspace = env.namespace().unwrap_or_default();
-    let namespace = env.spec.target.namespace.trim();
     let mut refused = Vec::new();
     let mut changed = false;
     for d in items
@@ -190,15 +224,7 @@ async fn apply_secrets(
             refused.push(taken);
             continue;
         }
-        let manifest = workspace::manifest(
-            &name,
-            namespace,
-            target_labels(&workspace, &env.name_any(), &d.name),
-            name_annotations(Some(&env.name_any()), &d.name),
-            &d.stored.credentials,
-            d.stored.generation,
-        );
-        workspace::apply_secret(&secrets.write, &name, manifest).await?;
+        workspace::apply_secret(&secrets.write, &name, manifest(env, d)).await?;
         ctx.metrics.kube_writes.inc();
         changed = true;
     }
