@@ -2,8 +2,9 @@
 //! one shared by the whole binary, each test in namespaces of its own),
 //! with the Quay emulator, the git server and the controller: the
 //! end-to-end flows, bad input, security, crash consistency, faults,
-//! operations, and deploy/. `cargo test --test cluster`; `QUAYSIDE_LONG=1`
-//! runs the long variants of the `reliability_` tests.
+//! operations, deploy/, and a real Flux syncing the side repository.
+//! `cargo test --test cluster`; `QUAYSIDE_LONG=1` runs the long variants
+//! of the `reliability_` and `flux_rotation` tests.
 
 mod api_refusals;
 mod bad_input;
@@ -11,6 +12,8 @@ mod control_plane;
 mod controller_e2e;
 mod deploy_manifests;
 mod documented_paths;
+mod flux_e2e;
+mod flux_rotation;
 mod high_availability;
 mod operations;
 mod quay_drift;
