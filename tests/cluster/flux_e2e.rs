@@ -13,7 +13,7 @@ use kube::api::PostParams;
 use quayside::api::Environment;
 use quayside::render::KustomizeFlavor;
 use quayside::seal::Identity;
-use quayside_testkit::flux::{self, Flux, Sync};
+use quayside_testkit::flux::{self, Flux, GitSync};
 use quayside_testkit::git_server;
 use quayside_testkit::harness::{Harness, SIDE_REPO};
 use quayside_testkit::registry::creds_of;
@@ -49,7 +49,7 @@ impl FluxFixture {
             let name = format!("env{i}");
             let target = h.target_namespace("fx", false).await;
             create_environment(&h, &name, &target, &recipient, &spec).await;
-            flux.sync(&Sync {
+            flux.sync(&GitSync {
                 name: &name,
                 url: h.git.repo_url(SIDE_REPO),
                 username: git_server::USER,
@@ -89,11 +89,15 @@ impl FluxFixture {
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
-    /// Wait until every Kustomization applied the side repository's head.
+    /// Wait until every Kustomization applied the side repository's head
+    /// (followed as it moves); returns that head.
     pub async fn wait_all_applied(&self) -> String {
+        for (name, _) in &self.environments {
+            self.flux.wait_applied(name, || self.head(), FLUX_T).await;
+        }
         let head = self.head();
         for (name, _) in &self.environments {
-            self.flux.wait_applied(name, &head, FLUX_T).await;
+            self.flux.wait_applied(name, || head.clone(), FLUX_T).await;
         }
         head
     }
@@ -199,8 +203,7 @@ async fn flux_applies_what_quayside_commits() {
             .then_some(())
     })
     .await;
-    let head = f.head();
-    f.flux.wait_applied(env, &head, FLUX_T).await;
+    f.wait_all_applied().await;
     let k = f.flux.kustomizations().get(env).await.unwrap();
     let inventory = k.data["status"]["inventory"]["entries"].to_string();
     assert!(

@@ -60,7 +60,7 @@ pub struct Flux {
 
 /// What a Flux user writes to sync one folder of a git repository with
 /// SOPS age decryption ([`Flux::sync`]).
-pub struct Sync<'a> {
+pub struct GitSync<'a> {
     /// Name of the GitRepository and the Kustomization (and the prefix of
     /// their Secrets).
     pub name: &'a str,
@@ -162,7 +162,7 @@ impl Flux {
     /// Create, in Flux's namespace, what a Flux user writes: a basic-auth
     /// Secret and a GitRepository for the repository, an age-key Secret,
     /// and a Kustomization of `path` decrypting with it.
-    pub async fn sync(&self, s: &Sync<'_>) {
+    pub async fn sync(&self, s: &GitSync<'_>) {
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
         let identity = s.age.to_secret_string();
         for (suffix, data) in [
@@ -240,18 +240,25 @@ impl Flux {
         Api::namespaced_with(self.client.clone(), &self.namespace, &resource)
     }
 
-    /// Wait until Kustomization `name` is Ready having applied a revision
-    /// of commit `commit` (a full hash); returns the revision. On a
-    /// timeout, panics with the objects' conditions and the controllers'
-    /// last log lines.
-    pub async fn wait_applied(&self, name: &str, commit: &str, timeout: Duration) -> String {
+    /// Wait until Kustomization `name` is Ready having applied the commit
+    /// `head()` names (a full hash, read again at every look, so a branch
+    /// that moves on is followed); returns the revision. On a timeout,
+    /// panics with the objects' conditions and the controllers' last log
+    /// lines.
+    pub async fn wait_applied(
+        &self,
+        name: &str,
+        head: impl Fn() -> String,
+        timeout: Duration,
+    ) -> String {
         let deadline = Instant::now() + timeout;
         loop {
+            let commit = head();
             if let Ok(k) = self.kustomizations().get(name).await {
                 let applied = k.data["status"]["lastAppliedRevision"]
                     .as_str()
                     .unwrap_or("");
-                if applied.ends_with(commit) && is_ready(&k) {
+                if applied.ends_with(&commit) && is_ready(&k) {
                     return applied.to_string();
                 }
             }
