@@ -74,19 +74,28 @@ impl FluxFixture {
         }
     }
 
-    /// The side repository's current head commit.
+    /// The side repository's current head commit; empty while quayside has
+    /// not pushed its first commit.
     pub fn head(&self) -> String {
         let out = Command::new("git")
             .arg("--git-dir")
             .arg(self.h.git.repo_path(SIDE_REPO))
-            .args(["rev-parse", "main"])
+            .args(["rev-parse", "--verify", "--quiet", "main"])
             .output()
             .expect("git rev-parse");
-        assert!(
-            out.status.success(),
-            "the side repository has a main branch"
-        );
         String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// Whether `path` exists in the side repository's head.
+    pub fn in_head(&self, path: &str) -> bool {
+        Command::new("git")
+            .arg("--git-dir")
+            .arg(self.h.git.repo_path(SIDE_REPO))
+            .args(["cat-file", "-e", &format!("main:{path}")])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("git cat-file")
+            .success()
     }
 
     /// Wait until every Kustomization applied the side repository's head
@@ -189,18 +198,24 @@ async fn flux_applies_what_quayside_commits() {
         Some("kubernetes.io/dockerconfigjson")
     );
 
+    let file_there = format!(
+        "environments/{}/{env}/secrets/{APP}-pull.sops.yaml",
+        f.h.workspace
+    );
+    assert!(f.in_head(&file_there), "{file_there} is committed");
+
     // Removing the Component removes its file from git; Flux applies that
     // commit and drops the Secret from its inventory.
     f.h.components()
         .delete(APP, &Default::default())
         .await
         .expect("delete the Component");
-    let target_ns = target.clone();
-    quayside_testkit::wait::until("the pull Secret is gone", FLUX_T, || async {
-        f.h.target_secret(&target_ns, APP)
-            .await
-            .is_none()
-            .then_some(())
+    let file = format!(
+        "environments/{}/{env}/secrets/{APP}-pull.sops.yaml",
+        f.h.workspace
+    );
+    quayside_testkit::wait::until("the sealed file removed from git", FLUX_T, || async {
+        (!f.in_head(&file)).then_some(())
     })
     .await;
     f.wait_all_applied().await;

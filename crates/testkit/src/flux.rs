@@ -242,7 +242,8 @@ impl Flux {
 
     /// Wait until Kustomization `name` is Ready having applied the commit
     /// `head()` names (a full hash, read again at every look, so a branch
-    /// that moves on is followed); returns the revision. On a timeout,
+    /// that moves on is followed; empty while there is none yet); returns
+    /// the revision. On a timeout,
     /// panics with the objects' conditions and the controllers' last log
     /// lines.
     pub async fn wait_applied(
@@ -258,7 +259,7 @@ impl Flux {
                 let applied = k.data["status"]["lastAppliedRevision"]
                     .as_str()
                     .unwrap_or("");
-                if applied.ends_with(&commit) && is_ready(&k) {
+                if !commit.is_empty() && applied.ends_with(&commit) && is_ready(&k) {
                     return applied.to_string();
                 }
             }
