@@ -17,7 +17,7 @@
 //! assert_eq!(report.longest(), Duration::ZERO, "{}", report.summary());
 //! ```
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use quayside_testkit::component;
 use quayside_testkit::served::{self, Report};
@@ -78,17 +78,23 @@ async fn rotate_under_flux(n: i64, spec: serde_json::Value) -> Report {
 }
 
 /// Today's behaviour (the controller commits and applies; `Both`): the
-/// longest time a target served a revoked token is measured and printed.
-/// What is asserted is what the design does guarantee in this mode: the
-/// controller itself never hands out a revoked token, so once Flux has
-/// fetched the new commit nothing stale comes back — every exposure ends
-/// within one Flux round, and the targets end on the current login.
+/// longest time a target served a revoked token is measured and printed
+/// (hundreds of milliseconds here: Flux re-applies the revision it last
+/// fetched until it fetches the rotation's commit, and the controller cuts
+/// over without reading the live targets). What is asserted is what this
+/// mode does bound: every exposure ends within one Flux round (the 2 s
+/// GitRepository interval plus an apply; [`EXPOSURE_BOUND`] leaves room for
+/// a loaded machine), and the targets end on the current login.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn flux_rotations_commit_and_apply() {
     let report = rotate_under_flux(rotations(), serde_json::json!({})).await;
     assert!(
-        report.longest() < FLUX_T,
+        report.longest() < EXPOSURE_BOUND,
         "a revoked token was served for longer than one Flux round:\n{}",
         report.summary()
     );
 }
+
+/// One Flux round (2 s interval, fetch, decrypt, apply) with room for a
+/// loaded CI machine.
+const EXPOSURE_BOUND: Duration = Duration::from_secs(30);

@@ -40,6 +40,8 @@ impl Login {
 struct Change {
     at: Instant,
     login: Option<usize>,
+    /// The field manager that owns the token field after the change.
+    writer: Option<String>,
 }
 
 /// Everything the targets held while some work ran.
@@ -52,25 +54,40 @@ pub struct Served {
     end: Instant,
     /// Watch restarts (a relist): changes in between may be missed.
     pub restarts: usize,
+    /// Targets a direct read just after a token's revocation found still
+    /// holding it (as opposed to a watch event still on its way).
+    pub live_at_cut: usize,
 }
 
 /// Per revoked token: how long targets served it after its cut-over.
 #[derive(Debug, Clone)]
 pub struct Exposure {
     pub generation: i64,
-    /// Longest time any one target held the token after the cut-over,
-    /// counting a target still holding it at the cut-over.
+    /// Longest time any one target served the token after its cut-over:
+    /// the later of the token's revocation and the target's first newer
+    /// generation (an emergency rotation revokes before it delivers).
     pub longest: Duration,
-    /// Times a target changed *to* the token after its cut-over.
+    /// Times a target went back to the token after holding a newer one.
     pub comebacks: usize,
     /// Longest such comeback (a subset of `longest`).
     pub longest_comeback: Duration,
+    /// Longest time from the revocation to a target's first newer
+    /// generation: the delivery gap of an emergency rotation, which revokes
+    /// the old token first (0 when the new one was there before).
+    pub gap: Duration,
+    /// Who wrote the value of each stretch served after the cut-over
+    /// (comebacks and stretches begun before it alike): field manager →
+    /// count.
+    pub writers: BTreeMap<String, usize>,
 }
 
 /// The whole run: one [`Exposure`] per token that was revoked.
 #[derive(Debug, Clone)]
 pub struct Report {
     pub exposures: Vec<Exposure>,
+    /// Targets a direct read just after a token's revocation found still
+    /// holding it.
+    pub live_at_cut: usize,
     /// Distinct logins the targets held.
     pub logins: usize,
     pub restarts: usize,
@@ -91,6 +108,18 @@ impl Report {
         self.exposures.iter().map(|e| e.comebacks).sum()
     }
 
+    /// Who wrote the stretches served after a cut-over, over all tokens:
+    /// field manager → count.
+    pub fn writers(&self) -> BTreeMap<String, usize> {
+        let mut all = BTreeMap::new();
+        for e in &self.exposures {
+            for (w, n) in &e.writers {
+                *all.entry(w.clone()).or_default() += n;
+            }
+        }
+        all
+    }
+
     /// The longest comeback of a revoked token.
     pub fn longest_comeback(&self) -> Duration {
         self.exposures
@@ -105,21 +134,25 @@ impl Report {
         let mut s = String::new();
         for e in &self.exposures {
             s.push_str(&format!(
-                "generation {:>3}: served {:>6} ms after cut-over, {} comeback(s) (longest {} ms)\n",
+                "generation {:>3}: served {:>5} ms after cut-over, {} comeback(s) (longest {} ms), revoked {:>5} ms before delivery\n",
                 e.generation,
                 e.longest.as_millis(),
                 e.comebacks,
-                e.longest_comeback.as_millis()
+                e.longest_comeback.as_millis(),
+                e.gap.as_millis()
             ));
         }
         s.push_str(&format!(
-            "{} revoked tokens, {} logins seen, {} watch restarts: longest served after cut-over {} ms, {} comebacks (longest {} ms)",
+            "{} revoked tokens, {} logins seen, {} watch restarts; longest served after cut-over: {} ms; {} comebacks (longest {} ms); stretches after cut-over written by {:?}; longest revoked-before-delivery gap {} ms ({} target reads at a revocation still held the token)",
             self.exposures.len(),
             self.logins,
             self.restarts,
             self.longest().as_millis(),
             self.comebacks(),
-            self.longest_comeback().as_millis()
+            self.longest_comeback().as_millis(),
+            self.writers(),
+            self.exposures.iter().map(|e| e.gap).max().unwrap_or_default().as_millis(),
+            self.live_at_cut
         ));
         s
     }
@@ -152,7 +185,12 @@ pub async fn record_while<F: Future>(
             .collect(),
         end: Instant::now(),
         restarts: 0,
+        live_at_cut: 0,
     };
+    let apis: Vec<Api<Secret>> = namespaces
+        .iter()
+        .map(|ns| Api::namespaced(client.clone(), ns))
+        .collect();
     served.wait_listed(&mut events, namespaces.len()).await;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let mut work = std::pin::pin!(work);
@@ -161,14 +199,14 @@ pub async fn record_while<F: Future>(
             biased;
             out = &mut work => break out,
             Some((target, event)) = events.next() => served.on_event(&target, event),
-            _ = tick.tick() => served.poll_revoked(emulator),
+            _ = tick.tick() => served.poll_revoked(emulator, &apis, secret).await,
         }
     };
     // Take what already arrived, then look once more at Quay.
     while let Some(Some((target, event))) = futures::FutureExt::now_or_never(events.next()) {
         served.on_event(&target, event);
     }
-    served.poll_revoked(emulator);
+    served.poll_revoked(emulator, &apis, secret).await;
     served.end = Instant::now();
     (output, served)
 }
@@ -197,9 +235,11 @@ impl Served {
 
     fn on_event(&mut self, target: &str, event: Result<watcher::Event<Secret>, watcher::Error>) {
         let now = Instant::now();
-        let held = match event {
-            Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => Some(self.login_of(&s)),
-            Ok(watcher::Event::Delete(_)) => None,
+        let (held, writer) = match event {
+            Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => {
+                (Some(self.login_of(&s)), token_writer(&s))
+            }
+            Ok(watcher::Event::Delete(_)) => (None, None),
             Ok(watcher::Event::Init) => {
                 self.restarts += 1;
                 return;
@@ -211,6 +251,7 @@ impl Served {
             timeline.push(Change {
                 at: now,
                 login: held,
+                writer,
             });
         }
     }
@@ -251,15 +292,31 @@ impl Served {
         }
     }
 
-    /// Record the first time the emulator refuses each known login.
-    fn poll_revoked(&mut self, emulator: &Emulator) {
+    /// Record the first time the emulator refuses each known login, and
+    /// read every target directly then: does it still hold that login?
+    async fn poll_revoked(&mut self, emulator: &Emulator, targets: &[Api<Secret>], secret: &str) {
         let now = Instant::now();
+        let mut cut = Vec::new();
         for (i, l) in self.logins.iter().enumerate() {
             if l.username.is_empty() || self.revoked.contains_key(&i) {
                 continue;
             }
             if !emulator.accepts_login(&l.username, l.token.expose_secret()) {
-                self.revoked.insert(i, now);
+                cut.push(i);
+            }
+        }
+        for &i in &cut {
+            self.revoked.insert(i, now);
+        }
+        if cut.is_empty() {
+            return;
+        }
+        for api in targets {
+            if let Ok(Some(s)) = api.get_opt(secret).await {
+                let held = self.login_of(&s);
+                if cut.contains(&held) {
+                    self.live_at_cut += 1;
+                }
             }
         }
     }
@@ -283,25 +340,40 @@ impl Served {
     /// held it after its cut-over.
     pub fn report(&self) -> Report {
         let mut exposures = Vec::new();
-        for (&login, &cut) in &self.revoked {
+        for (&login, &revoked) in &self.revoked {
+            let generation = self.logins[login].generation;
             let mut e = Exposure {
-                generation: self.logins[login].generation,
+                generation,
                 longest: Duration::ZERO,
                 comebacks: 0,
                 longest_comeback: Duration::ZERO,
+                gap: Duration::ZERO,
+                writers: BTreeMap::new(),
             };
             for timeline in self.timelines.values() {
+                // The target's cut-over: when it first held a newer
+                // generation, or the revocation, whichever came later.
+                let newer = timeline
+                    .iter()
+                    .find(|c| {
+                        c.login
+                            .is_some_and(|i| self.logins[i].generation > generation)
+                    })
+                    .map(|c| c.at);
+                if let Some(newer) = newer {
+                    e.gap = e.gap.max(newer.saturating_duration_since(revoked));
+                }
+                let cut = newer.map_or(revoked, |n| n.max(revoked));
                 for (k, change) in timeline.iter().enumerate() {
-                    if change.login != Some(login) {
-                        continue;
-                    }
                     let until = timeline.get(k + 1).map_or(self.end, |n| n.at);
-                    if until <= cut {
+                    if change.login != Some(login) || until <= cut {
                         continue;
                     }
                     let held = until - change.at.max(cut);
                     e.longest = e.longest.max(held);
-                    if change.at > cut {
+                    let writer = change.writer.clone().unwrap_or_else(|| "?".into());
+                    *e.writers.entry(writer).or_default() += 1;
+                    if newer.is_some_and(|n| change.at > n) {
                         e.comebacks += 1;
                         e.longest_comeback = e.longest_comeback.max(held);
                     }
@@ -312,8 +384,25 @@ impl Served {
         exposures.sort_by_key(|e| e.generation);
         Report {
             exposures,
+            live_at_cut: self.live_at_cut,
             logins: self.logins.len(),
             restarts: self.restarts,
         }
     }
+}
+
+/// The field manager owning the Secret's token field (`.dockerconfigjson`)
+/// — the last to write it with server-side apply — by the latest entry.
+fn token_writer(s: &Secret) -> Option<String> {
+    s.metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| {
+            m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.to_string().contains("f:.dockerconfigjson"))
+        })
+        .max_by_key(|m| m.time.as_ref().map(|t| t.0))
+        .and_then(|m| m.manager.clone())
 }
