@@ -4,13 +4,19 @@
 //! is revoked, the Component is rotated again and again. The report is how
 //! long any target served a revoked token after each rotation's cut-over.
 //!
-//! Today the controller commits *and* applies (what becomes the `Both`
+//! The rotation requested here is an emergency one: Quay regenerates the
+//! token at once, so a target serves a revoked token until the new one is
+//! delivered in any mode (reported apart, as the delivery gap). Each
+//! target's cut-over is when it first holds the newer generation; the
+//! figure that matters is how long a revoked token is served after that.
+//!
+//! Today the controller applies *and* commits (what becomes the `Both`
 //! delivery mode): kustomize-controller re-applies the revision it last
-//! fetched every interval, so right after a rotation it can put the old,
-//! revoked token back until it fetches the new commit. That figure is
-//! measured and printed, not bounded. Once per-Environment delivery modes
-//! land, the `GitOps` variant is a few lines, because
-//! [`rotate_under_flux`] takes the Environment spec:
+//! fetched every interval, so after a cut-over it puts the revoked token
+//! back until it fetches the rotation's commit. That figure is measured and
+//! printed, and only bounded loosely. Once per-Environment delivery modes
+//! land, the `GitOps` variant is a few lines, because [`rotate_under_flux`]
+//! takes the Environment spec (the field name is the `modes` work's):
 //!
 //! ```ignore
 //! let report = rotate_under_flux(rotations(), json!({"delivery": {"mode": "GitOps"}})).await;
@@ -77,14 +83,14 @@ async fn rotate_under_flux(n: i64, spec: serde_json::Value) -> Report {
     report
 }
 
-/// Today's behaviour (the controller commits and applies; `Both`): the
-/// longest time a target served a revoked token is measured and printed
-/// (hundreds of milliseconds here: Flux re-applies the revision it last
-/// fetched until it fetches the rotation's commit, and the controller cuts
-/// over without reading the live targets). What is asserted is what this
-/// mode does bound: every exposure ends within one Flux round (the 2 s
-/// GitRepository interval plus an apply; [`EXPOSURE_BOUND`] leaves room for
-/// a loaded machine), and the targets end on the current login.
+/// Today's behaviour (the controller applies and commits; `Both`): the
+/// longest time a target served a revoked token after its cut-over is
+/// measured and printed (hundreds of milliseconds here, every stretch
+/// written by kustomize-controller re-applying the revision it fetched
+/// before the rotation). What is asserted is what this mode does bound:
+/// every such stretch ends within one Flux round (the 2 s GitRepository
+/// interval plus an apply; [`EXPOSURE_BOUND`] leaves room for a loaded
+/// machine), and the targets end on the current login.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn flux_rotations_commit_and_apply() {
     let report = rotate_under_flux(rotations(), serde_json::json!({})).await;
