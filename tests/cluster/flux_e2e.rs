@@ -11,6 +11,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::PostParams;
 use quayside::api::Environment;
+use quayside::controller::Config;
 use quayside::render::KustomizeFlavor;
 use quayside::seal::Identity;
 use quayside_testkit::flux::{self, Flux, GitSync};
@@ -40,6 +41,17 @@ impl FluxFixture {
     /// GitRepository + Kustomization, set up before the Component exists
     /// — the standing configuration a Flux user has.
     pub async fn start(environments: usize, spec: serde_json::Value) -> FluxFixture {
+        FluxFixture::start_with(environments, spec, |_| {}).await
+    }
+
+    /// [`FluxFixture::start`], with the controller's configuration changed
+    /// by `configure` (after the Flux flavour is set) — e.g. a cluster-wide
+    /// default delivery mode.
+    pub async fn start_with(
+        environments: usize,
+        spec: serde_json::Value,
+        configure: impl FnOnce(&mut Config),
+    ) -> FluxFixture {
         let mut h = Harness::start().await;
         let flux = Flux::start(&h.cp).await;
         let age = Identity::generate();
@@ -63,6 +75,7 @@ impl FluxFixture {
         }
         let mut config = h.config();
         config.flavor = KustomizeFlavor::Flux;
+        configure(&mut config);
         h.start_controller_with(config).await;
         h.create_component(APP, &h.git.repo_url("public-app"), "public")
             .await;

@@ -263,7 +263,7 @@ impl Served {
             .as_ref()
             .and_then(|d| d.get(".dockerconfigjson"))
             .and_then(|raw| std::str::from_utf8(&raw.0).ok())
-            .and_then(|text| RobotCredentials::from_docker_config_json(text));
+            .and_then(RobotCredentials::from_docker_config_json);
         let generation = s
             .metadata
             .annotations
