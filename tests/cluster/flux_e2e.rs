@@ -240,3 +240,29 @@ async fn flux_applies_what_quayside_commits() {
     );
     assert!(f.h.target_secret(target, APP).await.is_none());
 }
+
+/// No Flux process outlives its fixture: stopping closes each supervisor's
+/// pipe, the supervisor stops its controller, and both are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flux_controllers_stop_with_their_fixture() {
+    let cp = quayside_testkit::cluster::shared_arc().clone();
+    let mut flux = Flux::start(&cp).await;
+    let pids = flux.pids();
+    assert_eq!(
+        pids.len(),
+        4,
+        "two supervisors and two controllers: {pids:?}"
+    );
+    let started = std::time::Instant::now();
+    tokio::task::block_in_place(|| flux.stop());
+    let alive: Vec<u32> = pids
+        .iter()
+        .copied()
+        .filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+        .collect();
+    assert!(alive.is_empty(), "still running after stop: {alive:?}");
+    eprintln!(
+        "flux_controllers_stop_with_their_fixture: both stopped in {} ms",
+        started.elapsed().as_millis()
+    );
+}

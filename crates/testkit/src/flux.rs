@@ -305,6 +305,25 @@ impl Flux {
         out
     }
 
+    /// The process ids of every supervisor and the controller each runs
+    /// (from `/proc/PID/task/PID/children`), for tests that prove none
+    /// outlives its fixture.
+    pub fn pids(&self) -> Vec<u32> {
+        let mut pids = Vec::new();
+        for c in &self.controllers {
+            let pid = c.child.id();
+            pids.push(pid);
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .unwrap_or_default();
+            pids.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+        }
+        pids
+    }
+
     /// Stop both controllers now (bounded), as dropping does.
     pub fn stop(&mut self) {
         for c in &mut self.controllers {
