@@ -2,9 +2,10 @@
 //! one shared by the whole binary, each test in namespaces of its own),
 //! with the Quay emulator, the git server and the controller: the
 //! end-to-end flows, bad input, security, crash consistency, faults,
-//! operations, deploy/, and the Argo CD scripts over live objects. `cargo
-//! test --test cluster`; `QUAYSIDE_LONG=1`
-//! runs the long variants of the `reliability_` tests.
+//! operations, deploy/, the Argo CD scripts over live objects, and a real
+//! Flux syncing the side repository. `cargo test --test cluster`;
+//! `QUAYSIDE_LONG=1` runs the long variants of the `reliability_` and
+//! `flux_rotation` tests.
 
 mod api_refusals;
 mod argocd_health;
@@ -18,6 +19,8 @@ mod crd_validation;
 mod delivery_modes;
 mod deploy_manifests;
 mod documented_paths;
+mod flux_e2e;
+mod flux_rotation;
 mod helm_manifests;
 mod high_availability;
 mod operations;
