@@ -64,8 +64,10 @@ impl Bucket {
     /// the bucket starts empty then (the server's window is full).
     pub fn pause(&mut self, now: Instant, wait: Duration) {
         let until = now + wait;
-        self.paused_until = Some(self.paused_until.map_or(until, |u| u.max(until)));
+        let until = self.paused_until.map_or(until, |u| u.max(until));
+        self.paused_until = Some(until);
         self.tokens = 0.0;
+        // Refilling starts when the (longest) pause ends.
         self.last = until;
     }
 }
