@@ -119,6 +119,14 @@ pub struct ComponentStatus {
     /// heartbeat (docs/quay.md, "Drift").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quay_verified_at: Option<Time>,
+    /// When the rotation in flight began waiting for the Environments: its
+    /// deadline (`--rotation-deadline`) counts from here, across restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_started_at: Option<Time>,
+    /// Environments a rotation left behind when its deadline passed, while
+    /// they still hold an older generation (see the Degraded condition).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rotation_stragglers: Vec<String>,
     /// One entry per Environment of the workspace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub environments: Vec<EnvironmentDelivery>,

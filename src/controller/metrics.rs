@@ -3,6 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -18,6 +19,12 @@ pub struct ErrorLabels {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ComponentLabels {
+    pub namespace: String,
+    pub component: String,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     pub reconciles: Family<ReconcileLabels, Counter>,
@@ -28,6 +35,11 @@ pub struct Metrics {
     pub kube_writes: Counter,
     /// Side-repository commits made.
     pub git_commits: Counter,
+    /// Per Component with stragglers, how many Environments a rotation
+    /// left behind at its deadline (series removed once they caught up).
+    pub rotation_stragglers: Family<ComponentLabels, Gauge>,
+    /// Rotations finished by their deadline rather than by every Environment.
+    pub rotation_deadlines: Counter,
 }
 
 impl Default for Metrics {
@@ -38,6 +50,8 @@ impl Default for Metrics {
             propagation_seconds: Histogram::new(exponential_buckets(0.05, 2.0, 14)),
             kube_writes: Counter::default(),
             git_commits: Counter::default(),
+            rotation_stragglers: Family::default(),
+            rotation_deadlines: Counter::default(),
         }
     }
 }
@@ -69,6 +83,16 @@ impl Metrics {
             "Commits pushed to the side repository",
             self.git_commits.clone(),
         );
+        registry.register(
+            "quayside_rotation_stragglers",
+            "Environments a rotation left behind at its deadline, per Component, until they catch up",
+            self.rotation_stragglers.clone(),
+        );
+        registry.register(
+            "quayside_rotation_deadlines_passed",
+            "Rotations finished by their deadline with Environments left behind",
+            self.rotation_deadlines.clone(),
+        );
     }
 
     pub fn reconciled(&self, controller: &str, result: &str) {
@@ -78,6 +102,21 @@ impl Metrics {
                 result: result.into(),
             })
             .inc();
+    }
+
+    /// Publish a Component's stragglers (none: its series goes).
+    pub fn stragglers(&self, namespace: &str, component: &str, count: usize) {
+        let labels = ComponentLabels {
+            namespace: namespace.into(),
+            component: component.into(),
+        };
+        if count == 0 {
+            self.rotation_stragglers.remove(&labels);
+        } else {
+            self.rotation_stragglers
+                .get_or_create(&labels)
+                .set(count as i64);
+        }
     }
 
     pub fn failed(&self, controller: &str, reason: &str) {

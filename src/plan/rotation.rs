@@ -5,7 +5,10 @@
 //! controller that crashes at any point picks up exactly where it stopped:
 //! a token regenerated on Quay but not yet persisted is simply regenerated
 //! again (the lost one is revoked anyway), and nothing finishes before every
-//! Environment holds the new token.
+//! Environment holds the new token — or before the rotation's deadline,
+//! counted from the start time recorded in status, has passed: then the
+//! Environments still behind are left as stragglers, so one broken
+//! Environment cannot keep a retired credential valid for the others.
 
 /// What the Component reconciler must do next about rotation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,9 +24,13 @@ pub enum RotationStep {
     StartScheduled { target: i64 },
     /// Tokens are persisted; these Environments still hold an older one.
     AwaitPropagation { target: i64, pending: Vec<String> },
-    /// Every Environment holds `target`: remove the annotation if any, delete
-    /// the robots of the inactive slot, record `target`.
-    Finish { target: i64 },
+    /// Every Environment holds `target`, or the deadline passed and
+    /// `stragglers` do not: remove the annotation if any, delete the robots
+    /// of the inactive slot, record `target`.
+    Finish {
+        target: i64,
+        stragglers: Vec<String>,
+    },
 }
 
 /// Decide the next rotation step.
@@ -77,10 +84,73 @@ pub fn plan_rotation(
         .map(|(n, _)| n.clone())
         .collect();
     if pending.is_empty() {
-        RotationStep::Finish { target }
+        RotationStep::Finish {
+            target,
+            stragglers: Vec::new(),
+        }
     } else {
         RotationStep::AwaitPropagation { target, pending }
     }
+}
+
+/// The deadline applied to a step: a rotation that has waited for its
+/// Environments since `started_secs` (recorded in status, so a restart does
+/// not reset it) for `deadline_secs` or more finishes now, naming the
+/// Environments still behind. `None` as deadline: wait for ever.
+pub fn apply_deadline(
+    step: RotationStep,
+    started_secs: Option<i64>,
+    deadline_secs: Option<i64>,
+    now_secs: i64,
+) -> RotationStep {
+    match (step, started_secs, deadline_secs) {
+        (RotationStep::AwaitPropagation { target, pending }, Some(start), Some(deadline))
+            if now_secs - start >= deadline =>
+        {
+            RotationStep::Finish {
+                target,
+                stragglers: pending,
+            }
+        }
+        (step, _, _) => step,
+    }
+}
+
+/// When the rotation in flight started, after a pass that ended at
+/// `last` (the step it stopped at): kept while it waits (the first pass to
+/// wait records `now`), cleared once nothing is in flight.
+pub fn rotation_started(last: &RotationStep, recorded: Option<i64>, now_secs: i64) -> Option<i64> {
+    match last {
+        RotationStep::AwaitPropagation { .. } => Some(recorded.unwrap_or(now_secs)),
+        RotationStep::Idle | RotationStep::Finish { .. } => None,
+        // Not a step a pass stops at; a failed step keeps what was recorded.
+        _ => recorded,
+    }
+}
+
+/// The Environments to report as stragglers after a pass: those named
+/// before or left behind by a deadline just now, while they still hold less
+/// than the `recorded` generation (one that caught up, or was deleted,
+/// drops out). Sorted, without repeats.
+pub fn stragglers(
+    previous: &[String],
+    left_behind: &[String],
+    delivered: &[(String, Option<i64>)],
+    recorded: i64,
+) -> Vec<String> {
+    let mut out: Vec<String> = previous
+        .iter()
+        .chain(left_behind)
+        .filter(|n| {
+            delivered
+                .iter()
+                .any(|(d, g)| d == *n && g.unwrap_or(0) < recorded)
+        })
+        .cloned()
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Whether a scheduled rotation is due: `interval` has passed since the last
@@ -142,7 +212,10 @@ mod tests {
         let e = envs(&[("dev", Some(2)), ("prod", Some(2))]);
         assert_eq!(
             plan_rotation(true, false, 1, Some(2), Some(2), &e),
-            RotationStep::Finish { target: 2 }
+            RotationStep::Finish {
+                target: 2,
+                stragglers: vec![]
+            }
         );
     }
 
@@ -172,7 +245,10 @@ mod tests {
         let e = envs(&[("dev", Some(4))]);
         assert_eq!(
             plan_rotation(false, false, 3, Some(4), Some(4), &e),
-            RotationStep::Finish { target: 4 }
+            RotationStep::Finish {
+                target: 4,
+                stragglers: vec![]
+            }
         );
         assert_eq!(
             plan_rotation(false, false, 4, Some(4), Some(4), &e),
@@ -186,7 +262,10 @@ mod tests {
         let e = envs(&[("dev", Some(2))]);
         assert_eq!(
             plan_rotation(false, false, 1, Some(2), Some(2), &e),
-            RotationStep::Finish { target: 2 }
+            RotationStep::Finish {
+                target: 2,
+                stragglers: vec![]
+            }
         );
     }
 
@@ -220,7 +299,121 @@ mod tests {
     fn no_environments_finishes_once_persisted() {
         assert_eq!(
             plan_rotation(true, false, 4, Some(5), Some(5), &[]),
-            RotationStep::Finish { target: 5 }
+            RotationStep::Finish {
+                target: 5,
+                stragglers: vec![]
+            }
         );
+    }
+
+    const HOUR: i64 = 3600;
+
+    #[test]
+    fn the_deadline_finishes_a_rotation_that_waits_too_long() {
+        let e = envs(&[("dev", Some(2)), ("prod", Some(1))]);
+        let waiting = plan_rotation(true, false, 1, Some(2), Some(2), &e);
+        // Table: (started, deadline, now) -> finished with stragglers?
+        let table = [
+            (Some(1000), Some(HOUR), 1000 + HOUR - 1, false),
+            (Some(1000), Some(HOUR), 1000 + HOUR, true),
+            (Some(1000), Some(HOUR), 1000 + 5 * HOUR, true),
+            // Not recorded yet: this pass records it; never finished at once.
+            (None, Some(HOUR), 1000 + 5 * HOUR, false),
+            // Deadline disabled: waits for ever.
+            (Some(1000), None, 1000 + 500 * HOUR, false),
+        ];
+        for (started, deadline, now, finished) in table {
+            let step = apply_deadline(waiting.clone(), started, deadline, now);
+            let want = if finished {
+                RotationStep::Finish {
+                    target: 2,
+                    stragglers: vec!["prod".into()],
+                }
+            } else {
+                waiting.clone()
+            };
+            assert_eq!(step, want, "{started:?} {deadline:?} {now}");
+        }
+    }
+
+    #[test]
+    fn the_deadline_changes_no_other_step() {
+        for step in [
+            RotationStep::Idle,
+            RotationStep::RegeneratePush { target: 2 },
+            RotationStep::RegeneratePull { target: 2 },
+            RotationStep::StartScheduled { target: 2 },
+            RotationStep::Finish {
+                target: 2,
+                stragglers: vec![],
+            },
+        ] {
+            assert_eq!(apply_deadline(step.clone(), Some(0), Some(1), HOUR), step);
+        }
+    }
+
+    #[test]
+    fn the_start_is_recorded_once_and_cleared_when_done() {
+        let waiting = RotationStep::AwaitPropagation {
+            target: 2,
+            pending: vec!["prod".into()],
+        };
+        assert_eq!(rotation_started(&waiting, None, 50), Some(50));
+        assert_eq!(rotation_started(&waiting, Some(10), 50), Some(10));
+        let done = RotationStep::Finish {
+            target: 2,
+            stragglers: vec!["prod".into()],
+        };
+        assert_eq!(rotation_started(&done, Some(10), 50), None);
+        assert_eq!(rotation_started(&RotationStep::Idle, Some(10), 50), None);
+        let failed = RotationStep::RegeneratePull { target: 2 };
+        assert_eq!(rotation_started(&failed, Some(10), 50), Some(10));
+    }
+
+    /// Crash recovery across the deadline: every durable state a crash can
+    /// leave, read again by a restarted controller after the deadline,
+    /// leads to the same finish with the same stragglers.
+    #[test]
+    fn a_restart_after_the_deadline_finishes_the_same_rotation() {
+        let e = envs(&[("dev", Some(2)), ("prod", Some(1))]);
+        let started = Some(1000);
+        let now = 1000 + HOUR;
+        let want = RotationStep::Finish {
+            target: 2,
+            stragglers: vec!["prod".into()],
+        };
+        // (requested, recorded): the annotation still there, or removed
+        // before the crash (the generation not yet recorded).
+        for requested in [true, false] {
+            let step = plan_rotation(requested, false, 1, Some(2), Some(2), &e);
+            assert_eq!(apply_deadline(step, started, Some(HOUR), now), want);
+        }
+        // A scheduled rotation persisted, then crashed: same.
+        let step = plan_rotation(false, false, 1, Some(2), Some(2), &e);
+        assert_eq!(apply_deadline(step, started, Some(HOUR), now), want);
+        // Finished and recorded before the crash: nothing left to do, and
+        // the straggler is still reported from status.
+        let step = plan_rotation(false, false, 2, Some(2), Some(2), &e);
+        assert_eq!(
+            apply_deadline(step, None, Some(HOUR), now),
+            RotationStep::Idle
+        );
+        assert_eq!(
+            stragglers(&["prod".into()], &[], &e, 2),
+            vec!["prod".to_string()]
+        );
+        // The restart itself never moves the start: the status value is kept.
+        let waiting = plan_rotation(false, false, 1, Some(2), Some(2), &e);
+        assert_eq!(rotation_started(&waiting, started, now + 99), started);
+    }
+
+    #[test]
+    fn stragglers_drop_out_when_they_catch_up_or_go() {
+        let e = envs(&[("a", Some(1)), ("b", Some(2)), ("c", None)]);
+        let prev = vec!["b".to_string(), "gone".to_string()];
+        let left = vec!["a".to_string(), "c".to_string()];
+        assert_eq!(stragglers(&prev, &left, &e, 2), vec!["a", "c"]);
+        assert_eq!(stragglers(&["a".into()], &["a".into()], &e, 2), vec!["a"]);
+        assert!(stragglers(&["a".into()], &[], &e, 1).is_empty());
     }
 }

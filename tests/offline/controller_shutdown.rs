@@ -39,6 +39,7 @@ fn config() -> Config {
         delivery: None,
         side_repo_scope: Default::default(),
         rotation_request_cooldown: Duration::ZERO,
+        rotation_deadline: None,
         concurrency: 32,
     }
 }

@@ -72,12 +72,15 @@ pub fn error_policy(component: Arc<Component>, error: &Error, ctx: Arc<Context>)
 async fn apply(component: &Component, ctx: &Context) -> Result<Action> {
     let mut pass = Pass::new(component, ctx);
     let outcome = pass.run().await;
+    let report = pass.report();
     let status = component_status(
         &pass.old,
-        &pass.report(),
+        &report,
         component.metadata.generation,
         Time(pass.now),
     );
+    ctx.metrics
+        .stragglers(&pass.ns, &pass.name, report.stragglers.len());
     super::status::write(ctx, component, component.status.as_ref(), &status).await?;
     outcome
 }
@@ -115,6 +118,10 @@ struct Pass<'a> {
     deliveries: Option<Vec<(EnvironmentDelivery, Option<i64>)>>,
     /// A rotation waits for these Environments.
     rotating: Option<Vec<String>>,
+    /// When the rotation in flight began waiting (status, then this pass).
+    rotation_started_at: Option<Time>,
+    /// Environments a rotation's deadline left behind (status, then this pass).
+    stragglers: Vec<String>,
     /// The last `quayside.dev/rotate` value handled.
     rotate_handled: Option<String>,
     /// Why the generate annotation is refused; starts as the last status
@@ -155,6 +162,8 @@ impl<'a> Pass<'a> {
             rotated_at: old.rotated_at.clone(),
             deliveries: None,
             rotating: None,
+            rotation_started_at: old.rotation_started_at.clone(),
+            stragglers: old.rotation_stragglers.clone(),
             rotate_handled: old.rotate_handled.clone(),
             rotation_request: refused_request(&old),
             deferred: None,
@@ -221,6 +230,7 @@ impl<'a> Pass<'a> {
             self.generation_of(RobotRole::Pull),
         );
         let rotated = self.rotate(&repo).await;
+        self.stragglers = self.still_behind();
         if let Err(e @ Error::OwnedElsewhere { .. }) = &rotated {
             self.repository_problem = Some(problem(e));
         }
@@ -419,6 +429,11 @@ impl<'a> Pass<'a> {
             // Watches on the target Secrets wake us sooner; this is the backstop.
             return Action::requeue(Duration::from_secs(5));
         }
+        if !self.stragglers.is_empty() {
+            // They may be gone for hours: look less often. Their Environment
+            // passes (and the watches) wake us when they catch up.
+            return Action::requeue(Duration::from_secs(60));
+        }
         let last = self
             .rotated_at
             .as_ref()
@@ -446,14 +461,26 @@ impl<'a> Pass<'a> {
         Action::requeue(next.min(verification))
     }
 
-    /// Environments whose target Secret holds less than the recorded generation.
+    /// Environments whose target Secret holds less than the recorded
+    /// generation, stragglers of a past deadline aside (Degraded names them).
     fn pending(&self) -> Vec<String> {
         self.deliveries
             .iter()
             .flatten()
-            .filter(|(_, g)| g.unwrap_or(0) < self.generation)
+            .filter(|(d, g)| g.unwrap_or(0) < self.generation && !self.stragglers.contains(&d.name))
             .map(|(d, _)| d.name.clone())
             .collect()
+    }
+
+    /// The stragglers still behind the recorded generation after this pass.
+    fn still_behind(&self) -> Vec<String> {
+        let delivered: Vec<(String, Option<i64>)> = self
+            .deliveries
+            .iter()
+            .flatten()
+            .map(|(d, g)| (d.name.clone(), *g))
+            .collect();
+        plan::rotation::stragglers(&self.stragglers, &[], &delivered, self.generation)
     }
 
     /// What status reports of this pass: names only of what Quay
@@ -485,7 +512,7 @@ impl<'a> Pass<'a> {
             (Some(_), Some(waiting)) => Propagation::Rotating(waiting.clone()),
             (Some(d), None) => match self.pending() {
                 p if p.is_empty() => Propagation::Delivered {
-                    environments: d.len(),
+                    environments: d.len().saturating_sub(self.stragglers.len()),
                 },
                 p => Propagation::Pending(p),
             },
@@ -508,6 +535,8 @@ impl<'a> Pass<'a> {
             rotate_handled: self.rotate_handled.clone(),
             rotation_request: self.rotation_request.clone(),
             quay_verified_at: self.verified_at(),
+            rotation_started_at: self.rotation_started_at.clone(),
+            stragglers: self.stragglers.clone(),
         }
     }
 }

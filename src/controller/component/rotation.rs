@@ -1,6 +1,7 @@
 //! The rotation step of a Component pass: runs what `plan::rotation`
 //! decides from durable state, one step at a time, until it waits for the
-//! Environments or is done. Crash points sit between every two writes.
+//! Environments or is done — by all of them, or by its deadline with the
+//! others named as stragglers. Crash points sit between every two writes.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
@@ -11,11 +12,12 @@ use crate::api::Component;
 use crate::controller::crash;
 use crate::controller::error::Result;
 use crate::names::{self, RobotRole};
+use crate::plan::rotation::rotation_started;
 use crate::plan::rotation_request::{
     RequestDecision, RequestInput, decide_request, generate_owners, refusal_message,
 };
 use crate::plan::status::Problem;
-use crate::plan::{RotationStep, plan_rotation, scheduled_rotation_due};
+use crate::plan::{RotationStep, apply_deadline, plan_rotation, scheduled_rotation_due};
 use crate::vocabulary::{ANNOTATION_GENERATE, ANNOTATION_ROTATE};
 
 /// The condition reason and event reason of a refused rotation request.
@@ -44,6 +46,12 @@ impl Pass<'_> {
             .flatten()
             .map(|(d, g)| (d.name.clone(), *g))
             .collect();
+        let started = self.rotation_started_at.as_ref().map(|t| t.0.as_second());
+        let deadline = self
+            .ctx
+            .config
+            .rotation_deadline
+            .map(|d| d.as_secs() as i64);
         loop {
             let step = plan_rotation(
                 requested,
@@ -53,6 +61,11 @@ impl Pass<'_> {
                 self.generation_of(RobotRole::Pull),
                 &delivered,
             );
+            let step = apply_deadline(step, started, deadline, self.now.as_second());
+            // Durable before anything waits on it: written with this pass's status.
+            self.rotation_started_at = rotation_started(&step, started, self.now.as_second())
+                .and_then(|s| k8s_openapi::jiff::Timestamp::from_second(s).ok())
+                .map(Time);
             match step {
                 RotationStep::Idle => return Ok(()),
                 RotationStep::StartScheduled { target } => {
@@ -69,8 +82,10 @@ impl Pass<'_> {
                     self.rotating = Some(pending);
                     return Ok(());
                 }
-                RotationStep::Finish { target } => {
-                    return self.finish_rotation(repo, target, &request).await;
+                RotationStep::Finish { target, stragglers } => {
+                    return self
+                        .finish_rotation(repo, target, &stragglers, &request)
+                        .await;
                 }
             }
         }
@@ -176,14 +191,16 @@ impl Pass<'_> {
         Ok(())
     }
 
-    /// Every Environment holds `target`: remove the generate annotation if
-    /// it was obeyed (never the rotate one: it is the requester's, and the
-    /// value is recorded instead), delete the inactive slot's robots (a
-    /// scheduled rotation's old ones), record it.
+    /// Every Environment holds `target`, or the deadline passed and the
+    /// `stragglers` do not: remove the generate annotation if it was obeyed
+    /// (never the rotate one: it is the requester's, and the value is
+    /// recorded instead), delete the inactive slot's robots (a scheduled
+    /// rotation's old ones), record it.
     async fn finish_rotation(
         &mut self,
         repo: &str,
         target: i64,
+        stragglers: &[String],
         request: &RequestDecision,
     ) -> Result<()> {
         if request.generate_obeyed {
@@ -215,13 +232,41 @@ impl Pass<'_> {
         }
         self.generation = target;
         self.rotated_at = Some(Time(self.now));
+        let delivered =
+            (self.deliveries.as_ref().map_or(0, Vec::len)).saturating_sub(stragglers.len());
         let note = format!(
-            "robot tokens regenerated (generation {target}) and delivered to {} Environment(s)",
-            self.deliveries.as_ref().map_or(0, Vec::len)
+            "robot tokens regenerated (generation {target}) and delivered to {delivered} Environment(s)"
         );
         self.ctx
             .notice(&self.component_ref(), "CredentialsRotated", "Rotate", note)
             .await;
+        if !stragglers.is_empty() {
+            self.left_behind(target, stragglers).await;
+        }
         Ok(())
+    }
+
+    /// The deadline finished the rotation without `stragglers`: say so in
+    /// an event, a log line and a metric; status names them (Degraded).
+    async fn left_behind(&mut self, target: i64, stragglers: &[String]) {
+        self.stragglers.extend(stragglers.iter().cloned());
+        self.ctx.metrics.rotation_deadlines.inc();
+        let deadline = self.ctx.config.rotation_deadline.unwrap_or_default();
+        tracing::warn!(component = %self.name, namespace = %self.ns, target, ?stragglers, "rotation deadline passed; finished without these Environments");
+        let note = format!(
+            "the rotation to generation {target} passed its deadline ({}s) and finished without \
+             Environment(s) {}: they hold an older token, no longer valid, and receive the current \
+             one as soon as they can be reached again",
+            deadline.as_secs(),
+            stragglers.join(", ")
+        );
+        self.ctx
+            .warn(
+                &self.component_ref(),
+                "RotationDeadlinePassed",
+                "Rotate",
+                note,
+            )
+            .await;
     }
 }
