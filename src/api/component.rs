@@ -121,11 +121,13 @@ pub struct ComponentStatus {
     pub quay_verified_at: Option<Time>,
     /// When the rotation in flight began waiting for the Environments: its
     /// deadline (`--rotation-deadline`) counts from here, across restarts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // Written as null when cleared: status is merge-patched, so a field
+    // left out would keep its old value.
+    #[serde(default)]
     pub rotation_started_at: Option<Time>,
     /// Environments a rotation left behind when its deadline passed, while
     /// they still hold an older generation (see the Degraded condition).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, serialize_with = "null_if_empty")]
     pub rotation_stragglers: Vec<String>,
     /// One entry per Environment of the workspace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -152,4 +154,14 @@ pub struct EnvironmentDelivery {
     pub service_account: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_heartbeat: Option<Time>,
+}
+
+/// An empty list as `null`, which a merge patch reads as "remove": the
+/// field is absent from status rather than `[]` on every Component.
+fn null_if_empty<S: serde::Serializer>(v: &[String], s: S) -> Result<S::Ok, S::Error> {
+    if v.is_empty() {
+        s.serialize_none()
+    } else {
+        serde::Serialize::serialize(v, s)
+    }
 }

@@ -93,26 +93,42 @@ pub fn plan_rotation(
     }
 }
 
-/// The deadline applied to a step: a rotation that has waited for its
-/// Environments since `started_secs` (recorded in status, so a restart does
-/// not reset it) for `deadline_secs` or more finishes now, naming the
-/// Environments still behind. `None` as deadline: wait for ever.
+/// Whether a rotation waiting since `started_secs` (recorded in status, so
+/// a restart does not reset it) has reached its deadline. `None` as
+/// deadline: never.
+pub fn deadline_passed(
+    started_secs: Option<i64>,
+    deadline_secs: Option<i64>,
+    now_secs: i64,
+) -> bool {
+    matches!((started_secs, deadline_secs), (Some(s), Some(d)) if now_secs - s >= d)
+}
+
+/// The deadline applied to a step: a rotation past its deadline finishes
+/// now, naming the Environments still behind as stragglers — once every one
+/// of them is `failing` (its last pass failed: unreachable, namespace gone).
+/// One that is healthy but has not delivered yet (a controller restarted
+/// after the deadline has not reached it) is waited for: it is about to
+/// catch up, and finishing first would delete a scheduled rotation's old
+/// robots under it.
 pub fn apply_deadline(
     step: RotationStep,
     started_secs: Option<i64>,
     deadline_secs: Option<i64>,
     now_secs: i64,
+    failing: &[String],
 ) -> RotationStep {
-    match (step, started_secs, deadline_secs) {
-        (RotationStep::AwaitPropagation { target, pending }, Some(start), Some(deadline))
-            if now_secs - start >= deadline =>
+    match step {
+        RotationStep::AwaitPropagation { target, pending }
+            if deadline_passed(started_secs, deadline_secs, now_secs)
+                && pending.iter().all(|p| failing.contains(p)) =>
         {
             RotationStep::Finish {
                 target,
                 stragglers: pending,
             }
         }
-        (step, _, _) => step,
+        step => step,
     }
 }
 
@@ -323,7 +339,7 @@ mod tests {
             (Some(1000), None, 1000 + 500 * HOUR, false),
         ];
         for (started, deadline, now, finished) in table {
-            let step = apply_deadline(waiting.clone(), started, deadline, now);
+            let step = apply_deadline(waiting.clone(), started, deadline, now, &["prod".into()]);
             let want = if finished {
                 RotationStep::Finish {
                     target: 2,
@@ -334,6 +350,31 @@ mod tests {
             };
             assert_eq!(step, want, "{started:?} {deadline:?} {now}");
         }
+    }
+
+    #[test]
+    fn a_healthy_environment_behind_is_waited_for_past_the_deadline() {
+        // A controller restarted after the deadline: `dev` is healthy but
+        // its pass has not run yet; `prod` is down.
+        let e = envs(&[("dev", Some(1)), ("prod", Some(1))]);
+        let waiting = plan_rotation(false, false, 1, Some(2), Some(2), &e);
+        let late = 1000 + 2 * HOUR;
+        let down = ["prod".to_string()];
+        assert!(deadline_passed(Some(1000), Some(HOUR), late));
+        assert_eq!(
+            apply_deadline(waiting.clone(), Some(1000), Some(HOUR), late, &down),
+            waiting
+        );
+        // `dev` caught up: the rotation finishes without `prod`.
+        let e = envs(&[("dev", Some(2)), ("prod", Some(1))]);
+        let waiting = plan_rotation(false, false, 1, Some(2), Some(2), &e);
+        assert_eq!(
+            apply_deadline(waiting, Some(1000), Some(HOUR), late, &down),
+            RotationStep::Finish {
+                target: 2,
+                stragglers: vec!["prod".into()]
+            }
+        );
     }
 
     #[test]
@@ -348,7 +389,10 @@ mod tests {
                 stragglers: vec![],
             },
         ] {
-            assert_eq!(apply_deadline(step.clone(), Some(0), Some(1), HOUR), step);
+            assert_eq!(
+                apply_deadline(step.clone(), Some(0), Some(1), HOUR, &[]),
+                step
+            );
         }
     }
 
@@ -382,20 +426,21 @@ mod tests {
             target: 2,
             stragglers: vec!["prod".into()],
         };
+        let f = vec!["prod".to_string()];
         // (requested, recorded): the annotation still there, or removed
         // before the crash (the generation not yet recorded).
         for requested in [true, false] {
             let step = plan_rotation(requested, false, 1, Some(2), Some(2), &e);
-            assert_eq!(apply_deadline(step, started, Some(HOUR), now), want);
+            assert_eq!(apply_deadline(step, started, Some(HOUR), now, &f), want);
         }
         // A scheduled rotation persisted, then crashed: same.
         let step = plan_rotation(false, false, 1, Some(2), Some(2), &e);
-        assert_eq!(apply_deadline(step, started, Some(HOUR), now), want);
+        assert_eq!(apply_deadline(step, started, Some(HOUR), now, &f), want);
         // Finished and recorded before the crash: nothing left to do, and
         // the straggler is still reported from status.
         let step = plan_rotation(false, false, 2, Some(2), Some(2), &e);
         assert_eq!(
-            apply_deadline(step, None, Some(HOUR), now),
+            apply_deadline(step, None, Some(HOUR), now, &f),
             RotationStep::Idle
         );
         assert_eq!(

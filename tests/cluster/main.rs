@@ -20,6 +20,7 @@ mod reliability_crash;
 mod reliability_faults;
 mod render_kubectl;
 mod rotation_crash;
+mod rotation_deadline;
 mod rotation_requests;
 mod security_e2e;
 mod tenancy_attacks;

@@ -9,10 +9,11 @@ use kube::api::{Api, Patch, PatchParams};
 
 use super::Pass;
 use crate::api::Component;
+use crate::api::Environment;
 use crate::controller::crash;
 use crate::controller::error::Result;
 use crate::names::{self, RobotRole};
-use crate::plan::rotation::rotation_started;
+use crate::plan::rotation::{deadline_passed, rotation_started};
 use crate::plan::rotation_request::{
     RequestDecision, RequestInput, decide_request, generate_owners, refusal_message,
 };
@@ -52,6 +53,12 @@ impl Pass<'_> {
             .config
             .rotation_deadline
             .map(|d| d.as_secs() as i64);
+        // Asked only once the deadline has passed: which Environments fail.
+        let failing = if deadline_passed(started, deadline, self.now.as_second()) {
+            self.failing_environments().await?
+        } else {
+            Vec::new()
+        };
         loop {
             let step = plan_rotation(
                 requested,
@@ -61,7 +68,8 @@ impl Pass<'_> {
                 self.generation_of(RobotRole::Pull),
                 &delivered,
             );
-            let step = apply_deadline(step, started, deadline, self.now.as_second());
+            let now = self.now.as_second();
+            let step = apply_deadline(step, started, deadline, now, &failing);
             // Durable before anything waits on it: written with this pass's status.
             self.rotation_started_at = rotation_started(&step, started, self.now.as_second())
                 .and_then(|s| k8s_openapi::jiff::Timestamp::from_second(s).ok())
@@ -224,6 +232,7 @@ impl Pass<'_> {
                     .await;
             }
         }
+        crash::point("rotation:old-robots-deleted");
         self.ctx.rotation_finished(&self.uid, target);
         if request.rotate
             && let Some(v) = &request.handle_value
@@ -244,6 +253,26 @@ impl Pass<'_> {
             self.left_behind(target, stragglers).await;
         }
         Ok(())
+    }
+
+    /// The Environments of the workspace whose last pass failed (Ready is
+    /// not True): those a rotation past its deadline may leave behind.
+    async fn failing_environments(&self) -> Result<Vec<String>> {
+        let api: Api<Environment> = Api::namespaced(self.ctx.client.clone(), &self.ns);
+        let envs = api.list(&Default::default()).await?;
+        let ready = |e: &Environment| {
+            e.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            })
+        };
+        Ok(envs
+            .items
+            .iter()
+            .filter(|e| !ready(e))
+            .map(|e| e.name_any())
+            .collect())
     }
 
     /// The deadline finished the rotation without `stragglers`: say so in
