@@ -169,6 +169,23 @@ pub fn stragglers(
     out
 }
 
+/// A workspace Secret holding a robot's login is gone although the
+/// Component delivered credentials before (`recorded`: status; `delivered`:
+/// what the Environments hold — status may be gone too): the generation its
+/// replacement must exceed, or `None` for a first provisioning. A login the
+/// controller lost is treated as exposed: its robots are replaced.
+pub fn lost_logins(
+    missing: bool,
+    recorded: i64,
+    delivered: &[(String, Option<i64>)],
+) -> Option<i64> {
+    let known = delivered
+        .iter()
+        .filter_map(|(_, g)| *g)
+        .fold(recorded, i64::max);
+    (missing && known > 0).then_some(known)
+}
+
 /// Whether a scheduled rotation is due: `interval` has passed since the last
 /// rotation (or, never rotated, since creation). `None` disables it.
 pub fn scheduled_rotation_due(
@@ -460,5 +477,21 @@ mod tests {
         assert_eq!(stragglers(&prev, &left, &e, 2), vec!["a", "c"]);
         assert_eq!(stragglers(&["a".into()], &["a".into()], &e, 2), vec!["a"]);
         assert!(stragglers(&["a".into()], &[], &e, 1).is_empty());
+    }
+
+    #[test]
+    fn lost_logins_after_provisioning_only() {
+        let none: Vec<(String, Option<i64>)> = Vec::new();
+        // A first provisioning (or one that crashed before any delivery).
+        assert_eq!(lost_logins(true, 0, &none), None);
+        assert_eq!(lost_logins(true, 0, &envs(&[("dev", None)])), None);
+        // Nothing missing.
+        assert_eq!(lost_logins(false, 3, &envs(&[("dev", Some(3))])), None);
+        // Secrets wiped, status kept; status wiped too: the Environments tell.
+        assert_eq!(lost_logins(true, 3, &none), Some(3));
+        assert_eq!(
+            lost_logins(true, 0, &envs(&[("a", Some(2)), ("b", Some(4))])),
+            Some(4)
+        );
     }
 }

@@ -122,6 +122,10 @@ struct Pass<'a> {
     rotation_started_at: Option<Time>,
     /// Environments a rotation's deadline left behind (status, then this pass).
     stragglers: Vec<String>,
+    /// Logins created this pass replace lost ones: their generation is at
+    /// least this (above every one delivered), so no Environment keeps an
+    /// older token believing it current.
+    generation_floor: i64,
     /// The last `quayside.dev/rotate` value handled.
     rotate_handled: Option<String>,
     /// Why the generate annotation is refused; starts as the last status
@@ -164,6 +168,7 @@ impl<'a> Pass<'a> {
             rotating: None,
             rotation_started_at: old.rotation_started_at.clone(),
             stragglers: old.rotation_stragglers.clone(),
+            generation_floor: 0,
             rotate_handled: old.rotate_handled.clone(),
             rotation_request: refused_request(&old),
             deferred: None,
@@ -207,6 +212,7 @@ impl<'a> Pass<'a> {
             self.credentials_problem = Some(p.clone());
             return Err(Error::StillRefused(p.message));
         }
+        self.recover_lost_logins(&repo).await?;
         if self.must_check_quay(&repo) {
             self.check_quay(&repo).await?;
         } else if self.verification_due() {

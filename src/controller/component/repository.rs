@@ -153,7 +153,8 @@ impl Pass<'_> {
         let base = base_generation(
             self.generation_of(RobotRole::Push),
             self.generation_of(RobotRole::Pull),
-            self.old.credentials_generation,
+            // Past every generation delivered when logins were lost.
+            self.old.credentials_generation.max(self.generation_floor),
         );
         for (role, robot) in robots {
             let credentials = robot.credentials(&self.ctx.config.registry_host);

@@ -255,6 +255,58 @@ impl Pass<'_> {
         Ok(())
     }
 
+    /// Disaster recovery: a workspace Secret with a robot's login is gone
+    /// (deleted, or a backup restored without it) although credentials were
+    /// delivered before. Its robots, in both slots, are deleted — whoever
+    /// removed the Secret may hold the token — so the next step creates them
+    /// anew, at a generation above every one delivered. Decided from what
+    /// is stored each pass, so a crash half-way repeats it for the rest.
+    pub(super) async fn recover_lost_logins(&mut self, repo: &str) -> Result<()> {
+        let missing: Vec<RobotRole> = [RobotRole::Push, RobotRole::Pull]
+            .into_iter()
+            .filter(|r| self.generation_of(*r).is_none())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let recorded = self.old.credentials_generation;
+        // Status says it was provisioned; else (a new Component, or status
+        // wiped too) the Environments tell what was delivered.
+        let delivered: Vec<(String, Option<i64>)> = if recorded > 0 {
+            Vec::new()
+        } else {
+            let observed = self.observe_deliveries().await?;
+            observed.into_iter().map(|(d, g)| (d.name, g)).collect()
+        };
+        let Some(known) = crate::plan::rotation::lost_logins(true, recorded, &delivered) else {
+            return Ok(());
+        };
+        for role in &missing {
+            for slot in [0, 1] {
+                let short = names::robot_short_name(repo, *role, slot);
+                if let Some(e) = self.claim(repo).delete_robot(self.ctx, &short).await? {
+                    self.ctx
+                        .warn(&self.component_ref(), e.reason(), "Recover", e.to_string())
+                        .await;
+                }
+            }
+        }
+        self.generation_floor = known + 1;
+        let roles: Vec<&str> = missing.iter().map(|r| r.as_str()).collect();
+        tracing::warn!(component = %self.name, namespace = %self.ns, ?roles, known, "workspace login lost; its robots are replaced");
+        let note = format!(
+            "the workspace Secret(s) with the {} robot login were gone after generation {known} \
+             was delivered: the robots are replaced, so copies of their old tokens no longer work, \
+             and the new tokens are delivered as generation {}",
+            roles.join(" and "),
+            known + 1
+        );
+        self.ctx
+            .warn(&self.component_ref(), "CredentialsLost", "Recover", note)
+            .await;
+        Ok(())
+    }
+
     /// The Environments of the workspace whose last pass failed (Ready is
     /// not True): those a rotation past its deadline may leave behind.
     async fn failing_environments(&self) -> Result<Vec<String>> {
