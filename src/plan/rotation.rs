@@ -106,7 +106,8 @@ pub fn deadline_passed(
 
 /// The deadline applied to a step: a rotation past its deadline finishes
 /// now, naming the Environments still behind as stragglers — once every one
-/// of them is `failing` (its last pass failed: unreachable, namespace gone).
+/// of them is `failing` (its last pass could not deliver to its target:
+/// unreachable, namespace gone).
 /// One that is healthy but has not delivered yet (a controller restarted
 /// after the deadline has not reached it) is waited for: it is about to
 /// catch up, and finishing first would delete a scheduled rotation's old
@@ -169,13 +170,21 @@ pub fn stragglers(
     out
 }
 
-/// A workspace Secret holding a robot's login is gone although the
-/// Component delivered credentials before (`recorded`: status; `delivered`:
-/// what the Environments hold — status may be gone too): the generation its
-/// replacement must exceed, or `None` for a first provisioning. A login the
-/// controller lost is treated as exposed: its robots are replaced.
+/// A workspace Secret holding a robot's login is `missing` although the
+/// Component was provisioned before: its repository was already on Quay
+/// (`repository_found`: not created by this pass — status and the
+/// Environments' copies may be gone too, the Environments prune a
+/// Component without credentials), or status (`recorded`) or an
+/// Environment (`delivered`) still shows a generation. A login the
+/// controller lost is treated as exposed: its robots are replaced, and the
+/// new logins start at the returned generation, above every one known.
+/// `None`: a first provisioning, or nothing missing — or `never_stored`:
+/// status names the repository but no generation, so no login was ever
+/// stored (a refused write, retried), and none can have leaked.
 pub fn lost_logins(
     missing: bool,
+    repository_found: bool,
+    never_stored: bool,
     recorded: i64,
     delivered: &[(String, Option<i64>)],
 ) -> Option<i64> {
@@ -183,7 +192,8 @@ pub fn lost_logins(
         .iter()
         .filter_map(|(_, g)| *g)
         .fold(recorded, i64::max);
-    (missing && known > 0).then_some(known)
+    let provisioned = (repository_found && !never_stored) || known > 0;
+    (missing && provisioned).then_some(known + 1)
 }
 
 /// Whether a scheduled rotation is due: `interval` has passed since the last
@@ -482,16 +492,36 @@ mod tests {
     #[test]
     fn lost_logins_after_provisioning_only() {
         let none: Vec<(String, Option<i64>)> = Vec::new();
-        // A first provisioning (or one that crashed before any delivery).
-        assert_eq!(lost_logins(true, 0, &none), None);
-        assert_eq!(lost_logins(true, 0, &envs(&[("dev", None)])), None);
-        // Nothing missing.
-        assert_eq!(lost_logins(false, 3, &envs(&[("dev", Some(3))])), None);
-        // Secrets wiped, status kept; status wiped too: the Environments tell.
-        assert_eq!(lost_logins(true, 3, &none), Some(3));
+        // A first provisioning: the repository made by this pass.
+        assert_eq!(lost_logins(true, false, false, 0, &none), None);
         assert_eq!(
-            lost_logins(true, 0, &envs(&[("a", Some(2)), ("b", Some(4))])),
-            Some(4)
+            lost_logins(true, false, false, 0, &envs(&[("dev", None)])),
+            None
         );
+        // Nothing missing.
+        assert_eq!(
+            lost_logins(false, true, false, 3, &envs(&[("dev", Some(3))])),
+            None
+        );
+        // Secrets wiped, status kept: past what status recorded.
+        assert_eq!(lost_logins(true, true, false, 3, &none), Some(4));
+        // Status wiped too: the Environments tell, if they still hold it...
+        assert_eq!(
+            lost_logins(
+                true,
+                true,
+                false,
+                0,
+                &envs(&[("a", Some(2)), ("b", Some(4))])
+            ),
+            Some(5)
+        );
+        // ...else the repository on Quay does (they pruned the Component).
+        assert_eq!(
+            lost_logins(true, true, false, 0, &envs(&[("a", None)])),
+            Some(1)
+        );
+        // A write refused before any login was stored, retried: nothing leaked.
+        assert_eq!(lost_logins(true, true, true, 0, &none), None);
     }
 }

@@ -133,10 +133,19 @@ async fn deleting_a_component_that_names_anothers_repository_leaves_it_alone() {
 /// Every login held now: the workspace's push and pull Secrets and the
 /// pull Secret in each target, as (where, username, token).
 async fn logins(h: &Harness, targets: &[String]) -> Vec<(String, String, String)> {
+    try_logins(h, targets).await.expect("every login present")
+}
+
+/// [`logins`], or `None` while one is missing.
+async fn try_logins(h: &Harness, targets: &[String]) -> Option<Vec<(String, String, String)>> {
     let workspace: Api<Secret> = Api::namespaced(h.client.clone(), &h.workspace);
     let mut out = Vec::new();
     for role in ["push", "pull"] {
-        let c = creds_of(&workspace.get(&format!("app-image-{role}")).await.unwrap());
+        let secret = workspace
+            .get_opt(&format!("app-image-{role}"))
+            .await
+            .ok()??;
+        let c = creds_of(&secret);
         out.push((
             format!("workspace {role}"),
             c.username,
@@ -144,19 +153,21 @@ async fn logins(h: &Harness, targets: &[String]) -> Vec<(String, String, String)
         ));
     }
     for ns in targets {
-        let c = creds_of(&h.target_secret(ns, "app").await.unwrap());
+        let c = creds_of(&h.target_secret(ns, "app").await?);
         out.push((ns.clone(), c.username, c.token.expose_secret().to_string()));
     }
-    out
+    Some(out)
 }
 
 /// docs/reliability.md, "Disaster recovery": the workspace Secrets and the
 /// Component's status are wiped (a backup restored without them, a
-/// mistaken delete). The controller finds the Environments still hold a
-/// generation, treats the lost logins as exposed: the robots are replaced
-/// (old tokens dead), the new ones delivered at a higher generation, and
-/// no robot is left behind — here from the other rotation slot, where a
-/// scheduled rotation had put the Component.
+/// mistaken delete). The controller finds the repository on Quay and treats
+/// the lost logins as exposed: the robots are replaced (old tokens dead),
+/// the new ones delivered above any generation an Environment still holds
+/// (the Environments may have pruned the Component meanwhile: the two
+/// reconcilers race, and either order must recover), and no robot is left
+/// behind — here from the other rotation slot, where a scheduled rotation
+/// had put the Component.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn disaster_recovery_after_the_workspace_secrets_and_status_are_wiped() {
     let mut h = Harness::start().await;
@@ -204,28 +215,37 @@ async fn disaster_recovery_after_the_workspace_secrets_and_status_are_wiped() {
 
     h.start_controller().await;
     let wiped_at = std::time::Instant::now();
-    let after = wait::until("recovered: Ready past the old generation", T, || async {
-        let c = h.components().get("app").await.ok()?;
-        let s = c.status.clone()?;
-        (s.credentials_generation > before.credentials_generation
-            && quayside_testkit::component::is_ready(&c))
-        .then_some(s)
-    })
+    let old_tokens: Vec<String> = old.iter().map(|(_, _, t)| t.clone()).collect();
+    let last = std::sync::Mutex::new(None);
+    let recovered = tokio::time::timeout(
+        T,
+        wait::until(
+            "recovered: Ready, every login new and Quay's",
+            T * 2,
+            || async {
+                let c = h.components().get("app").await.ok()?;
+                let s = c.status.clone()?;
+                *last.lock().unwrap() = Some(s.clone());
+                let now = try_logins(&h, &targets).await?;
+                let state = h.emulator.snapshot();
+                let current = now.iter().all(|(_, user, token)| {
+                    !old_tokens.contains(token)
+                        && state
+                            .robot(user)
+                            .is_some_and(|r| r.token.expose_secret() == token)
+                });
+                (current && quayside_testkit::component::is_ready(&c)).then_some((s, now))
+            },
+        ),
+    )
     .await;
+    let (after, now) = recovered.unwrap_or_else(|_| {
+        panic!(
+            "not recovered within {T:?}; last status: {:#?}",
+            last.lock().unwrap()
+        )
+    });
     let recovered_in = wiped_at.elapsed();
-    // Every login is Quay's current one; every old token is dead.
-    let now = wait::until("every Environment holds the new logins", T, || async {
-        let now = logins(&h, &targets).await;
-        let state = h.emulator.snapshot();
-        now.iter()
-            .all(|(_, user, token)| {
-                state
-                    .robot(user)
-                    .is_some_and(|r| r.token.expose_secret() == token)
-            })
-            .then_some(now)
-    })
-    .await;
     let state = h.emulator.snapshot();
     let names: Vec<&str> = state.robots.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names.len(), 2, "no leaked robot: {names:?}");

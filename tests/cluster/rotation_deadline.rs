@@ -258,3 +258,50 @@ async fn the_deadline_survives_a_restart_and_a_crash_inside_the_finish() {
         "FIGURES deadline restart: finished {to_finish:?} after a restart past the deadline ({DEADLINE}s)"
     );
 }
+
+/// The point of the deadline for a scheduled rotation: the old robots,
+/// whose credential the rotation exists to retire, are deleted even though
+/// one Environment never received the new ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_scheduled_rotation_deletes_the_old_robots_at_the_deadline() {
+    let mut h = Harness::start().await;
+    let (kubeconfig, mut proxy) = proxied_kubeconfig(&h).await;
+    let (near, far) = two_environments(&h, &kubeconfig).await;
+    let mut cfg = h.config();
+    cfg.rotation_interval = Some(Duration::from_secs(8));
+    cfg.rotation_deadline = Some(Duration::from_secs(3));
+    h.start_controller_with(cfg).await;
+    h.create_component("app", &h.git.repo_url("public-app"), "public")
+        .await;
+    let first = h.wait_component_ready("app", T).await;
+    let old_robot = first.status.unwrap().pull_robot.unwrap();
+    h.target_secret(&far, "app").await.expect("far delivered");
+    proxy.cut();
+    let c = h.wait_rotated("app", 2, T).await;
+    // No further scheduled rotation while the straggler comes back.
+    h.stop_controller().await;
+    let s = c.status.unwrap();
+    assert_eq!(s.rotation_stragglers, vec!["far".to_string()]);
+    let robot = s.pull_robot.unwrap();
+    assert_ne!(robot, old_robot, "moved to the other slot");
+    let state = h.emulator.snapshot();
+    assert!(
+        state.robot(&old_robot).is_none(),
+        "the old robot is deleted at the deadline"
+    );
+    assert_eq!(state.robots.len(), 2, "no robot leaked");
+    let held = creds_of(&h.target_secret(&near, "app").await.unwrap());
+    assert_eq!(held.username, robot, "near holds the new robot");
+    let stale = creds_of(&h.target_secret(&far, "app").await.unwrap());
+    assert_eq!(stale.username, old_robot, "far still holds the deleted one");
+
+    h.start_controller().await;
+    proxy.restore().await;
+    let c = caught_up(&h, &far).await;
+    assert_eq!(
+        creds_of(&h.target_secret(&far, "app").await.unwrap()).username,
+        robot
+    );
+    assert_eq!(c.status.unwrap().credentials_generation, 2);
+    h.stop_controller().await;
+}

@@ -126,6 +126,8 @@ struct Pass<'a> {
     /// least this (above every one delivered), so no Environment keeps an
     /// older token believing it current.
     generation_floor: i64,
+    /// The repository was on Quay before this pass (not created by it).
+    repository_found: bool,
     /// The last `quayside.dev/rotate` value handled.
     rotate_handled: Option<String>,
     /// Why the generate annotation is refused; starts as the last status
@@ -169,6 +171,7 @@ impl<'a> Pass<'a> {
             rotation_started_at: old.rotation_started_at.clone(),
             stragglers: old.rotation_stragglers.clone(),
             generation_floor: 0,
+            repository_found: false,
             rotate_handled: old.rotate_handled.clone(),
             rotation_request: refused_request(&old),
             deferred: None,
@@ -212,7 +215,6 @@ impl<'a> Pass<'a> {
             self.credentials_problem = Some(p.clone());
             return Err(Error::StillRefused(p.message));
         }
-        self.recover_lost_logins(&repo).await?;
         if self.must_check_quay(&repo) {
             self.check_quay(&repo).await?;
         } else if self.verification_due() {
@@ -265,6 +267,8 @@ impl<'a> Pass<'a> {
                 return Err(e);
             }
         }
+        let recovered = self.recover_lost_logins(repo).await;
+        record(&mut self.credentials_problem, recovered)?;
         let robots = self.ensure_robots(repo).await;
         if let Err(e) = &robots
             && e.is_refusal()

@@ -24,6 +24,7 @@ impl Pass<'_> {
         let Some(existing) = self.existing_repository(repo, visibility).await? else {
             return Ok(());
         };
+        self.repository_found = true;
         self.claim_repository(repo, &existing).await?;
         if existing.visibility() != visibility {
             let quay = &self.ctx.quay;

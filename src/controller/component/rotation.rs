@@ -9,7 +9,7 @@ use kube::api::{Api, Patch, PatchParams};
 
 use super::Pass;
 use crate::api::Component;
-use crate::api::Environment;
+use crate::api::{ConditionStatus, ConditionType, Environment};
 use crate::controller::crash;
 use crate::controller::error::Result;
 use crate::names::{self, RobotRole};
@@ -47,18 +47,7 @@ impl Pass<'_> {
             .flatten()
             .map(|(d, g)| (d.name.clone(), *g))
             .collect();
-        let started = self.rotation_started_at.as_ref().map(|t| t.0.as_second());
-        let deadline = self
-            .ctx
-            .config
-            .rotation_deadline
-            .map(|d| d.as_secs() as i64);
-        // Asked only once the deadline has passed: which Environments fail.
-        let failing = if deadline_passed(started, deadline, self.now.as_second()) {
-            self.failing_environments().await?
-        } else {
-            Vec::new()
-        };
+        let (started, deadline, failing) = self.deadline_inputs().await?;
         loop {
             let step = plan_rotation(
                 requested,
@@ -97,6 +86,23 @@ impl Pass<'_> {
                 }
             }
         }
+    }
+
+    /// When the rotation in flight started (status), the deadline, and —
+    /// asked only once it has passed — which Environments are failing.
+    async fn deadline_inputs(&self) -> Result<(Option<i64>, Option<i64>, Vec<String>)> {
+        let started = self.rotation_started_at.as_ref().map(|t| t.0.as_second());
+        let deadline = self
+            .ctx
+            .config
+            .rotation_deadline
+            .map(|d| d.as_secs() as i64);
+        let failing = if deadline_passed(started, deadline, self.now.as_second()) {
+            self.failing_environments().await?
+        } else {
+            Vec::new()
+        };
+        Ok((started, deadline, failing))
     }
 
     /// What the rotation annotations ask for, judged by
@@ -255,12 +261,14 @@ impl Pass<'_> {
         Ok(())
     }
 
-    /// Disaster recovery: a workspace Secret with a robot's login is gone
-    /// (deleted, or a backup restored without it) although credentials were
-    /// delivered before. Its robots, in both slots, are deleted — whoever
-    /// removed the Secret may hold the token — so the next step creates them
-    /// anew, at a generation above every one delivered. Decided from what
-    /// is stored each pass, so a crash half-way repeats it for the rest.
+    /// Disaster recovery, between the repository and the robots: a
+    /// workspace Secret with a robot's login is gone (deleted, or a backup
+    /// restored without it) although the Component was provisioned (see
+    /// `plan::rotation::lost_logins`). Its robots, in both slots, are
+    /// deleted — whoever removed the Secret may hold the token — so the
+    /// robots step creates them anew, at a generation above every one
+    /// known. Decided from what is stored each pass, so a crash half-way
+    /// repeats it for the rest.
     pub(super) async fn recover_lost_logins(&mut self, repo: &str) -> Result<()> {
         let missing: Vec<RobotRole> = [RobotRole::Push, RobotRole::Pull]
             .into_iter()
@@ -270,15 +278,18 @@ impl Pass<'_> {
             return Ok(());
         }
         let recorded = self.old.credentials_generation;
-        // Status says it was provisioned; else (a new Component, or status
-        // wiped too) the Environments tell what was delivered.
-        let delivered: Vec<(String, Option<i64>)> = if recorded > 0 {
+        // Status says what was recorded; without it, the Environments may.
+        let delivered: Vec<(String, Option<i64>)> = if recorded > 0 || !self.repository_found {
             Vec::new()
         } else {
             let observed = self.observe_deliveries().await?;
             observed.into_iter().map(|(d, g)| (d.name, g)).collect()
         };
-        let Some(known) = crate::plan::rotation::lost_logins(true, recorded, &delivered) else {
+        let found = self.repository_found;
+        let never_stored = self.old.image.is_some() && recorded == 0;
+        let lost =
+            crate::plan::rotation::lost_logins(true, found, never_stored, recorded, &delivered);
+        let Some(floor) = lost else {
             return Ok(());
         };
         for role in &missing {
@@ -291,15 +302,14 @@ impl Pass<'_> {
                 }
             }
         }
-        self.generation_floor = known + 1;
+        self.generation_floor = floor;
         let roles: Vec<&str> = missing.iter().map(|r| r.as_str()).collect();
-        tracing::warn!(component = %self.name, namespace = %self.ns, ?roles, known, "workspace login lost; its robots are replaced");
+        tracing::warn!(component = %self.name, namespace = %self.ns, ?roles, floor, "workspace login lost; its robots are replaced");
         let note = format!(
-            "the workspace Secret(s) with the {} robot login were gone after generation {known} \
-             was delivered: the robots are replaced, so copies of their old tokens no longer work, \
-             and the new tokens are delivered as generation {}",
-            roles.join(" and "),
-            known + 1
+            "the workspace Secret(s) with the {} robot login were gone while the repository \
+             exists: the robots are replaced, so copies of their old tokens no longer work, and \
+             the new tokens are delivered as generation {floor}",
+            roles.join(" and ")
         );
         self.ctx
             .warn(&self.component_ref(), "CredentialsLost", "Recover", note)
@@ -307,22 +317,26 @@ impl Pass<'_> {
         Ok(())
     }
 
-    /// The Environments of the workspace whose last pass failed (Ready is
-    /// not True): those a rotation past its deadline may leave behind.
+    /// The Environments of the workspace whose last pass could not deliver
+    /// to their target (Applied is False: cluster unreachable, namespace
+    /// gone, access revoked): those a rotation past its deadline may leave
+    /// behind. A side-repository failure alone (Committed) does not count:
+    /// it does not keep the target from the new token.
     async fn failing_environments(&self) -> Result<Vec<String>> {
         let api: Api<Environment> = Api::namespaced(self.ctx.client.clone(), &self.ns);
         let envs = api.list(&Default::default()).await?;
-        let ready = |e: &Environment| {
+        let failing = |e: &Environment| {
             e.status.as_ref().is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True")
+                s.conditions.iter().any(|c| {
+                    c.type_ == ConditionType::Applied.as_str()
+                        && c.status == ConditionStatus::False.as_str()
+                })
             })
         };
         Ok(envs
             .items
             .iter()
-            .filter(|e| !ready(e))
+            .filter(|e| failing(e))
             .map(|e| e.name_any())
             .collect())
     }
@@ -331,6 +345,11 @@ impl Pass<'_> {
     /// an event, a log line and a metric; status names them (Degraded).
     async fn left_behind(&mut self, target: i64, stragglers: &[String]) {
         self.stragglers.extend(stragglers.iter().cloned());
+        // A pass that read the Component before this finish's status write
+        // finishes again (idempotently): say it once.
+        if !self.ctx.first_deadline_report(&self.uid, target) {
+            return;
+        }
         self.ctx.metrics.rotation_deadlines.inc();
         let deadline = self.ctx.config.rotation_deadline.unwrap_or_default();
         tracing::warn!(component = %self.name, namespace = %self.ns, target, ?stragglers, "rotation deadline passed; finished without these Environments");
