@@ -48,6 +48,8 @@ pub const MAX_COMPONENT_NAME: usize = 240;
 pub const FINALIZER: &str = "quayside.dev/cleanup";
 /// Field manager for server-side apply, and the events' reporter.
 pub const FIELD_MANAGER: &str = "quayside";
+/// Field manager of the operator commands' writes (`quayside rotate`).
+pub const FIELD_MANAGER_CLI: &str = "quayside-cli";
 
 /// The ServiceAccount linked when it exists and the Environment names none.
 pub const SERVICE_ACCOUNT_DEPLOYER: &str = "deployer";

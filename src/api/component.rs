@@ -5,8 +5,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// A Component: one image repository on Quay with a push and a pull robot,
-/// delivered to every Environment of its namespace (the workspace).
+/// What a Component asks for: where its source lives, and the visibility
+/// and name of its image repository.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "quayside.dev",
@@ -16,10 +16,12 @@ use serde::{Deserialize, Serialize};
     status = "ComponentStatus",
     shortname = "comp",
     category = "quayside",
+    doc = "A Component: one image repository on Quay with a push and a pull robot, whose pull credentials quayside delivers to every Environment of the Component's namespace (the workspace). Status says what was provisioned and which credentials generation each Environment holds.",
     printcolumn = r#"{"name":"Image","type":"string","jsonPath":".status.image"}"#,
     printcolumn = r#"{"name":"Visibility","type":"string","jsonPath":".status.visibility"}"#,
     printcolumn = r#"{"name":"Generation","type":"integer","jsonPath":".status.credentialsGeneration"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     validation = Rule::new(
         "!has(oldSelf.status) || !has(oldSelf.status.image) || (has(self.spec.image) ? (has(oldSelf.spec.image) && self.spec.image == oldSelf.spec.image) : !has(oldSelf.spec.image))"
@@ -41,13 +43,15 @@ pub struct ComponentSpec {
     /// sanitised to Quay's naming rules. It must lie under `<namespace>/` (another
     /// workspace's repositories are refused) and cannot change once provisioned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
     pub image: Option<String>,
 }
 
-/// The source of a Component.
+/// Where a Component's source lives.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceSpec {
+    /// The git repository the Component's images are built from.
     pub git: GitSource,
 }
 
@@ -55,11 +59,15 @@ pub struct SourceSpec {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GitSource {
-    /// Clone URL of the source repository; asked anonymously when visibility is `auto`.
+    /// Clone URL of the source repository (https, http or ssh); asked
+    /// anonymously when visibility is `auto`.
+    #[schemars(length(max = 2048))]
     pub url: String,
 }
 
 /// Requested visibility of the image repository.
+// Private and Public carry no doc comments: schemars would then describe
+// each variant, and the generated enum would change shape.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Visibility {
@@ -71,6 +79,7 @@ pub enum Visibility {
 }
 
 /// Visibility as applied on Quay.
+// No doc comments on the variants, or the generated enum loses its `null`.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ResolvedVisibility {
@@ -108,6 +117,8 @@ pub struct ComponentStatus {
     /// Increments on each rotation of the robot tokens.
     #[serde(default)]
     pub credentials_generation: i64,
+    /// When the robot tokens were last rotated (RFC 3339); scheduled
+    /// rotation (`--rotation-interval`) counts from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotated_at: Option<Time>,
     /// The last value of the `quayside.dev/rotate` annotation that was
@@ -132,9 +143,14 @@ pub struct ComponentStatus {
     /// One entry per Environment of the workspace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub environments: Vec<EnvironmentDelivery>,
+    /// The `metadata.generation` this status was written for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// `Ready` (the summary, with the reason why not), `RepositoryReady`,
+    /// `CredentialsReady`, `Propagated`, and `RotationRequest` while a
+    /// rotation request is refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
     pub conditions: Vec<Condition>,
 }
 
@@ -152,6 +168,7 @@ pub struct EnvironmentDelivery {
     /// ServiceAccount the pull Secret is linked to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account: Option<String>,
+    /// The Environment's last sync (its `status.lastSync`, RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_heartbeat: Option<Time>,
 }

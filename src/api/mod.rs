@@ -4,6 +4,7 @@ mod component;
 mod condition;
 mod environment;
 mod reference;
+pub(crate) mod schema;
 
 pub use component::{
     Component, ComponentSpec, ComponentStatus, EnvironmentDelivery, GitSource, ResolvedVisibility,

@@ -14,7 +14,7 @@ use quayside::controller::{self, Config, Context, DeliveryIdentity, Metrics, Rea
 use quayside::duration::parse as parse_duration;
 use quayside::gitops::{DeliveryMode, GitAuth, SideRepoConfig};
 use quayside::plan::side_path::PathScope;
-use quayside::quay::{QuayClient, QuayConfig, RetryPolicy};
+use quayside::quay::{QuayClient, QuayConfig, RateLimit, RetryPolicy};
 use quayside::render::KustomizeFlavor;
 use quayside::seal::Identity;
 use quayside::source::ProbeScope;
@@ -43,6 +43,12 @@ pub struct Args {
     /// Timeout of each Quay request.
     #[arg(long, env = "QUAYSIDE_QUAY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub quay_timeout: Duration,
+    /// Quay API requests per second, shared by every reconcile (Quay.io allows about 5 per address); 0: unlimited (a Quay of your own without a rate limit).
+    #[arg(long, env = "QUAYSIDE_QUAY_RATE_LIMIT", default_value_t = 5.0)]
+    pub quay_rate_limit: f64,
+    /// Quay API requests that may go at once after a quiet spell (the token bucket's size).
+    #[arg(long, env = "QUAYSIDE_QUAY_BURST", default_value_t = 25)]
+    pub quay_burst: u32,
 
     /// Side repository clone URL (https, http or a local path). Unset: deliver to clusters only.
     #[arg(long, env = "QUAYSIDE_SIDE_REPO_URL")]
@@ -113,6 +119,12 @@ pub struct Args {
     /// wait their turn. Bounds memory, Quay and API server load.
     #[arg(long, env = "QUAYSIDE_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
+    /// Watch pairs (our Secrets, the ServiceAccounts) on remote clusters at
+    /// most: one per identity and target namespace that Environments use.
+    /// Beyond it, remote targets are healed by the heartbeat only (logged,
+    /// with a Warning event on each Environment affected); 0 watches none.
+    #[arg(long, env = "QUAYSIDE_REMOTE_WATCH_LIMIT", default_value_t = 100)]
+    pub remote_watch_limit: usize,
     /// Reconcile every Environment and Component again after this long.
     #[arg(long, env = "QUAYSIDE_HEARTBEAT", default_value = "24h", value_parser = parse_duration)]
     pub heartbeat: Duration,
@@ -178,7 +190,7 @@ fn read_secret_file(path: &PathBuf, what: &str) -> anyhow::Result<SecretString> 
     Ok(SecretString::from(text.trim().to_string()))
 }
 
-fn side_repo_config(args: &Args) -> anyhow::Result<Option<SideRepoConfig>> {
+pub(super) fn side_repo_config(args: &Args) -> anyhow::Result<Option<SideRepoConfig>> {
     let Some(url) = args.side_repo_url.clone() else {
         return Ok(None);
     };
@@ -356,7 +368,7 @@ fn elector(args: &Args, client: Client) -> quayside::leader::LeaderElector {
 
 /// A robot name no Component ever gets (robot names of Components carry a
 /// repository's name and a role): reading it is harmless.
-const ACCESS_PROBE: &str = "quayside_access_check";
+pub(super) const ACCESS_PROBE: &str = "quayside_access_check";
 
 /// Say at start-up, in one line, whether the Quay token can do what every
 /// Component needs: reading a robot needs the organization to exist and
@@ -383,7 +395,7 @@ async fn check_quay_token(quay: QuayClient) {
     }
 }
 
-fn quay_client(args: &Args) -> anyhow::Result<QuayClient> {
+pub(super) fn quay_client(args: &Args) -> anyhow::Result<QuayClient> {
     QuayClient::new(QuayConfig {
         api_url: args.quay_api_url.clone(),
         organization: args.quay_organization.clone(),
@@ -391,13 +403,30 @@ fn quay_client(args: &Args) -> anyhow::Result<QuayClient> {
         extra_ca: args.extra_ca_file.clone(),
         timeout: args.quay_timeout,
         retry: RetryPolicy::default(),
+        rate_limit: rate_limit(args.quay_rate_limit, args.quay_burst)?,
     })
     .context("configuring the Quay client")
 }
 
+/// The shared Quay rate limit from its flags; 0 requests per second is none.
+fn rate_limit(per_second: f64, burst: u32) -> anyhow::Result<Option<RateLimit>> {
+    if !per_second.is_finite() || per_second < 0.0 {
+        anyhow::bail!(
+            "--quay-rate-limit must be 0 (unlimited) or a positive number of requests per second, not {per_second}"
+        );
+    }
+    if per_second == 0.0 {
+        return Ok(None);
+    }
+    if burst == 0 {
+        anyhow::bail!("--quay-burst must be at least 1 (requests that may go at once)");
+    }
+    Ok(Some(RateLimit { per_second, burst }))
+}
+
 /// The Kubernetes client configuration: `--kubeconfig`, else in-cluster or
 /// `KUBECONFIG`.
-async fn kube_config(args: &Args) -> anyhow::Result<kube::Config> {
+pub(super) async fn kube_config(args: &Args) -> anyhow::Result<kube::Config> {
     Ok(match &args.kubeconfig {
         Some(path) => {
             let kc = Kubeconfig::read_from(path)
@@ -437,6 +466,7 @@ fn controller_config(args: &Args, identity: Identity) -> anyhow::Result<Config> 
         rotation_request_cooldown: args.rotation_request_cooldown,
         rotation_deadline: (!args.rotation_deadline.is_zero()).then_some(args.rotation_deadline),
         concurrency: args.concurrency,
+        remote_watch_limit: args.remote_watch_limit,
     })
 }
 

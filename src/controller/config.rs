@@ -49,6 +49,8 @@ pub struct Config {
     pub rotation_request_cooldown: Duration,
     /// Passes of each reconciler that run at once (`--concurrency`).
     pub concurrency: u16,
+    /// Watch pairs on remote clusters at most (`--remote-watch-limit`).
+    pub remote_watch_limit: usize,
 }
 
 /// How namespace writes impersonate a workspace's ServiceAccount.

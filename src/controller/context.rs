@@ -13,6 +13,7 @@ use super::acting::{Delegation, Writer};
 use super::config::Config;
 use super::error::Result;
 use super::metrics::Metrics;
+use super::remote_watch::RemoteWatches;
 use super::targets::TargetClients;
 use crate::gitops::SideRepo;
 use crate::plan::requeue::FailureCounts;
@@ -30,6 +31,8 @@ pub struct Context {
     /// forge (`--extra-ca-file`; the Quay client holds its own copy).
     pub extra_ca: Option<ExtraCa>,
     pub targets: TargetClients,
+    /// Watches on the remote clusters Environments deliver to.
+    pub remote_watches: RemoteWatches,
     /// Impersonating clients, when `config.delivery` is set.
     delegation: Option<Delegation>,
     pub metrics: Metrics,
@@ -83,8 +86,10 @@ impl Context {
             .delivery
             .as_ref()
             .map(|d| Delegation::new(d.base.clone()));
+        let remote_watches = RemoteWatches::new(config.remote_watch_limit, metrics.clone());
         Context {
             client,
+            remote_watches,
             config,
             delegation,
             quay,

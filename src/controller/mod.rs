@@ -13,6 +13,7 @@ pub mod error;
 pub mod kubeconfig;
 pub mod metrics;
 pub mod pass;
+pub mod remote_watch;
 pub mod status;
 pub mod targets;
 pub mod workspace;
@@ -77,8 +78,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
                 tracing::debug!(error = %e, "component reconcile");
             }
         });
-    let environments =
-        environment_controller(client.clone(), scope.as_deref()).with_config(bounded_passes);
+    let environments = environment_controller(client.clone(), scope.as_deref())
+        .reconcile_on(ctx.remote_watches.triggers())
+        .with_config(bounded_passes);
     let environment_store = environments.store();
     let environments = environments
         .graceful_shutdown_on(stopped(stop_rx.clone()))
@@ -100,6 +102,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         bounded(components, component_store, stopped(stop_rx.clone())),
         bounded(environments, environment_store, stopped(stop_rx)),
     );
+    ctx.remote_watches.stop_all();
 }
 
 /// Mark `readiness` once the API answers for both kinds (for `/readyz`).

@@ -55,10 +55,12 @@ pub fn cleanup_overdue(object: &impl ResourceExt, ctx: &Context) -> bool {
 pub async fn finish(
     kind: Kind,
     key: &str,
+    started: std::time::Instant,
     result: std::result::Result<Action, FinalizerError<Error>>,
     ctx: &Context,
     warn: Option<&ObjectReference>,
 ) -> Result<Action> {
+    ctx.metrics.timed(kind.as_str(), started.elapsed());
     match result {
         Ok(action) => {
             ctx.metrics.reconciled(kind.as_str(), "ok");
@@ -89,6 +91,20 @@ pub async fn finish(
             Err(Error::FinalizerRace)
         }
         Err(e) => Err(Error::Finalizer(e.to_string())),
+    }
+}
+
+/// Once an object's cleanup is done (its finalizer is about to go), drop
+/// its per-object series: a deleted object is neither ready nor not.
+pub fn forget_when_cleaned<T>(
+    kind: Kind,
+    object: &impl ResourceExt,
+    done: &Result<T>,
+    ctx: &Context,
+) {
+    if done.is_ok() {
+        let ns = object.namespace().unwrap_or_default();
+        ctx.metrics.forget(kind.as_str(), &ns, &object.name_any());
     }
 }
 

@@ -1,6 +1,7 @@
 //! Clients for target clusters: this cluster, or another one through a
 //! kubeconfig Secret in the workspace. Clients are cached and rebuilt when
-//! the Secret changes.
+//! the Secret changes. Each remote client comes with its [`ClusterKey`],
+//! the digest of the identity it connects as, for the remote watches.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -9,9 +10,11 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
+use secrecy::ExposeSecret;
 
 use super::error::Result;
 use crate::api::Environment;
+use crate::plan::remote_watch::{ClusterIdentity, ClusterKey, cluster_key};
 
 /// Key in the cluster-credentials Secret that holds the kubeconfig.
 pub const KUBECONFIG_KEY: &str = "kubeconfig";
@@ -49,16 +52,41 @@ pub enum TargetClusterError {
     Unreachable { secret: String, detail: String },
 }
 
-#[derive(Default)]
 pub struct TargetClients {
-    cache: Mutex<HashMap<(String, String), (String, Client)>>,
+    cache: Mutex<HashMap<SecretRef, Cached>>,
+    /// Salts the [`ClusterKey`]s of this process.
+    salt: [u8; 32],
 }
+
+impl Default for TargetClients {
+    fn default() -> Self {
+        TargetClients {
+            cache: Mutex::default(),
+            salt: rand::random(),
+        }
+    }
+}
+
+/// A kubeconfig Secret: (namespace, name).
+type SecretRef = (String, String);
+/// The client built from one resourceVersion of it, and its identity's key.
+type Cached = (String, Client, ClusterKey);
 
 impl TargetClients {
     /// The client for an Environment's target cluster.
     pub async fn for_environment(&self, local: &Client, env: &Environment) -> Result<Client> {
+        Ok(self.keyed(local, env).await?.0)
+    }
+
+    /// The client for an Environment's target cluster and, for a remote
+    /// one, the key of the identity it connects as.
+    pub async fn keyed(
+        &self,
+        local: &Client,
+        env: &Environment,
+    ) -> Result<(Client, Option<ClusterKey>)> {
         let Some(secret_name) = env.spec.target.cluster_credentials_secret.as_deref() else {
-            return Ok(local.clone());
+            return Ok((local.clone(), None));
         };
         let ns = env.metadata.namespace.clone().unwrap_or_default();
         let secret = Api::<Secret>::namespaced(local.clone(), &ns)
@@ -70,10 +98,10 @@ impl TargetClients {
             })?;
         let version = secret.metadata.resource_version.clone().unwrap_or_default();
         let key = (ns.clone(), secret_name.to_string());
-        if let Some((v, c)) = self.cache.lock().unwrap().get(&key)
+        if let Some((v, c, k)) = self.cache.lock().unwrap().get(&key)
             && *v == version
         {
-            return Ok(c.clone());
+            return Ok((c.clone(), Some(*k)));
         }
         let raw = secret
             .data
@@ -95,6 +123,7 @@ impl TargetClients {
                 reason,
             }
         })?;
+        let cluster = identity_key(&self.salt, &kubeconfig);
         let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
             .map_err(|e| TargetClusterError::Unusable {
@@ -108,9 +137,33 @@ impl TargetClients {
         self.cache
             .lock()
             .unwrap()
-            .insert(key, (version, client.clone()));
-        Ok(client)
+            .insert(key, (version, client.clone(), cluster));
+        Ok((client, Some(cluster)))
     }
+}
+
+/// The key of an allowlisted kubeconfig's (single) cluster and user.
+fn identity_key(salt: &[u8; 32], kc: &Kubeconfig) -> ClusterKey {
+    let cluster = kc.clusters.first().and_then(|c| c.cluster.as_ref());
+    let user = kc.auth_infos.first().and_then(|u| u.auth_info.as_ref());
+    cluster_key(
+        salt,
+        &ClusterIdentity {
+            server: cluster
+                .and_then(|c| c.server.as_deref())
+                .unwrap_or_default(),
+            certificate_authority_data: cluster
+                .and_then(|c| c.certificate_authority_data.as_deref()),
+            tls_server_name: cluster.and_then(|c| c.tls_server_name.as_deref()),
+            token: user
+                .and_then(|u| u.token.as_ref())
+                .map(|t| t.expose_secret()),
+            client_certificate_data: user.and_then(|u| u.client_certificate_data.as_deref()),
+            client_key_data: user
+                .and_then(|u| u.client_key_data.as_ref())
+                .map(|k| k.expose_secret()),
+        },
+    )
 }
 
 /// Text from a remote cluster's side, bounded: it lands in status and events.

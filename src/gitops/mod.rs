@@ -279,6 +279,27 @@ impl SideRepo {
         }
     }
 
+    /// In pull-request mode, whether the forge answers with the token: a
+    /// harmless call (the open pull requests from the proposal branch).
+    /// `None` in direct mode. For `quayside doctor`.
+    pub fn check_forge_access(&self) -> Option<Result<(), GitError>> {
+        let DeliveryMode::PullRequest {
+            api_url,
+            owner,
+            repo,
+            token,
+        } = &self.cfg.mode
+        else {
+            return None;
+        };
+        let head = proposal_branch(&self.cfg.branch);
+        Some(
+            pulls::Forge::new(api_url, owner, repo, token, self.trust.as_ref())
+                .and_then(|forge| forge.find_open(&head))
+                .map(|_| ()),
+        )
+    }
+
     fn apply_direct(&mut self, plan: &PassPlan) -> Result<PassOutcome, GitError> {
         let branch = self.cfg.branch.clone();
         let message = plan.message.render();

@@ -204,6 +204,26 @@ impl SideRepo {
     }
 }
 
+impl SideRepo {
+    /// Whether the credentials may push, without pushing: negotiate a push
+    /// (the server's receive-pack advertisement, which is where servers
+    /// check write access, as `git push --dry-run` does) and send nothing.
+    /// For `quayside doctor`.
+    pub fn check_push_access(&self) -> Result<(), GitError> {
+        let refused = Cell::new(false);
+        let mut remote = self
+            .repo
+            .remote_anonymous(&self.cfg.url)
+            .map_err(|e| self.classify(e, &refused))?;
+        remote
+            .connect_auth(git2::Direction::Push, Some(self.callbacks(&refused)), None)
+            .map_err(|e| self.classify(e, &refused))?;
+        remote.list().map_err(|e| self.classify(e, &refused))?;
+        let _ = remote.disconnect();
+        Ok(())
+    }
+}
+
 /// Server-side statuses that mean "someone else updated the branch first".
 fn is_race(status: &str) -> bool {
     let s = status.to_ascii_lowercase();

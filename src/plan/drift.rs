@@ -3,7 +3,9 @@
 //!
 //! Once per heartbeat a Component's repository (existence, visibility,
 //! owner record) and its permission list are read — two API calls — and the
-//! stored logins are tried at the registry. What differs from what quayside
+//! stored logins are compared with a listing of the organization's robots
+//! shared by every Component (a registry login confirms any mismatch before
+//! it counts). What differs from what quayside
 //! made is a [`Drift`]; the controller heals it with its usual steps and
 //! reports each one with [`Drift::message`].
 
@@ -34,6 +36,15 @@ pub fn until_due(last_verified: Option<i64>, heartbeat: Duration, now: i64) -> D
     Duration::from_secs(left as u64)
 }
 
+/// How old the shared robot listing may be when a verification uses it: a
+/// token regenerated on Quay is then seen within a heartbeat and a quarter
+/// (never more than five minutes late), and the listing costs at most four
+/// calls per heartbeat for the whole organization, whatever the number of
+/// Components.
+pub fn listing_max_age(heartbeat: Duration) -> Duration {
+    (heartbeat / 4).min(Duration::from_secs(300))
+}
+
 /// One of the Component's robots as quayside made it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExpectedRobot {
@@ -41,9 +52,9 @@ pub struct ExpectedRobot {
     pub name: String,
     /// `write` (push) or `read` (pull).
     pub role: &'static str,
-    /// Whether the registry accepted the stored login (`None`: not tried,
-    /// e.g. no stored login).
-    pub login_accepted: Option<bool>,
+    /// Whether the stored token is the robot's current one (`None`: not
+    /// known, e.g. no stored login).
+    pub token_current: Option<bool>,
 }
 
 /// What the verification saw of the repository.
@@ -83,13 +94,13 @@ pub enum Drift {
         wanted: ResolvedVisibility,
         source_changed: bool,
     },
-    /// The registry refused the stored login and the robot has no
-    /// permission left: deleted on Quay.
+    /// The stored token is not current and the robot has no permission
+    /// left: deleted on Quay.
     RobotDeleted {
         robot: String,
     },
-    /// The registry refused the stored login but the robot is still
-    /// granted: its token was regenerated on Quay.
+    /// The stored token is not current but the robot is still granted:
+    /// its token was regenerated on Quay.
     TokenRegenerated {
         robot: String,
     },
@@ -123,7 +134,7 @@ pub fn findings(v: &Verification) -> Vec<Drift> {
             .as_ref()
             .and_then(|p| p.get(&robot.name))
             .cloned();
-        let refused = robot.login_accepted == Some(false);
+        let refused = robot.token_current == Some(false);
         let name = robot.name.clone();
         match (refused, found.as_deref()) {
             (true, None) => out.push(Drift::RobotDeleted { robot: name }),
@@ -221,6 +232,15 @@ mod tests {
     const H: Duration = Duration::from_secs(3600);
 
     #[test]
+    fn the_shared_listing_is_a_quarter_heartbeat_old_at_most_five_minutes() {
+        let s = Duration::from_secs;
+        assert_eq!(listing_max_age(s(4)), s(1));
+        assert_eq!(listing_max_age(s(600)), s(150));
+        assert_eq!(listing_max_age(H), s(300));
+        assert_eq!(listing_max_age(s(24 * 3600)), s(300));
+    }
+
+    #[test]
     fn verification_is_due_once_per_heartbeat() {
         let cases = [
             (None, 100, true, 3600),
@@ -245,7 +265,7 @@ mod tests {
         ExpectedRobot {
             name: name.into(),
             role,
-            login_accepted: login,
+            token_current: login,
         }
     }
 
@@ -316,7 +336,7 @@ mod tests {
                 "pull robot deleted",
                 |v| {
                     perms(v).remove("o+pull");
-                    v.robots[1].login_accepted = Some(false);
+                    v.robots[1].token_current = Some(false);
                 },
                 vec![Drift::RobotDeleted {
                     robot: "o+pull".into(),
@@ -324,7 +344,7 @@ mod tests {
             ),
             (
                 "push token regenerated",
-                |v| v.robots[0].login_accepted = Some(false),
+                |v| v.robots[0].token_current = Some(false),
                 vec![Drift::TokenRegenerated {
                     robot: "o+push".into(),
                 }],
@@ -353,7 +373,7 @@ mod tests {
             ),
             (
                 "no stored login: only the permission counts",
-                |v| v.robots[1].login_accepted = None,
+                |v| v.robots[1].token_current = None,
                 vec![],
             ),
         ];

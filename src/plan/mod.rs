@@ -11,6 +11,7 @@ pub mod grant;
 pub mod lease;
 pub mod link;
 pub mod ownership;
+pub mod remote_watch;
 pub mod requeue;
 pub mod rotation;
 pub mod rotation_request;

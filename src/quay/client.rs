@@ -1,7 +1,10 @@
 //! The Quay API client: each call quayside makes (docs/quay.md), idempotent, retried on
 //! transient failures, with the OAuth token re-read from its file every time.
 
+mod robot_tokens;
 mod verify;
+
+pub use robot_tokens::{RobotTokens, TokenState};
 
 use std::path::PathBuf;
 
@@ -16,6 +19,7 @@ use serde_json::{Value, json};
 
 use super::error::QuayError;
 use super::metrics::QuayMetrics;
+use super::rate::{Limiter, RateLimit};
 use super::retry::{RetryPolicy, parse_retry_after};
 use crate::api::ResolvedVisibility;
 use crate::credentials::RobotCredentials;
@@ -34,6 +38,9 @@ pub struct QuayConfig {
     /// Timeout of each HTTP request.
     pub timeout: Duration,
     pub retry: RetryPolicy,
+    /// The API's rate limit, shared by every call of this client (`None`:
+    /// unlimited). Registry logins are not counted: they are not API calls.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl QuayConfig {
@@ -46,6 +53,7 @@ impl QuayConfig {
             extra_ca: None,
             timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
+            rate_limit: None,
         }
     }
 }
@@ -171,6 +179,11 @@ struct Inner {
     base: url::Url,
     http: reqwest::Client,
     metrics: QuayMetrics,
+    /// The last robot listing (`robot_tokens`), shared by the verifications.
+    robot_listing: tokio::sync::Mutex<Option<robot_tokens::Listing>>,
+    /// Robots written through this client: a listing made before is stale.
+    robot_writes: std::sync::atomic::AtomicU64,
+    limiter: Option<Limiter>,
 }
 
 impl std::fmt::Debug for QuayClient {
@@ -268,10 +281,13 @@ impl QuayClient {
         })?;
         Ok(QuayClient {
             inner: Arc::new(Inner {
-                cfg,
                 base,
                 http,
                 metrics: QuayMetrics::default(),
+                robot_listing: tokio::sync::Mutex::new(None),
+                robot_writes: std::sync::atomic::AtomicU64::new(0),
+                limiter: cfg.rate_limit.map(Limiter::new),
+                cfg,
             }),
         })
     }
@@ -494,6 +510,7 @@ impl QuayClient {
         fields: impl Into<RobotFields>,
     ) -> Result<Robot, QuayError> {
         let fields = fields.into();
+        self.robot_written();
         let mut body =
             json!({ "description": fit_keeping_note(&fields.description, MAX_DESCRIPTION) });
         if let Some(m) = fields.metadata {
@@ -530,6 +547,7 @@ impl QuayClient {
 
     /// A new token for the robot; Quay revokes the old one at once.
     pub async fn regenerate_robot_token(&self, short: &str) -> Result<Robot, QuayError> {
+        self.robot_written();
         let a = self
             .call(
                 "regenerate_robot",
@@ -553,6 +571,7 @@ impl QuayClient {
 
     /// Delete the robot (and with it its permissions); absent is success.
     pub async fn delete_robot(&self, short: &str) -> Result<(), QuayError> {
+        self.robot_written();
         let a = self
             .call(
                 "delete_robot",
@@ -814,6 +833,9 @@ impl QuayClient {
         if let Some(b) = body {
             req = req.json(b);
         }
+        if let Some(limiter) = &inner.limiter {
+            limiter.acquire().await;
+        }
         let started = Instant::now();
         let sent = req.send().await;
         let (failure, retry_after) = match sent {
@@ -835,6 +857,14 @@ impl QuayClient {
                         let retried = status == StatusCode::TOO_MANY_REQUESTS
                             || (status.is_server_error() && retry_5xx == Retry5xx::Yes);
                         if retried {
+                            if status == StatusCode::TOO_MANY_REQUESTS
+                                && let Some(limiter) = &inner.limiter
+                            {
+                                // Everyone waits, not only this call: the
+                                // server's window is shared by the process.
+                                let wait = retry_after.unwrap_or(Duration::from_secs(1));
+                                limiter.pause(wait.min(inner.cfg.retry.max_delay)).await;
+                            }
                             (format!("HTTP {} {message}", status.as_u16()), retry_after)
                         } else {
                             return Ok(Attempt::Answered(Answer {

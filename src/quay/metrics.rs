@@ -58,9 +58,10 @@ impl Default for QuayMetrics {
 }
 
 impl QuayMetrics {
-    /// Add these metrics to `registry` (names prefixed `quay_`).
+    /// Add these metrics to `registry` (names prefixed `quayside_quay_`,
+    /// like every quayside metric).
     pub fn register(&self, registry: &mut Registry) {
-        let sub = registry.sub_registry_with_prefix("quay");
+        let sub = registry.sub_registry_with_prefix("quayside_quay");
         sub.register(
             "api_requests",
             "HTTP requests sent to the Quay API, by endpoint and outcome",

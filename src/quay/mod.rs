@@ -7,9 +7,13 @@
 mod client;
 mod error;
 mod metrics;
+mod rate;
 mod retry;
 
-pub use client::{Creation, QuayClient, QuayConfig, Repository, Robot, RobotFields, Role};
+pub use client::{
+    Creation, QuayClient, QuayConfig, Repository, Robot, RobotFields, RobotTokens, Role, TokenState,
+};
 pub use error::QuayError;
 pub use metrics::QuayMetrics;
+pub use rate::{Bucket, Limiter, RateLimit};
 pub use retry::{RetryPolicy, parse_retry_after};

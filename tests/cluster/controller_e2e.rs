@@ -388,6 +388,8 @@ async fn a_remote_cluster_is_served_and_healed_by_the_heartbeat() {
         .await;
     let mut cfg = h.config();
     cfg.heartbeat = Duration::from_secs(2);
+    // The heartbeat alone: remote watches (remote_watches.rs) are off.
+    cfg.remote_watch_limit = 0;
     h.start_controller_with(cfg).await;
     h.create_component("svc", &h.git.repo_url("public-app"), "public")
         .await;
@@ -401,7 +403,7 @@ async fn a_remote_cluster_is_served_and_healed_by_the_heartbeat() {
         h.target_secret(&target, "svc").await.is_none(),
         "nothing lands in the local cluster"
     );
-    // No watch reaches the remote cluster: the heartbeat heals it.
+    // No watch reaches the remote cluster here: the heartbeat heals it.
     remote_secrets
         .delete("svc-pull", &DeleteParams::default())
         .await
@@ -452,7 +454,7 @@ async fn scheduled_rotation_moves_to_new_robots_and_deletes_the_old_ones() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_new_component_costs_six_quay_calls_and_a_restart_none() {
+async fn a_new_component_costs_five_quay_calls_and_a_restart_none() {
     let mut h = Harness::start().await;
     let ns = h.target_namespace("calls", true).await;
     h.create_environment("e", &ns, &[]).await;
@@ -464,8 +466,8 @@ async fn a_new_component_costs_six_quay_calls_and_a_restart_none() {
     let provisioning = h.emulator.api_calls() - before;
     assert_eq!(
         provisioning,
-        6,
-        "get + create repository, 2 × create robot, 2 × grant: {:?}",
+        5,
+        "create repository, 2 × create robot, 2 × grant: {:?}",
         h.emulator.snapshot().api_calls
     );
     // Let the first passes settle: the Component's status records the

@@ -2,15 +2,22 @@
 //! one shared by the whole binary, each test in namespaces of its own),
 //! with the Quay emulator, the git server and the controller: the
 //! end-to-end flows, bad input, security, crash consistency, faults,
-//! operations, and deploy/. `cargo test --test cluster`; `QUAYSIDE_LONG=1`
+//! operations, deploy/, and the Argo CD scripts over live objects. `cargo
+//! test --test cluster`; `QUAYSIDE_LONG=1`
 //! runs the long variants of the `reliability_` tests.
 
 mod api_refusals;
+mod argocd_health;
 mod bad_input;
+mod cli_doctor;
+mod cli_rotate;
+mod cli_status;
 mod control_plane;
 mod controller_e2e;
+mod crd_validation;
 mod deploy_manifests;
 mod documented_paths;
+mod helm_manifests;
 mod high_availability;
 mod operations;
 mod quay_drift;
@@ -18,6 +25,7 @@ mod quay_fidelity;
 mod reliability_apiserver;
 mod reliability_crash;
 mod reliability_faults;
+mod remote_watches;
 mod render_kubectl;
 mod rotation_crash;
 mod rotation_deadline;

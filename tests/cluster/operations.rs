@@ -36,10 +36,44 @@ async fn run_serves_health_readiness_and_metrics() {
     for metric in [
         "quayside_reconciles_total",
         "quayside_kube_writes_total",
-        "quay_api_requests_total",
+        "quayside_quay_api_requests_total",
+        "quayside_reconcile_duration_seconds_count{controller=\"component\"}",
+        "quayside_component_rotated_timestamp_seconds{",
     ] {
         assert!(body.contains(metric), "{metric} missing:\n{body}");
     }
+    let ns = h.workspace.as_str();
+    assert!(
+        body.contains(&format!(
+            "quayside_object_ready{{kind=\"component\",namespace=\"{ns}\",name=\"m\"}} 1"
+        )),
+        "the Ready Component's gauge:\n{body}"
+    );
+    assert!(
+        body.contains(&format!(
+            "quayside_build_info{{version=\"{}\",commit=",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{body}"
+    );
+    // Every series is quayside's.
+    for line in body
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        assert!(line.starts_with("quayside_"), "{line}");
+    }
+    // A deleted Component is forgotten once its cleanup is done: an alert
+    // on `quayside_object_ready == 0` must not fire for what is gone.
+    let components: kube::Api<quayside::api::Component> =
+        kube::Api::namespaced(h.client.clone(), ns);
+    cluster::delete_and_wait(&components, "m", Duration::from_secs(60)).await;
+    let series = format!("namespace=\"{ns}\",name=\"m\"");
+    wait::until("m's series dropped", Duration::from_secs(30), || async {
+        let (_, body) = ports::http_get(&format!("{base}/metrics")).await?;
+        (!body.contains(&series)).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -140,7 +140,7 @@ async fn an_environment_unreachable_mid_rotation_is_left_behind_and_catches_up()
     let (metrics, _) = h.observed.clone().unwrap();
     let labels = ComponentLabels {
         namespace: h.workspace.clone(),
-        component: "app".into(),
+        name: "app".into(),
     };
     assert_eq!(metrics.rotation_stragglers.get_or_create(&labels).get(), 1);
     assert_eq!(metrics.rotation_deadlines.get(), 1);

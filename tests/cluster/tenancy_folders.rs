@@ -173,11 +173,27 @@ async fn attack_side_repo_path_outside_the_workspace_is_refused() {
     h.create_component("app", &h.git.repo_url("public-app"), "public")
         .await;
     h.wait_component_ready("app", T).await;
+    // Out of environments/ altogether: the API server refuses them.
+    for (name, path) in [("gh", ".github"), ("up", "../x"), ("root", "environments")] {
+        let e: Environment = serde_json::from_value(serde_json::json!({
+            "apiVersion": "quayside.dev/v1alpha1", "kind": "Environment",
+            "metadata": {"name": name},
+            "spec": {"target": {"namespace": "t"}, "sideRepo": {"path": path}}
+        }))
+        .unwrap();
+        match h.environments().create(&PostParams::default(), &e).await {
+            Err(kube::Error::Api(e)) if e.code == 422 => assert!(
+                e.message.contains("spec.sideRepo.path")
+                    && e.message.contains("must be a folder under environments/"),
+                "{name} ({path}): {}",
+                e.message
+            ),
+            other => panic!("{name} ({path}): not refused by the API server: {other:?}"),
+        }
+    }
+    // Well-formed, but not this workspace's: the controller refuses them.
     let attacks = [
-        ("gh", ".github"),
         ("other", "environments/other-ws/prod"),
-        ("up", "../x"),
-        ("root", "environments"),
         ("everyone", &format!("environments/{ws}") as &str),
     ];
     for (name, path) in attacks {

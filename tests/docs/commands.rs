@@ -85,6 +85,13 @@ const DATAKEY: [&str; 3] = [
     "sed -n \"/recipient: $r/,/END AGE/{s/^ *//;/^-----BEGIN/,/^-----END/p}\" web-pull.sops.yaml > datakey.age",
     "age --decrypt -i key.txt datakey.age | od -An -tx1",
 ];
+const INSTALL_SECRET: &str = "kubectl -n quayside-system create secret generic quayside-credentials --from-file=quay-token=./quay-token --from-file=side-repo-token=./side-repo-token --from-file=age.key=./controller.key";
+const HELM_INSTALL: &str = "helm install quayside deploy/helm/quayside --namespace quayside-system --set quay.organization=my-org --set sideRepo.url=https://github.com/my-org/gitops-secrets.git";
+const HELM_UPGRADE: &str =
+    "helm upgrade quayside deploy/helm/quayside --namespace quayside-system --reuse-values";
+const HELM_PACKAGE: &str = "helm package deploy/helm/quayside --destination dist/";
+const NO_CONTAINERS: &str = "no container engine or registry on these machines (docs/release.md)";
+const ARGOCD_KUSTOMIZE: &str = "tests/tools/argocd_kustomize.rs";
 const FUZZ_IN_CI: &[&str] = &["scripts/fuzz \"${QUAYSIDE_FUZZ_SECONDS:-10}\""];
 const CARGO_TEST_IN_CI: &[&str] = &["cargo test --workspace --all-targets --locked"];
 
@@ -100,6 +107,36 @@ const LEDGER: &[(&str, How)] = &[
     ),
     ("age-keygen -o controller.key", Run(Cluster)),
     ("kubectl apply -k deploy/", Run(Cluster)),
+    ("kubectl create namespace quayside-system", Run(Cluster)),
+    (INSTALL_SECRET, Run(Cluster)),
+    (HELM_INSTALL, Run(Cluster)),
+    (HELM_UPGRADE, Run(Cluster)),
+    // docs/release.md
+    (
+        "scripts/release-manifests",
+        covered("tests/tools/helm_chart.rs"),
+    ),
+    (HELM_PACKAGE, Run(Offline)),
+    (
+        "helm push dist/quayside-<version>.tgz oci://quay.io/quayside/charts",
+        NotHere(NO_CONTAINERS),
+    ),
+    (
+        "docker buildx build --platform linux/amd64,linux/arm64 --build-arg QUAYSIDE_GIT_COMMIT=$(git rev-parse HEAD) --tag quay.io/quayside/quayside:<version> --push .",
+        NotHere(NO_CONTAINERS),
+    ),
+    (
+        "cosign sign --yes quay.io/quayside/quayside@<digest>",
+        NotHere(NO_CONTAINERS),
+    ),
+    (
+        "cosign verify quay.io/quayside/quayside@<digest> --certificate-oidc-issuer https://token.actions.githubusercontent.com --certificate-identity-regexp '^https://github.com/<owner>/quayside/.github/workflows/release.yaml@refs/tags/v'",
+        NotHere(NO_CONTAINERS),
+    ),
+    (
+        "kubectl -n quayside-system rollout status deployment/quayside-controller",
+        NotHere("the test control plane has no controller-manager: no Pod is ever made"),
+    ),
     // docs/development.md
     (".cache/bin/testcluster start --dir /tmp/cp", Run(Cluster)),
     (
@@ -112,6 +149,10 @@ const LEDGER: &[(&str, How)] = &[
     ),
     (
         "cargo run -- crd > deploy/crds/quayside.dev.yaml",
+        Run(Offline),
+    ),
+    (
+        "cargo run -- configuration > docs/configuration.md",
         Run(Offline),
     ),
     ("cargo fmt --all -- --check", covered("scripts/test")),
@@ -219,6 +260,56 @@ const LEDGER: &[(&str, How)] = &[
         },
     ),
     ("quayside run --help", Run(Offline)),
+    // docs/operations.md: the operator commands, run as the built binary
+    // against the test control plane, the Quay emulator and the git server.
+    (
+        "quayside status -n <workspace>",
+        How::CoveredBy {
+            file: "tests/cluster/cli_status.rs",
+            shows: &["\"status\", \"-n\""],
+            why: "with the test control plane's --kubeconfig",
+        },
+    ),
+    (
+        "quayside status --all-namespaces",
+        How::CoveredBy {
+            file: "tests/cluster/cli_status.rs",
+            shows: &["\"status\", \"--all-namespaces\""],
+            why: "with the test control plane's --kubeconfig",
+        },
+    ),
+    (
+        "quayside rotate <name> -n <workspace> --wait",
+        How::CoveredBy {
+            file: "tests/cluster/cli_rotate.rs",
+            shows: &["\"rotate\"", "\"-n\"", "\"--wait\""],
+            why: "with the test control plane's --kubeconfig and a --timeout",
+        },
+    ),
+    (
+        "quayside doctor --as system:serviceaccount:quayside-system:quayside-controller",
+        How::CoveredBy {
+            file: "tests/cluster/cli_doctor.rs",
+            shows: &["\"doctor\"", "\"--as\", &controller"],
+            why: "with run's flags for the test's servers, as a ServiceAccount of the test's namespace bound to deploy/rbac/'s roles",
+        },
+    ),
+    (
+        "kubectl plugin list",
+        How::CoveredBy {
+            file: "tests/cluster/cli_status.rs",
+            shows: &["\"plugin\".into(), \"list\".into()"],
+            why: "with kubectl-quayside on the PATH",
+        },
+    ),
+    (
+        "kubectl quayside status",
+        How::CoveredBy {
+            file: "tests/cluster/cli_status.rs",
+            shows: &["\"quayside\".into(),", "\"status\".into(),"],
+            why: "with kubectl-quayside on the PATH and -n the test's namespace",
+        },
+    ),
     ("kubectl get components -A", Run(Cluster)),
     ("age-keygen -o new.key", Run(Offline)),
     // docs/quay.md
@@ -249,6 +340,37 @@ const LEDGER: &[(&str, How)] = &[
     ),
     ("quayside verify DIR", Run(Cluster)),
     (RENDER, Run(Offline)),
+    // docs/side-repo.md: Argo CD with KSOPS
+    ("age-keygen -o argocd.agekey", covered(ARGOCD_KUSTOMIZE)),
+    (
+        "kubectl -n argocd create secret generic argocd-sops-age-key --from-file=keys.txt=argocd.agekey",
+        covered(ARGOCD_KUSTOMIZE),
+    ),
+    (
+        "kubectl -n argocd patch deployment argocd-repo-server --patch-file docs/examples/argocd-repo-server-ksops.yaml",
+        How::CoveredBy {
+            file: ARGOCD_KUSTOMIZE,
+            shows: &["\"patch\", \"--local\"", "argocd-repo-server-ksops.yaml"],
+            why: "no Argo CD here: the same patch file is applied locally to a trimmed argocd-repo-server Deployment, and kustomize runs in the layout that comes out",
+        },
+    ),
+    (
+        "kubectl -n argocd patch configmap argocd-cm --patch-file docs/examples/argocd-cm-ksops.yaml",
+        How::CoveredBy {
+            file: ARGOCD_KUSTOMIZE,
+            shows: &["\"patch\", \"--local\"", "argocd-cm-ksops.yaml"],
+            why: "no Argo CD here: the same patch file is applied locally to an argocd-cm, and kustomize runs with the buildOptions that come out",
+        },
+    ),
+    // docs/operations.md: Argo CD
+    (
+        "kubectl -n argocd patch configmap argocd-cm --patch-file deploy/argocd/argocd-cm.yaml",
+        How::CoveredBy {
+            file: "tests/tools/argocd_lua.rs",
+            shows: &["deploy(\"argocd-cm.yaml\")", "\"patch\", \"--local\""],
+            why: "no Argo CD here: the same patch file is applied locally to an argocd-cm, and the result is checked to hold the Lua files",
+        },
+    ),
     // docs/benchmarks.md
     (
         "cargo build --release --workspace",
@@ -752,7 +874,7 @@ fn cluster_commands_run_against_a_real_control_plane() {
         .unwrap();
     let t = tmp.path().to_path_buf();
     let (cp, admin, kc) = start_control_plane(&sh, &t);
-    install_deploy(&sh, &kc);
+    install_with_helm(&sh, &t, &kc);
     let (gitserver, git_root, git_url) = start_git_server(&sh, &t);
     let (emulator, api, registry) = start_quay_emulator(&sh, &t);
     let scene = Scene {
@@ -829,25 +951,54 @@ fn start_control_plane(sh: &Shell, t: &Path) -> (shell::Background, PathBuf, Pat
     (cp, admin, kc)
 }
 
-/// docs/getting-started.md: install. The objects must really exist.
-fn install_deploy(sh: &Shell, kc: &Path) {
-    let out = sh
-        .run(Cmd::doc("kubectl apply -k deploy/"))
+/// docs/getting-started.md: install with Helm, as a user would, from
+/// the credentials Secret to `helm install` and an upgrade. The objects
+/// must really exist. (The key and tokens here are throwaway: the
+/// controller this scenario runs later is started by hand.)
+fn install_with_helm(sh: &Shell, t: &Path, kc: &Path) {
+    let dir = t.join("install");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("quay-token"), "placeholder-quay-token").unwrap();
+    std::fs::write(dir.join("side-repo-token"), "placeholder-side-repo-token").unwrap();
+    let key = Command::new(tools::bin("age-keygen"))
+        .arg("-o")
+        .arg(dir.join("controller.key"))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(key.success());
+    sh.run(Cmd::doc("kubectl create namespace quayside-system"))
         .env("KUBECONFIG", kc)
         .ok();
-    for created in [
-        "customresourcedefinition.apiextensions.k8s.io/components.quayside.dev created",
-        "customresourcedefinition.apiextensions.k8s.io/environments.quayside.dev created",
-        "namespace/quayside-system created",
-        "clusterrole.rbac.authorization.k8s.io/quayside-controller created",
-        "deployment.apps/quayside-controller created",
-    ] {
-        assert!(
-            out.stdout.contains(created),
-            "{created} missing:\n{}",
-            out.stdout
-        );
+    let secret = sh
+        .run(Cmd::doc(INSTALL_SECRET))
+        .cwd(&dir)
+        .env("KUBECONFIG", kc)
+        .ok();
+    assert!(
+        secret
+            .stdout
+            .contains("secret/quayside-credentials created"),
+        "{}",
+        secret.stdout
+    );
+    let keys = kubectl(
+        kc,
+        &[
+            "-n",
+            "quayside-system",
+            "get",
+            "secret",
+            "quayside-credentials",
+            "-o",
+            "jsonpath={.data}",
+        ],
+    );
+    for k in ["quay-token", "side-repo-token", "age.key"] {
+        assert!(keys.contains(&format!("\"{k}\"")), "{k} missing: {keys}");
     }
+    let out = sh.run(Cmd::doc(HELM_INSTALL)).env("KUBECONFIG", kc).ok();
+    assert!(out.stdout.contains("STATUS: deployed"), "{}", out.stdout);
     kubectl(
         kc,
         &[
@@ -858,19 +1009,60 @@ fn install_deploy(sh: &Shell, kc: &Path) {
             "crd/environments.quayside.dev",
         ],
     );
-    let replicas = kubectl(
+    let deployment = |path: &str| {
+        kubectl(
+            kc,
+            &[
+                "-n",
+                "quayside-system",
+                "get",
+                "deployment",
+                "quayside-controller",
+                "-o",
+                &format!("jsonpath={path}"),
+            ],
+        )
+    };
+    assert_eq!(
+        deployment("{.spec.replicas}"),
+        "2",
+        "getting-started.md: two replicas"
+    );
+    let config = kubectl(
         kc,
         &[
             "-n",
             "quayside-system",
             "get",
-            "deployment",
-            "quayside-controller",
+            "configmap",
+            "quayside-config",
             "-o",
-            "jsonpath={.spec.replicas}",
+            "jsonpath={.data}",
         ],
     );
-    assert_eq!(replicas, "2", "getting-started.md: two replicas");
+    assert!(
+        config.contains("my-org") && config.contains("gitops-secrets.git"),
+        "{config}"
+    );
+    let out = sh.run(Cmd::doc(HELM_UPGRADE)).env("KUBECONFIG", kc).ok();
+    assert!(out.stdout.contains("REVISION: 2"), "{}", out.stdout);
+    // The same objects without Helm: `kubectl apply -k deploy/` over the
+    // chart's, checked by the API server without changing them.
+    let out = sh
+        .run(Cmd::doc("kubectl apply -k deploy/").append("--dry-run=server"))
+        .env("KUBECONFIG", kc)
+        .ok();
+    for object in [
+        "customresourcedefinition.apiextensions.k8s.io/components.quayside.dev",
+        "clusterrole.rbac.authorization.k8s.io/quayside-delivery",
+        "deployment.apps/quayside-controller",
+    ] {
+        assert!(
+            out.stdout.contains(object),
+            "{object} missing:\n{}",
+            out.stdout
+        );
+    }
 }
 
 /// docs/development.md: the git server. `a.git` is public, the side
@@ -1495,6 +1687,44 @@ fn offline_commands_run() {
         read(&crd) == read(&root.join("deploy/crds/quayside.dev.yaml")),
         "deploy/crds/quayside.dev.yaml is stale: run `cargo run -- crd > deploy/crds/quayside.dev.yaml`"
     );
+
+    // docs/configuration.md, the same way.
+    let configuration = t.join("configuration.md");
+    sh.run(
+        Cmd::doc("cargo run -- configuration > docs/configuration.md")
+            .fill("cargo run --", "quayside")
+            .fill("docs/configuration.md", p(&configuration)),
+    )
+    .ok();
+    assert!(
+        read(&configuration) == read(&root.join("docs/configuration.md")),
+        "docs/configuration.md is stale: run `cargo run -- configuration > docs/configuration.md`"
+    );
+
+    // docs/release.md: the chart package holds the files its symbolic
+    // links point at, so a packaged chart is whole.
+    let dist = t.join("dist");
+    let out = sh
+        .run(
+            Cmd::doc(HELM_PACKAGE)
+                .fill("--destination dist/", format!("--destination {}", p(&dist))),
+        )
+        .ok();
+    let tgz = dist.join(format!("quayside-{}.tgz", env!("CARGO_PKG_VERSION")));
+    assert!(out.stdout.contains(&p(&tgz)), "{}", out.stdout);
+    let listing = Command::new("tar").arg("tvzf").arg(&tgz).output().unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    for file in [
+        "crds/quayside.dev.yaml",
+        "files/rules.yaml",
+        "files/dashboard.json",
+    ] {
+        let line = listing
+            .lines()
+            .find(|l| l.ends_with(&format!("quayside/{file}")))
+            .unwrap_or_else(|| panic!("{file} not packaged:\n{listing}"));
+        assert!(line.starts_with('-'), "{file} packaged as a link: {line}");
+    }
 
     // docs/operations.md: the help lists every flag of the configuration
     // table, with its variable and default.

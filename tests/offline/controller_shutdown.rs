@@ -41,6 +41,7 @@ fn config() -> Config {
         rotation_request_cooldown: Duration::ZERO,
         rotation_deadline: None,
         concurrency: 32,
+        remote_watch_limit: 100,
     }
 }
 

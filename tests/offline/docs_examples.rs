@@ -46,9 +46,18 @@ fn flux_kustomization_decrypts_with_sops() {
 }
 
 #[test]
-fn repo_server_patch_mounts_ksops_and_the_age_key() {
+fn repo_server_patch_puts_ksops_on_path_and_mounts_the_age_key() {
+    // KSOPS v4: kustomize looks the rendered generator's `exec: path: ksops`
+    // up on $PATH, not at the legacy plugin path (tests/tools/argocd_kustomize.rs
+    // builds rendered folders in this layout).
     let patch = &docs("argocd-repo-server-ksops.yaml")[0];
     let text = patch.to_string();
     assert!(text.contains("SOPS_AGE_KEY_FILE"));
-    assert!(text.contains("viaduct.ai/v1/ksops"));
+    assert!(text.contains("\"/usr/local/bin/ksops\""));
+    assert!(!text.contains("kustomize/plugin"), "the legacy plugin path");
+    let cm = &docs("argocd-cm-ksops.yaml")[0];
+    assert_eq!(
+        cm["data"]["kustomize.buildOptions"],
+        "--enable-alpha-plugins --enable-exec"
+    );
 }

@@ -4,6 +4,7 @@
 //! `cargo test --test offline`.
 
 mod command_line;
+mod configuration_drift;
 mod controller_shutdown;
 mod crd_drift;
 mod docs_examples;
@@ -12,6 +13,7 @@ mod quay_emulator;
 mod quay_recorded;
 mod quay_replay;
 mod quay_tls;
+mod release;
 mod render_golden;
 mod render_safety;
 mod seal_errors;

@@ -322,7 +322,7 @@ impl Scrape {
                     let k = format!("{}/{}", label("controller"), label("reason"));
                     *s.errors.entry(k).or_default() += value;
                 }
-                "quay_api_requests_total" => {
+                "quayside_quay_api_requests_total" => {
                     *s.quay_outcomes.entry(label("outcome")).or_default() += value;
                 }
                 _ => {}
@@ -489,7 +489,20 @@ impl Bench {
         }
     }
 
+    /// `quayside run` against `emu`, with no client-side rate limit.
     fn spawn(&self, emu: &Emulator, ws: &Workspace, heartbeat: Duration) -> anyhow::Result<Proc> {
+        self.spawn_limited(emu, ws, heartbeat, None)
+    }
+
+    /// `quayside run` against `emu`; `limit`: its client-side Quay rate
+    /// limit (requests/s, burst), `None` for none (the emulator has none).
+    fn spawn_limited(
+        &self,
+        emu: &Emulator,
+        ws: &Workspace,
+        heartbeat: Duration,
+        limit: Option<(f64, u32)>,
+    ) -> anyhow::Result<Proc> {
         let n = {
             let mut g = self.spawned.lock().unwrap_or_else(|p| p.into_inner());
             *g += 1;
@@ -523,6 +536,8 @@ impl Bench {
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .args(["--leader-election", "false"])
+            .args(["--quay-rate-limit", &limit.map_or(0.0, |l| l.0).to_string()])
+            .args(["--quay-burst", &limit.map_or(1, |l| l.1).to_string()])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)
@@ -985,7 +1000,8 @@ impl Bench {
             })
             .await?;
         let ws = self.workspace("throttled", 1).await?;
-        let mut proc = self.spawn(&emu, &ws, Duration::from_secs(86400))?;
+        let day = Duration::from_secs(86400);
+        let mut proc = self.spawn_limited(&emu, &ws, day, Some((rate, burst)))?;
         self.wait_readyz(&mut proc).await?;
         let t0 = Instant::now();
         self.create_components(&ws, 0..n).await?;
@@ -1126,8 +1142,8 @@ mod tests {
             quayside_reconciles_total{controller=\"component\",result=\"ok\"} 10\n\
             quayside_reconciles_total{controller=\"component\",result=\"error\"} 3\n\
             quayside_reconcile_errors_total{controller=\"component\",reason=\"QuayUnavailable\"} 3\n\
-            quay_api_requests_total{endpoint=\"create_robot\",outcome=\"throttled\"} 4\n\
-            quay_api_requests_total{endpoint=\"create_robot\",outcome=\"ok\"} 5\n# EOF\n";
+            quayside_quay_api_requests_total{endpoint=\"create_robot\",outcome=\"throttled\"} 4\n\
+            quayside_quay_api_requests_total{endpoint=\"create_robot\",outcome=\"ok\"} 5\n# EOF\n";
         let s = Scrape::parse(text);
         assert_eq!(s.kube_writes, 7.0);
         assert_eq!(s.git_commits, 2.0);

@@ -62,6 +62,9 @@ pub(crate) enum Route {
         repo: String,
         user: String,
     },
+    ListRobots {
+        org: String,
+    },
     GetRobot {
         org: String,
         short: String,
@@ -93,6 +96,9 @@ impl Route {
         match (method, segs.as_slice()) {
             (&Method::POST, ["repository"]) => Route::CreateRepository,
             (&Method::GET, ["organization", org]) => Route::GetOrganization {
+                org: org.to_string(),
+            },
+            (&Method::GET, ["organization", org, "robots"]) => Route::ListRobots {
                 org: org.to_string(),
             },
             (m, ["organization", org, "robots", short]) => {
@@ -164,6 +170,7 @@ impl Route {
             Route::ListPermissions { .. } => "get_repository_permissions",
             Route::Grant { .. } => "grant",
             Route::Revoke { .. } => "revoke",
+            Route::ListRobots { .. } => "list_robots",
             Route::GetRobot { .. } => "get_robot",
             Route::CreateRobot { .. } => "create_robot",
             Route::RegenerateRobot { .. } => "regenerate_robot",
@@ -198,7 +205,8 @@ fn need_of<'r>(route: &'r Route, body: &'r Value) -> Option<(Need, &'r str, Opti
         | Route::ListPermissions { org, repo }
         | Route::Grant { org, repo, .. }
         | Route::Revoke { org, repo, .. } => (Need::Admin, org, Some(repo)),
-        Route::GetRobot { org, .. }
+        Route::ListRobots { org }
+        | Route::GetRobot { org, .. }
         | Route::CreateRobot { org, .. }
         | Route::RegenerateRobot { org, .. }
         | Route::DeleteRobot { org, .. } => (Need::Organization, org, None),
@@ -280,6 +288,11 @@ fn answer(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body
         Route::ListPermissions { org, repo } => m.list_permissions(org, repo),
         Route::Grant { org, repo, user } => m.grant(org, repo, user, str_field(&body, "role")),
         Route::Revoke { org, repo, user } => m.revoke(org, repo, user),
+        Route::ListRobots { org } => {
+            let tokens = query_flag(uri, "token", true);
+            let permissions = query_flag(uri, "permissions", false);
+            m.list_robots(org, tokens, permissions)
+        }
         Route::GetRobot { org, short } => m.get_robot(org, short),
         // A PUT without a body makes a robot with description "" and
         // metadata null, as Quay does.
@@ -295,6 +308,21 @@ fn answer(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body
         Route::DeleteRobot { org, short } => m.delete_robot(org, short),
         Route::GetOrganization { .. } | Route::Unknown => Reply::not_found(),
     }
+}
+
+/// A boolean query parameter as Quay's `truthy_bool` reads it (`true`,
+/// `1`, `yes`, any case), or `default` when absent.
+fn query_flag(uri: &Uri, name: &str, default: bool) -> bool {
+    let Some(query) = uri.query() else {
+        return default;
+    };
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .find(|(k, _)| *k == name)
+        .map_or(default, |(_, v)| {
+            matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes")
+        })
 }
 
 /// Quay shows any signed-in user an organization that exists (what a

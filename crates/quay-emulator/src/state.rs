@@ -417,6 +417,44 @@ impl Model {
         }
     }
 
+    /// `GET /organization/{org}/robots`: every robot of the organization in
+    /// Quay's list shape (`teams`, `repositories` and `description`, no
+    /// metadata), with its token unless `token=false`, and the names of the
+    /// repositories it has a permission on only with `permissions=true`
+    /// (Quay leaves the list empty otherwise).
+    pub(crate) fn list_robots(&self, org: &str, tokens: bool, permissions: bool) -> Reply {
+        let prefix = format!("{org}+");
+        let robots: Vec<Value> = self
+            .robots
+            .iter()
+            .filter(|(name, _)| name.starts_with(&prefix))
+            .map(|(name, r)| {
+                let repositories: Vec<&str> = match permissions {
+                    true => self
+                        .perms
+                        .keys()
+                        .filter(|(_, user)| user == name)
+                        .filter_map(|(repo, _)| repo.split_once('/').map(|(_, n)| n))
+                        .collect(),
+                    false => Vec::new(),
+                };
+                let mut body = json!({
+                    "name": name,
+                    "created": "Fri, 27 Nov 2026 00:00:00 -0000",
+                    "last_accessed": null,
+                    "teams": [],
+                    "repositories": repositories,
+                    "description": r.description,
+                });
+                if tokens {
+                    body["token"] = json!(r.token);
+                }
+                body
+            })
+            .collect();
+        Reply::json(StatusCode::OK, json!({ "robots": robots }))
+    }
+
     /// Quay keeps `description` (at most 255 characters, checked with the
     /// request's schema, before the name) and `metadata`
     /// (`unstructured_metadata`) as given; neither can change afterwards.

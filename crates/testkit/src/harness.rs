@@ -150,6 +150,8 @@ impl Harness {
                 base: Duration::from_millis(20),
                 max_delay: Duration::from_millis(500),
             },
+            // The emulator has no limit unless a test sets one (Faults).
+            rate_limit: None,
         }
     }
 
@@ -195,6 +197,7 @@ impl Harness {
             rotation_request_cooldown: Duration::ZERO,
             rotation_deadline: Some(Duration::from_secs(3600)),
             concurrency: 32,
+            remote_watch_limit: 100,
         }
     }
 

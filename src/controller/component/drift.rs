@@ -1,6 +1,8 @@
 //! The heartbeat's verification of a Component's Quay objects: two API
-//! calls (the repository, its permission list) and a registry login per
-//! stored login, decided and judged by `plan::drift`. What it finds is
+//! calls (the repository, its permission list) and the stored logins
+//! compared with the organization's robot listing that all Components share
+//! (a registry login only to confirm a mismatch), decided and judged by
+//! `plan::drift`. What it finds is
 //! healed by the usual steps (`check_quay`), then reported, one event per
 //! finding. Nothing is adopted here: the full check applies the owner rules.
 
@@ -12,10 +14,10 @@ use crate::api::{ResolvedVisibility, Visibility};
 use crate::controller::error::Result;
 use crate::names::{self, RobotRole};
 use crate::plan::drift::{
-    Drift, ExpectedRobot, SeenRepository, Verification, findings, verification_due,
+    Drift, ExpectedRobot, SeenRepository, Verification, findings, listing_max_age, verification_due,
 };
 use crate::plan::ownership::{Record, description_record};
-use crate::quay::{Repository, Role};
+use crate::quay::{Repository, Role, TokenState};
 use crate::source::{SourceVisibility, detect_visibility};
 
 /// The event reason of healed drift (a Warning: someone changed Quay).
@@ -91,10 +93,15 @@ impl Pass<'_> {
         }
     }
 
-    /// The active slot's robots, each with the outcome of a registry login
-    /// with its stored login (a regenerated token shows nowhere else).
+    /// The active slot's robots, each judged by whether its stored token is
+    /// the current one: from the shared listing when it agrees, from a
+    /// registry login when it does not (a stale listing, or real drift),
+    /// so only a confirmed mismatch is ever healed.
     async fn robots_seen(&self, repo: &str) -> Result<Vec<ExpectedRobot>> {
         let quay = &self.ctx.quay;
+        let listing = quay
+            .robot_tokens(listing_max_age(self.ctx.config.heartbeat))
+            .await?;
         let mut robots = Vec::new();
         for role in [RobotRole::Push, RobotRole::Pull] {
             let name = quay.robot_name(&names::robot_short_name(repo, role, self.slot));
@@ -102,14 +109,15 @@ impl Pass<'_> {
                 RobotRole::Push => &self.push,
                 RobotRole::Pull => &self.pull,
             };
-            let login_accepted = match stored.as_ref().filter(|s| s.credentials.username == name) {
+            let token_current = match stored.as_ref().filter(|s| s.credentials.username == name) {
+                Some(s) if listing.state(&s.credentials) == TokenState::Current => Some(true),
                 Some(s) => Some(quay.registry_login(&s.credentials).await?),
                 None => None,
             };
             robots.push(ExpectedRobot {
                 name,
                 role: Role::from(role).as_str(),
-                login_accepted,
+                token_current,
             });
         }
         Ok(robots)

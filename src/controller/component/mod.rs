@@ -46,16 +46,21 @@ pub async fn reconcile(component: Arc<Component>, ctx: Arc<Context>) -> Result<A
     );
     let oref = component.object_ref(&());
     let key = pass::key_of(component.as_ref());
+    let started = std::time::Instant::now();
     let result = finalizer(&api, FINALIZER, component, |event| async {
         match event {
             Finalizer::Apply(c) => apply(&c, &ctx).await,
-            Finalizer::Cleanup(c) => cleanup::run(&c, &ctx).await,
+            Finalizer::Cleanup(c) => {
+                let done = cleanup::run(&c, &ctx).await;
+                pass::forget_when_cleaned(Kind::Component, c.as_ref(), &done, &ctx);
+                done
+            }
         }
     })
     .await;
     // The condition already says what to fix; a Warning event makes it
     // visible in `kubectl describe` and to event-based alerting.
-    pass::finish(Kind::Component, &key, result, &ctx, Some(&oref)).await
+    pass::finish(Kind::Component, &key, started, result, &ctx, Some(&oref)).await
 }
 
 /// Requeue policy on error: see [`pass::requeue_after`].
@@ -82,6 +87,17 @@ async fn apply(component: &Component, ctx: &Context) -> Result<Action> {
     ctx.metrics
         .stragglers(&pass.ns, &pass.name, report.stragglers.len());
     super::status::write(ctx, component, component.status.as_ref(), &status).await?;
+    let (ns, name) = (&pass.ns, &pass.name);
+    let m = &ctx.metrics;
+    m.observe_ready(Kind::Component.as_str(), ns, name, &status.conditions);
+    // Scheduled rotation counts from creation until the first rotation.
+    let since = status
+        .rotated_at
+        .as_ref()
+        .or(component.metadata.creation_timestamp.as_ref());
+    if let Some(at) = since {
+        m.observe_rotation(ns, name, at.0.as_second());
+    }
     outcome
 }
 

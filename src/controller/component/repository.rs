@@ -45,7 +45,12 @@ impl Pass<'_> {
         visibility: ResolvedVisibility,
     ) -> Result<Option<Repository>> {
         let quay = &self.ctx.quay;
-        if let Some(existing) = quay.get_repository(repo).await? {
+        // A Component with no persisted credentials most likely has no
+        // repository yet: create first (one call; "exists" sends us to look),
+        // as `ensure_robots` does. Otherwise look first: a read is cheaper
+        // on Quay's rate limit than a refused create, and leaves no audit log.
+        let fresh = self.push.is_none() && self.pull.is_none();
+        if !fresh && let Some(existing) = quay.get_repository(repo).await? {
             return Ok(Some(existing));
         }
         let description = self.claim(repo).repository_description();

@@ -24,6 +24,8 @@ use crate::plan::CommitMessage;
 use crate::vocabulary::{SERVICE_ACCOUNT_DEFAULT, SERVICE_ACCOUNT_DEPLOYER, target_selector};
 
 pub(super) async fn run(env: &Environment, ctx: &Context) -> Result<Action> {
+    // Going away: its remote target is watched no more.
+    crate::controller::remote_watch::forget(ctx, env);
     if let Err(e) = clean_target(env, ctx).await {
         if !pass::cleanup_overdue(env, ctx) {
             return Err(e);

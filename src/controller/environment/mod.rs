@@ -35,15 +35,20 @@ pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Actio
     let api: Api<Environment> =
         Api::namespaced(ctx.client.clone(), &env.namespace().unwrap_or_default());
     let key = pass::key_of(env.as_ref());
+    let started = std::time::Instant::now();
     let result = finalizer(&api, FINALIZER, env, |event| async {
         match event {
             Finalizer::Apply(e) => apply(&e, &ctx).await,
-            Finalizer::Cleanup(e) => cleanup::run(&e, &ctx).await,
+            Finalizer::Cleanup(e) => {
+                let done = cleanup::run(&e, &ctx).await;
+                pass::forget_when_cleaned(Kind::Environment, e.as_ref(), &done, &ctx);
+                done
+            }
         }
     })
     .await;
     // Failures are reported as events inside the pass, where their cause is known.
-    pass::finish(Kind::Environment, &key, result, &ctx, None).await
+    pass::finish(Kind::Environment, &key, started, result, &ctx, None).await
 }
 
 /// Requeue policy on error: see [`pass::requeue_after`].
@@ -100,6 +105,12 @@ async fn apply(env: &Environment, ctx: &Context) -> Result<Action> {
         Time(now),
     );
     super::status::write(ctx, env, env.status.as_ref(), &status).await?;
+    ctx.metrics.observe_ready(
+        Kind::Environment.as_str(),
+        &env.namespace().unwrap_or_default(),
+        &env.name_any(),
+        &status.conditions,
+    );
     match first_error {
         Some(e) => Err(e),
         None => Ok(Action::requeue(ctx.config.heartbeat)),

@@ -11,8 +11,10 @@ use crate::api::Environment;
 use crate::controller::acting::Writer;
 use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
+use crate::controller::remote_watch;
 use crate::controller::targets::{self, TargetClusterError};
 use crate::controller::workspace;
+use crate::plan::remote_watch::ClusterKey;
 use crate::plan::target::{self, Holder};
 use crate::plan::{DesiredSecret, ObservedSecret, SpecError, plan_target_secrets, spec};
 use crate::vocabulary::{
@@ -30,7 +32,8 @@ pub(super) async fn deliver(
     ctx: &Context,
     items: &[Deliverable],
 ) -> Result<Delivered> {
-    let target_ns = spec::target_namespace(&env.spec.target.namespace)?;
+    let target_ns = spec::target_namespace(&env.spec.target.namespace)
+        .inspect_err(|_| remote_watch::forget(ctx, env))?;
     let (client, writer) = open_target(env, ctx, target_ns).await?;
     write_as(&writer, target_ns, env, ctx, items, client).await
 }
@@ -88,7 +91,16 @@ struct TargetSecrets {
 /// writer. In this cluster writes act as the workspace's delivery
 /// ServiceAccount; in another, the tenant's kubeconfig is the authority.
 pub(super) async fn target_clients(env: &Environment, ctx: &Context) -> Result<(Client, Writer)> {
-    let client = ctx.targets.for_environment(&ctx.client, env).await?;
+    let (client, writer, _) = keyed_target_clients(env, ctx).await?;
+    Ok((client, writer))
+}
+
+/// [`target_clients`], and the key of a remote target's identity.
+async fn keyed_target_clients(
+    env: &Environment,
+    ctx: &Context,
+) -> Result<(Client, Writer, Option<ClusterKey>)> {
+    let (client, cluster) = ctx.targets.keyed(&ctx.client, env).await?;
     let writer = match env.spec.target.cluster_credentials_secret {
         Some(_) => Writer::direct(client.clone()),
         None => ctx.writer(
@@ -96,7 +108,7 @@ pub(super) async fn target_clients(env: &Environment, ctx: &Context) -> Result<(
             env.spec.target.delivery_service_account.as_deref(),
         )?,
     };
-    Ok((client, writer))
+    Ok((client, writer, cluster))
 }
 
 /// The clients for the target cluster, once it is known the target
@@ -106,7 +118,11 @@ async fn open_target(
     ctx: &Context,
     target_ns: &str,
 ) -> Result<(Client, Writer)> {
-    let (client, writer) = target_clients(env, ctx).await?;
+    let (client, writer, cluster) = keyed_target_clients(env, ctx)
+        .await
+        .inspect_err(|e| remote_watch::lost(ctx, env, e))?;
+    // Watched from the start, reachable or not: the watch backs off on its own.
+    remote_watch::follow(ctx, env, target_ns, &client, cluster).await;
     match Api::<Namespace>::all(client.clone())
         .get_opt(target_ns)
         .await

@@ -1,0 +1,4 @@
+{{/* The controller image: the values' tag, else the chart's appVersion. */}}
+{{- define "quayside.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
