@@ -130,6 +130,16 @@ pub struct ComponentStatus {
     /// heartbeat (docs/quay.md, "Drift").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quay_verified_at: Option<Time>,
+    /// When the rotation in flight began waiting for the Environments: its
+    /// deadline (`--rotation-deadline`) counts from here, across restarts.
+    // Written as null when cleared: status is merge-patched, so a field
+    // left out would keep its old value.
+    #[serde(default)]
+    pub rotation_started_at: Option<Time>,
+    /// Environments a rotation left behind when its deadline passed, while
+    /// they still hold an older generation (see the Degraded condition).
+    #[serde(default, serialize_with = "null_if_empty")]
+    pub rotation_stragglers: Vec<String>,
     /// One entry per Environment of the workspace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub environments: Vec<EnvironmentDelivery>,
@@ -161,4 +171,14 @@ pub struct EnvironmentDelivery {
     /// The Environment's last sync (its `status.lastSync`, RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_heartbeat: Option<Time>,
+}
+
+/// An empty list as `null`, which a merge patch reads as "remove": the
+/// field is absent from status rather than `[]` on every Component.
+fn null_if_empty<S: serde::Serializer>(v: &[String], s: S) -> Result<S::Ok, S::Error> {
+    if v.is_empty() {
+        s.serialize_none()
+    } else {
+        serde::Serialize::serialize(v, s)
+    }
 }

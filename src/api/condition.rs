@@ -16,6 +16,8 @@ pub enum ConditionType {
     Committed,
     /// Component, only while a rotation request is refused (the storm guard).
     RotationRequest,
+    /// Component, only while a rotation's stragglers miss its generation.
+    Degraded,
 }
 
 impl ConditionType {
@@ -28,6 +30,7 @@ impl ConditionType {
             ConditionType::Applied => "Applied",
             ConditionType::Committed => "Committed",
             ConditionType::RotationRequest => "RotationRequest",
+            ConditionType::Degraded => "Degraded",
         }
     }
 }

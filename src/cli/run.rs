@@ -137,6 +137,11 @@ pub struct Args {
     /// Rotate every Component's robots this often without downtime; 0 disables.
     #[arg(long, env = "QUAYSIDE_ROTATION_INTERVAL", default_value = "90d", value_parser = parse_duration)]
     pub rotation_interval: Duration,
+    /// Finish a rotation this long after its new tokens were persisted, even
+    /// if some Environments do not hold them yet (they are reported as
+    /// stragglers and catch up when they come back); 0 waits for ever.
+    #[arg(long, env = "QUAYSIDE_ROTATION_DEADLINE", default_value = "1h", value_parser = parse_duration)]
+    pub rotation_deadline: Duration,
     /// Refuse `image.redhat.com/generate` set again this soon after a
     /// completed rotation (a GitOps engine re-applying it); 0 disables.
     #[arg(long, env = "QUAYSIDE_ROTATION_REQUEST_COOLDOWN", default_value = "5m", value_parser = parse_duration)]
@@ -485,6 +490,7 @@ fn controller_config(args: &Args, identity: Identity) -> anyhow::Result<Config> 
             PathScope::Workspace
         },
         rotation_request_cooldown: args.rotation_request_cooldown,
+        rotation_deadline: (!args.rotation_deadline.is_zero()).then_some(args.rotation_deadline),
         concurrency: args.concurrency,
         remote_watch_limit: args.remote_watch_limit,
     })

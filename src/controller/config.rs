@@ -27,6 +27,10 @@ pub struct Config {
     /// Rotate every Component's robots this often, without downtime (new
     /// robots are delivered before the old ones are deleted). `None`: never.
     pub rotation_interval: Option<Duration>,
+    /// A rotation that has waited this long for its Environments finishes
+    /// for those that hold the new token; the others are named stragglers
+    /// (`--rotation-deadline`). `None`: wait for every Environment.
+    pub rotation_deadline: Option<Duration>,
     /// How long cleanup waits on an unreachable target before giving up.
     pub cleanup_timeout: Duration,
     /// Retries of the anonymous source-repository probe.

@@ -41,6 +41,9 @@ pub struct Context {
     /// target generation), for the propagation-latency metric. In memory
     /// only: a restart loses the sample, never the rotation.
     rotations_started: Mutex<HashMap<(String, i64), Instant>>,
+    /// Rotations (uid, target) this process reported as finished by their
+    /// deadline: a pass that still sees the old status repeats the finish.
+    deadlines_reported: Mutex<std::collections::HashSet<(String, i64)>>,
     /// Components whose Quay repository and robots this process verified,
     /// by uid: (spec generation, repository). Saves a second round of Quay
     /// calls on the pass our own Secret writes trigger.
@@ -96,6 +99,7 @@ impl Context {
             metrics,
             recorder,
             rotations_started: Mutex::new(HashMap::new()),
+            deadlines_reported: Mutex::new(Default::default()),
             verified: Mutex::new(HashMap::new()),
             quay_verified: Mutex::new(HashMap::new()),
             failures: Mutex::new(FailureCounts::default()),
@@ -202,11 +206,18 @@ impl Context {
         }
     }
 
+    /// Whether the deadline finish of `uid`'s rotation to `target` is new to
+    /// this process (then it is remembered): reported once, counted once.
+    pub fn first_deadline_report(&self, uid: &str, target: i64) -> bool {
+        lock(&self.deadlines_reported).insert((uid.to_string(), target))
+    }
+
     /// Drop what this process remembers of a deleted Component.
     pub fn forget(&self, uid: &str) {
         lock(&self.verified).remove(uid);
         lock(&self.quay_verified).remove(uid);
         lock(&self.rotations_started).retain(|(u, _), _| u != uid);
+        lock(&self.deadlines_reported).retain(|(u, _)| u != uid);
     }
 
     /// Publish a Warning event.

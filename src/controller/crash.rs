@@ -22,3 +22,12 @@ pub const ROTATION_POINTS: &[&str] = &[
     "rotation:pull-persisted",
     "rotation:annotation-removed",
 ];
+
+/// Every crash point of a scheduled rotation, in the order they are
+/// reached: new robots made and granted, their logins persisted, the old
+/// robots deleted (before the generation is recorded).
+pub const SCHEDULED_POINTS: &[&str] = &[
+    "scheduled:robots-created",
+    "scheduled:persisted",
+    "rotation:old-robots-deleted",
+];

@@ -82,6 +82,11 @@ pub struct Metrics {
     pub remote_watch_failures: Counter,
     /// Environment passes asked for by remote watch events.
     pub remote_watch_triggers: Counter,
+    /// Per Component with stragglers, how many Environments a rotation
+    /// left behind at its deadline (series removed once they caught up).
+    pub rotation_stragglers: Family<ComponentLabels, Gauge>,
+    /// Rotations finished by their deadline rather than by every Environment.
+    pub rotation_deadlines: Counter,
     build_info: Family<BuildLabels, Gauge>,
 }
 
@@ -110,6 +115,8 @@ impl Default for Metrics {
             remote_watch_failures: Counter::default(),
             remote_watch_triggers: Counter::default(),
             build_info,
+            rotation_stragglers: Family::default(),
+            rotation_deadlines: Counter::default(),
         }
     }
 }
@@ -141,6 +148,8 @@ pub const FAMILIES: &[&str] = &[
     "quayside_remote_watches_over_limit",
     "quayside_remote_watch_failures_total",
     "quayside_remote_watch_triggers_total",
+    "quayside_rotation_stragglers",
+    "quayside_rotation_deadlines_passed_total",
     "quayside_quay_api_requests_total",
     "quayside_quay_api_retries_total",
     "quayside_quay_api_request_duration_seconds",
@@ -214,6 +223,16 @@ impl Metrics {
             "Environment passes asked for by events on remote clusters",
             self.remote_watch_triggers.clone(),
         );
+        q.register(
+            "rotation_stragglers",
+            "Environments a rotation left behind at its deadline, per Component, until they catch up",
+            self.rotation_stragglers.clone(),
+        );
+        q.register(
+            "rotation_deadlines_passed",
+            "Rotations finished by their deadline with Environments left behind",
+            self.rotation_deadlines.clone(),
+        );
     }
 
     pub fn reconciled(&self, controller: &str, result: &str) {
@@ -223,6 +242,21 @@ impl Metrics {
                 result: result.into(),
             })
             .inc();
+    }
+
+    /// Publish a Component's stragglers (none: its series goes).
+    pub fn stragglers(&self, namespace: &str, component: &str, count: usize) {
+        let labels = ComponentLabels {
+            namespace: namespace.into(),
+            name: component.into(),
+        };
+        if count == 0 {
+            self.rotation_stragglers.remove(&labels);
+        } else {
+            self.rotation_stragglers
+                .get_or_create(&labels)
+                .set(count as i64);
+        }
     }
 
     pub fn failed(&self, controller: &str, reason: &str) {
@@ -265,10 +299,12 @@ impl Metrics {
     /// is not reported as not Ready for ever.
     pub fn forget(&self, kind: &str, namespace: &str, name: &str) {
         self.ready.remove(&object_labels(kind, namespace, name));
-        self.rotated_at.remove(&ComponentLabels {
+        let component = ComponentLabels {
             namespace: namespace.into(),
             name: name.into(),
-        });
+        };
+        self.rotated_at.remove(&component);
+        self.rotation_stragglers.remove(&component);
     }
 }
 
@@ -340,6 +376,7 @@ mod tests {
         m.timed("component", Duration::from_millis(20));
         m.observe_ready("component", "ns", "a", &[]);
         m.observe_rotation("ns", "a", 0);
+        m.stragglers("ns", "a", 1);
         quay.observe("get_robot", "ok", 0.01);
         quay.retried("get_robot");
         let text = exposed(&registry);

@@ -25,7 +25,7 @@ pub mod wake;
 
 pub use commit_message::CommitMessage;
 pub use link::plan_link;
-pub use rotation::{RotationStep, plan_rotation, scheduled_rotation_due};
+pub use rotation::{RotationStep, apply_deadline, plan_rotation, scheduled_rotation_due};
 pub use service_account::choose_service_account;
 pub use spec::SpecError;
 pub use status::{ComponentReport, EnvironmentReport, Problem, Propagation};

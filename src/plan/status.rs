@@ -66,6 +66,11 @@ pub struct ComponentReport {
     pub rotation_request: Option<Problem>,
     /// The last verification of the Quay objects (this pass, or the last one).
     pub quay_verified_at: Option<Time>,
+    /// When the rotation in flight began waiting (`None`: none in flight).
+    pub rotation_started_at: Option<Time>,
+    /// Environments a rotation left behind at its deadline that still miss
+    /// `generation`; not counted in `propagation`, named by Degraded.
+    pub stragglers: Vec<String>,
 }
 
 const TRUE: ConditionStatus = ConditionStatus::True;
@@ -166,6 +171,26 @@ fn propagated(r: &ComponentReport) -> ConditionValue {
     }
 }
 
+/// Degraded=True naming the stragglers, while there are any: Ready speaks
+/// for the Environments that hold the current generation.
+pub fn degraded(r: &ComponentReport) -> Option<ConditionValue> {
+    if r.stragglers.is_empty() {
+        return None;
+    }
+    Some(ConditionValue::new(
+        ConditionType::Degraded,
+        TRUE,
+        "RotationStragglers",
+        format!(
+            "Environment(s) {} missed the rotation to generation {} when its deadline passed: \
+             they hold an older token, no longer valid, and receive the current one as soon as \
+             they can be reached again; see their conditions",
+            r.stragglers.join(", "),
+            r.generation
+        ),
+    ))
+}
+
 fn failed(kind: ConditionType, p: &Problem) -> ConditionValue {
     ConditionValue::new(kind, FALSE, p.reason.clone(), p.message.clone())
 }
@@ -194,6 +219,11 @@ pub fn component_status(
         ),
         None => conditions.retain(|c| c.type_ != ConditionType::RotationRequest.as_str()),
     }
+    // Degraded likewise: present only while a rotation's stragglers miss it.
+    match degraded(r) {
+        Some(d) => set_condition(&mut conditions, &d, observed_generation, now.clone()),
+        None => conditions.retain(|c| c.type_ != ConditionType::Degraded.as_str()),
+    }
     ComponentStatus {
         image: r.image.clone(),
         visibility: r.visibility,
@@ -204,6 +234,8 @@ pub fn component_status(
         rotated_at: r.rotated_at.clone(),
         rotate_handled: r.rotate_handled.clone(),
         quay_verified_at: r.quay_verified_at.clone(),
+        rotation_started_at: r.rotation_started_at.clone(),
+        rotation_stragglers: r.stragglers.clone(),
         environments: r
             .deliveries
             .clone()
@@ -390,7 +422,34 @@ mod tests {
             rotate_handled: None,
             rotation_request: None,
             quay_verified_at: None,
+            rotation_started_at: None,
+            stragglers: Vec::new(),
         }
+    }
+
+    #[test]
+    fn stragglers_are_a_degraded_condition_only_while_they_exist() {
+        let degraded = ComponentReport {
+            stragglers: vec!["dead".into(), "down".into()],
+            ..report()
+        };
+        let s = component_status(&ComponentStatus::default(), &degraded, Some(1), t(10));
+        let c = s.conditions.iter().find(|c| c.type_ == "Degraded").unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "RotationStragglers")
+        );
+        assert!(c.message.contains("dead, down") && c.message.contains("generation 2"));
+        assert_eq!(s.rotation_stragglers, vec!["dead", "down"]);
+        // Ready speaks for the healthy Environments.
+        assert!(
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        );
+        let healed = component_status(&s, &report(), Some(1), t(20));
+        assert!(!healed.conditions.iter().any(|c| c.type_ == "Degraded"));
+        assert!(healed.rotation_stragglers.is_empty());
     }
 
     #[test]

@@ -32,6 +32,7 @@ mod reliability_faults;
 mod remote_watches;
 mod render_kubectl;
 mod rotation_crash;
+mod rotation_deadline;
 mod rotation_requests;
 mod security_e2e;
 mod tenancy_attacks;

@@ -1,11 +1,13 @@
-//! Crash consistency of emergency rotation: the real `quayside` process is
-//! aborted at each step of a rotation (a crash point compiled into debug
-//! builds), then restarted; every time the rotation converges, every
-//! Environment holds Quay's current token, and the revoked one is refused.
+//! Crash consistency of emergency and scheduled rotation: the real
+//! `quayside` process is aborted at each step of a rotation (a crash point
+//! compiled into debug builds), then restarted; every time the rotation
+//! converges, every Environment holds Quay's current token, and the revoked
+//! one (or the deleted robot) is gone from Quay. The deadline passing in
+//! the middle of a rotation is `rotation_deadline.rs`.
 
 use std::time::Duration;
 
-use quayside::controller::crash::ROTATION_POINTS;
+use quayside::controller::crash::{ROTATION_POINTS, SCHEDULED_POINTS};
 use quayside::credentials::RobotCredentials;
 use quayside_testkit::harness::Harness;
 use quayside_testkit::process::KillOnDrop;
@@ -99,5 +101,78 @@ async fn rotation_converges_after_a_crash_at_every_step() {
                 .all(|r| r.token.expose_secret() != old.token.expose_secret()),
             "a revoked token is still valid"
         );
+    }
+}
+
+/// The scheduled rotation's interval in this test: long enough to stop the
+/// controller between two rotations, short enough to wait for one.
+const INTERVAL: &str = "8s";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scheduled_rotation_converges_after_a_crash_at_every_step() {
+    let h = Harness::start().await;
+    let envs = [
+        h.target_namespace("s1", true).await,
+        h.target_namespace("s2", false).await,
+    ];
+    h.create_environment("one", &envs[0], &[]).await;
+    h.create_environment("two", &envs[1], &[]).await;
+    h.create_component("app", &h.git.repo_url("public-app"), "public")
+        .await;
+    let spawn = |crash_at: Option<&str>| {
+        let cmd = h
+            .controller_command()
+            .args(["--rotation-interval", INTERVAL]);
+        match crash_at {
+            Some(point) => cmd.crash_at(point).spawn(),
+            None => cmd.spawn(),
+        }
+    };
+    {
+        let _c = spawn(None);
+        h.wait_component_ready("app", T).await;
+    }
+    for point in SCHEDULED_POINTS {
+        let before = h.components().get("app").await.unwrap().status.unwrap();
+        let old_robot = before.pull_robot.clone().unwrap();
+        let mut crashing = spawn(Some(point));
+        let status = wait::until(&format!("crash at {point}"), T, || {
+            let s = crashing.0.try_wait().unwrap();
+            async move { s }
+        })
+        .await;
+        assert!(!status.success(), "the controller aborted at {point}");
+
+        let c = spawn(None);
+        let target = before.credentials_generation + 1;
+        let rotated = h.wait_rotated("app", target, T).await;
+        // Stopped before the next rotation is due, to look at a quiet state.
+        drop(c);
+        let s = rotated.status.unwrap();
+        assert_eq!(
+            s.credentials_generation, target,
+            "one rotation, after {point}"
+        );
+        let robot = s.pull_robot.unwrap();
+        assert_ne!(robot, old_robot, "moved to the other slot after {point}");
+        let state = h.emulator.snapshot();
+        let names: Vec<&str> = state.robots.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names.len(), 2, "no robot leaked after {point}: {names:?}");
+        assert!(
+            !names.contains(&old_robot.as_str()),
+            "the old robot is deleted after {point}: {names:?}"
+        );
+        for ns in &envs {
+            let held = creds_of(&h.target_secret(ns, "app").await.unwrap());
+            assert_eq!(
+                held.username, robot,
+                "{ns} holds the new robot after {point}"
+            );
+            let current = state.robot(&robot).unwrap();
+            assert!(
+                current.token.expose_secret() == held.token.expose_secret(),
+                "after a crash at {point}, {ns} holds Quay's current token"
+            );
+        }
     }
 }

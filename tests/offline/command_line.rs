@@ -58,8 +58,8 @@ fn run_bounds_its_concurrent_passes() {
     assert!(err.contains("--concurrency"), "{err}");
 }
 
-/// The defaults docs/operations.md states: a heartbeat of 24 hours and a
-/// scheduled rotation every 90 days.
+/// The defaults docs/operations.md states: a heartbeat of 24 hours, a
+/// scheduled rotation every 90 days, a rotation deadline of one hour.
 #[test]
 fn run_defaults_match_the_docs() {
     let help = Command::new(env!("CARGO_BIN_EXE_quayside"))
@@ -75,10 +75,15 @@ fn run_defaults_match_the_docs() {
     };
     assert_eq!(default_of("--heartbeat"), "24h");
     assert_eq!(default_of("--rotation-interval"), "90d");
+    assert_eq!(default_of("--rotation-deadline"), "1h");
     let ops = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md"))
         .unwrap();
     assert!(
         ops.contains("| `--heartbeat` | `QUAYSIDE_HEARTBEAT` | `24h` |"),
         "docs say 24h"
+    );
+    assert!(
+        ops.contains("| `--rotation-deadline` | `QUAYSIDE_ROTATION_DEADLINE` | `1h` |"),
+        "docs say 1h"
     );
 }

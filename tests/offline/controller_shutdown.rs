@@ -40,6 +40,7 @@ fn config() -> Config {
         delivery: None,
         side_repo_scope: Default::default(),
         rotation_request_cooldown: Duration::ZERO,
+        rotation_deadline: None,
         concurrency: 32,
         remote_watch_limit: 100,
     }

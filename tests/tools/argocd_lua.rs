@@ -69,6 +69,7 @@ const COMPONENTS: &[&str] = &[
     "component-rotating",
     "component-ready",
     "component-ready-rotation-refused",
+    "component-ready-degraded",
     "component-rotate-in-git",
     "component-quay-unauthorized",
     "component-rotation-failed",
@@ -166,6 +167,11 @@ fn component_health_follows_the_conditions() {
             "component-ready-rotation-refused",
             "Healthy",
             "; RotationRequestRefused: image.redhat.com/generate=\"true\" was set by field manager \"argocd-controller\"",
+        ),
+        (
+            "component-ready-degraded",
+            "Healthy",
+            "; RotationStragglers: Environment(s) prod missed the rotation",
         ),
         (
             "component-rotate-in-git",

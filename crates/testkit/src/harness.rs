@@ -196,6 +196,7 @@ impl Harness {
             side_repo_scope: Default::default(),
             // Tests rotate one Component several times in seconds.
             rotation_request_cooldown: Duration::ZERO,
+            rotation_deadline: Some(Duration::from_secs(3600)),
             concurrency: 32,
             remote_watch_limit: 100,
         }

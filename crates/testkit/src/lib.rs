@@ -14,6 +14,7 @@ pub mod harness;
 pub mod leaks;
 pub mod ports;
 pub mod process;
+pub mod proxy;
 pub mod registry;
 pub mod scratch;
 pub mod served;

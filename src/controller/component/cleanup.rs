@@ -49,6 +49,7 @@ pub(super) async fn run(component: &Component, ctx: &Context) -> Result<Action> 
             ctx.metrics.kube_writes.inc();
         }
     }
+    ctx.metrics.stragglers(&ns, &name, 0);
     ctx.forget(&component.uid().unwrap_or_default());
     Ok(Action::await_change())
 }

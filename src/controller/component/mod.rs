@@ -77,12 +77,15 @@ pub fn error_policy(component: Arc<Component>, error: &Error, ctx: Arc<Context>)
 async fn apply(component: &Component, ctx: &Context) -> Result<Action> {
     let mut pass = Pass::new(component, ctx);
     let outcome = pass.run().await;
+    let report = pass.report();
     let status = component_status(
         &pass.old,
-        &pass.report(),
+        &report,
         component.metadata.generation,
         Time(pass.now),
     );
+    ctx.metrics
+        .stragglers(&pass.ns, &pass.name, report.stragglers.len());
     super::status::write(ctx, component, component.status.as_ref(), &status).await?;
     let (ns, name) = (&pass.ns, &pass.name);
     let m = &ctx.metrics;
@@ -131,6 +134,16 @@ struct Pass<'a> {
     deliveries: Option<Vec<(EnvironmentDelivery, Option<i64>)>>,
     /// A rotation waits for these Environments.
     rotating: Option<Vec<String>>,
+    /// When the rotation in flight began waiting (status, then this pass).
+    rotation_started_at: Option<Time>,
+    /// Environments a rotation's deadline left behind (status, then this pass).
+    stragglers: Vec<String>,
+    /// Logins created this pass replace lost ones: their generation is at
+    /// least this (above every one delivered), so no Environment keeps an
+    /// older token believing it current.
+    generation_floor: i64,
+    /// The repository was on Quay before this pass (not created by it).
+    repository_found: bool,
     /// The last `quayside.dev/rotate` value handled.
     rotate_handled: Option<String>,
     /// Why the generate annotation is refused; starts as the last status
@@ -171,6 +184,10 @@ impl<'a> Pass<'a> {
             rotated_at: old.rotated_at.clone(),
             deliveries: None,
             rotating: None,
+            rotation_started_at: old.rotation_started_at.clone(),
+            stragglers: old.rotation_stragglers.clone(),
+            generation_floor: 0,
+            repository_found: false,
             rotate_handled: old.rotate_handled.clone(),
             rotation_request: refused_request(&old),
             deferred: None,
@@ -237,6 +254,7 @@ impl<'a> Pass<'a> {
             self.generation_of(RobotRole::Pull),
         );
         let rotated = self.rotate(&repo).await;
+        self.stragglers = self.still_behind();
         if let Err(e @ Error::OwnedElsewhere { .. }) = &rotated {
             self.repository_problem = Some(problem(e));
         }
@@ -265,6 +283,8 @@ impl<'a> Pass<'a> {
                 return Err(e);
             }
         }
+        let recovered = self.recover_lost_logins(repo).await;
+        record(&mut self.credentials_problem, recovered)?;
         let robots = self.ensure_robots(repo).await;
         if let Err(e) = &robots
             && e.is_refusal()
@@ -435,6 +455,11 @@ impl<'a> Pass<'a> {
             // Watches on the target Secrets wake us sooner; this is the backstop.
             return Action::requeue(Duration::from_secs(5));
         }
+        if !self.stragglers.is_empty() {
+            // They may be gone for hours: look less often. Their Environment
+            // passes (and the watches) wake us when they catch up.
+            return Action::requeue(Duration::from_secs(60));
+        }
         let last = self
             .rotated_at
             .as_ref()
@@ -462,14 +487,26 @@ impl<'a> Pass<'a> {
         Action::requeue(next.min(verification))
     }
 
-    /// Environments whose target Secret holds less than the recorded generation.
+    /// Environments whose target Secret holds less than the recorded
+    /// generation, stragglers of a past deadline aside (Degraded names them).
     fn pending(&self) -> Vec<String> {
         self.deliveries
             .iter()
             .flatten()
-            .filter(|(_, g)| g.unwrap_or(0) < self.generation)
+            .filter(|(d, g)| g.unwrap_or(0) < self.generation && !self.stragglers.contains(&d.name))
             .map(|(d, _)| d.name.clone())
             .collect()
+    }
+
+    /// The stragglers still behind the recorded generation after this pass.
+    fn still_behind(&self) -> Vec<String> {
+        let delivered: Vec<(String, Option<i64>)> = self
+            .deliveries
+            .iter()
+            .flatten()
+            .map(|(d, g)| (d.name.clone(), *g))
+            .collect();
+        plan::rotation::stragglers(&self.stragglers, &[], &delivered, self.generation)
     }
 
     /// What status reports of this pass: names only of what Quay
@@ -501,7 +538,7 @@ impl<'a> Pass<'a> {
             (Some(_), Some(waiting)) => Propagation::Rotating(waiting.clone()),
             (Some(d), None) => match self.pending() {
                 p if p.is_empty() => Propagation::Delivered {
-                    environments: d.len(),
+                    environments: d.len().saturating_sub(self.stragglers.len()),
                 },
                 p => Propagation::Pending(p),
             },
@@ -524,6 +561,8 @@ impl<'a> Pass<'a> {
             rotate_handled: self.rotate_handled.clone(),
             rotation_request: self.rotation_request.clone(),
             quay_verified_at: self.verified_at(),
+            rotation_started_at: self.rotation_started_at.clone(),
+            stragglers: self.stragglers.clone(),
         }
     }
 }

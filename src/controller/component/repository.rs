@@ -24,6 +24,7 @@ impl Pass<'_> {
         let Some(existing) = self.existing_repository(repo, visibility).await? else {
             return Ok(());
         };
+        self.repository_found = true;
         self.claim_repository(repo, &existing).await?;
         if existing.visibility() != visibility {
             let quay = &self.ctx.quay;
@@ -158,7 +159,8 @@ impl Pass<'_> {
         let base = base_generation(
             self.generation_of(RobotRole::Push),
             self.generation_of(RobotRole::Pull),
-            self.old.credentials_generation,
+            // Past every generation delivered when logins were lost.
+            self.old.credentials_generation.max(self.generation_floor),
         );
         for (role, robot) in robots {
             let credentials = robot.credentials(&self.ctx.config.registry_host);

@@ -1,6 +1,7 @@
 //! The rotation step of a Component pass: runs what `plan::rotation`
 //! decides from durable state, one step at a time, until it waits for the
-//! Environments or is done. Crash points sit between every two writes.
+//! Environments or is done — by all of them, or by its deadline with the
+//! others named as stragglers. Crash points sit between every two writes.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
@@ -8,14 +9,16 @@ use kube::api::{Api, Patch, PatchParams};
 
 use super::Pass;
 use crate::api::Component;
+use crate::api::{ConditionStatus, ConditionType, Environment};
 use crate::controller::crash;
 use crate::controller::error::Result;
 use crate::names::{self, RobotRole};
+use crate::plan::rotation::{deadline_passed, rotation_started};
 use crate::plan::rotation_request::{
     RequestDecision, RequestInput, decide_request, generate_owners, refusal_message,
 };
 use crate::plan::status::Problem;
-use crate::plan::{RotationStep, plan_rotation, scheduled_rotation_due};
+use crate::plan::{RotationStep, apply_deadline, plan_rotation, scheduled_rotation_due};
 use crate::vocabulary::{ANNOTATION_GENERATE, ANNOTATION_ROTATE};
 
 /// The condition reason and event reason of a refused rotation request.
@@ -44,6 +47,7 @@ impl Pass<'_> {
             .flatten()
             .map(|(d, g)| (d.name.clone(), *g))
             .collect();
+        let (started, deadline, failing) = self.deadline_inputs().await?;
         loop {
             let step = plan_rotation(
                 requested,
@@ -53,6 +57,12 @@ impl Pass<'_> {
                 self.generation_of(RobotRole::Pull),
                 &delivered,
             );
+            let now = self.now.as_second();
+            let step = apply_deadline(step, started, deadline, now, &failing);
+            // Durable before anything waits on it: written with this pass's status.
+            self.rotation_started_at = rotation_started(&step, started, self.now.as_second())
+                .and_then(|s| k8s_openapi::jiff::Timestamp::from_second(s).ok())
+                .map(Time);
             match step {
                 RotationStep::Idle => return Ok(()),
                 RotationStep::StartScheduled { target } => {
@@ -69,11 +79,30 @@ impl Pass<'_> {
                     self.rotating = Some(pending);
                     return Ok(());
                 }
-                RotationStep::Finish { target } => {
-                    return self.finish_rotation(repo, target, &request).await;
+                RotationStep::Finish { target, stragglers } => {
+                    return self
+                        .finish_rotation(repo, target, &stragglers, &request)
+                        .await;
                 }
             }
         }
+    }
+
+    /// When the rotation in flight started (status), the deadline, and —
+    /// asked only once it has passed — which Environments are failing.
+    async fn deadline_inputs(&self) -> Result<(Option<i64>, Option<i64>, Vec<String>)> {
+        let started = self.rotation_started_at.as_ref().map(|t| t.0.as_second());
+        let deadline = self
+            .ctx
+            .config
+            .rotation_deadline
+            .map(|d| d.as_secs() as i64);
+        let failing = if deadline_passed(started, deadline, self.now.as_second()) {
+            self.failing_environments().await?
+        } else {
+            Vec::new()
+        };
+        Ok((started, deadline, failing))
     }
 
     /// What the rotation annotations ask for, judged by
@@ -176,14 +205,16 @@ impl Pass<'_> {
         Ok(())
     }
 
-    /// Every Environment holds `target`: remove the generate annotation if
-    /// it was obeyed (never the rotate one: it is the requester's, and the
-    /// value is recorded instead), delete the inactive slot's robots (a
-    /// scheduled rotation's old ones), record it.
+    /// Every Environment holds `target`, or the deadline passed and the
+    /// `stragglers` do not: remove the generate annotation if it was obeyed
+    /// (never the rotate one: it is the requester's, and the value is
+    /// recorded instead), delete the inactive slot's robots (a scheduled
+    /// rotation's old ones), record it.
     async fn finish_rotation(
         &mut self,
         repo: &str,
         target: i64,
+        stragglers: &[String],
         request: &RequestDecision,
     ) -> Result<()> {
         if request.generate_obeyed {
@@ -207,6 +238,7 @@ impl Pass<'_> {
                     .await;
             }
         }
+        crash::point("rotation:old-robots-deleted");
         self.ctx.rotation_finished(&self.uid, target);
         if request.rotate
             && let Some(v) = &request.handle_value
@@ -215,13 +247,126 @@ impl Pass<'_> {
         }
         self.generation = target;
         self.rotated_at = Some(Time(self.now));
+        let delivered =
+            (self.deliveries.as_ref().map_or(0, Vec::len)).saturating_sub(stragglers.len());
         let note = format!(
-            "robot tokens regenerated (generation {target}) and delivered to {} Environment(s)",
-            self.deliveries.as_ref().map_or(0, Vec::len)
+            "robot tokens regenerated (generation {target}) and delivered to {delivered} Environment(s)"
         );
         self.ctx
             .notice(&self.component_ref(), "CredentialsRotated", "Rotate", note)
             .await;
+        if !stragglers.is_empty() {
+            self.left_behind(target, stragglers).await;
+        }
         Ok(())
+    }
+
+    /// Disaster recovery, between the repository and the robots: a
+    /// workspace Secret with a robot's login is gone (deleted, or a backup
+    /// restored without it) although the Component was provisioned (see
+    /// `plan::rotation::lost_logins`). Its robots, in both slots, are
+    /// deleted — whoever removed the Secret may hold the token — so the
+    /// robots step creates them anew, at a generation above every one
+    /// known. Decided from what is stored each pass, so a crash half-way
+    /// repeats it for the rest.
+    pub(super) async fn recover_lost_logins(&mut self, repo: &str) -> Result<()> {
+        let missing: Vec<RobotRole> = [RobotRole::Push, RobotRole::Pull]
+            .into_iter()
+            .filter(|r| self.generation_of(*r).is_none())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let recorded = self.old.credentials_generation;
+        // Status says what was recorded; without it, the Environments may.
+        let delivered: Vec<(String, Option<i64>)> = if recorded > 0 || !self.repository_found {
+            Vec::new()
+        } else {
+            let observed = self.observe_deliveries().await?;
+            observed.into_iter().map(|(d, g)| (d.name, g)).collect()
+        };
+        let found = self.repository_found;
+        let never_stored = self.old.image.is_some() && recorded == 0;
+        let lost =
+            crate::plan::rotation::lost_logins(true, found, never_stored, recorded, &delivered);
+        let Some(floor) = lost else {
+            return Ok(());
+        };
+        for role in &missing {
+            for slot in [0, 1] {
+                let short = names::robot_short_name(repo, *role, slot);
+                if let Some(e) = self.claim(repo).delete_robot(self.ctx, &short).await? {
+                    self.ctx
+                        .warn(&self.component_ref(), e.reason(), "Recover", e.to_string())
+                        .await;
+                }
+            }
+        }
+        self.generation_floor = floor;
+        let roles: Vec<&str> = missing.iter().map(|r| r.as_str()).collect();
+        tracing::warn!(component = %self.name, namespace = %self.ns, ?roles, floor, "workspace login lost; its robots are replaced");
+        let note = format!(
+            "the workspace Secret(s) with the {} robot login were gone while the repository \
+             exists: the robots are replaced, so copies of their old tokens no longer work, and \
+             the new tokens are delivered as generation {floor}",
+            roles.join(" and ")
+        );
+        self.ctx
+            .warn(&self.component_ref(), "CredentialsLost", "Recover", note)
+            .await;
+        Ok(())
+    }
+
+    /// The Environments of the workspace whose last pass could not deliver
+    /// to their target (Applied is False: cluster unreachable, namespace
+    /// gone, access revoked): those a rotation past its deadline may leave
+    /// behind. A side-repository failure alone (Committed) does not count:
+    /// it does not keep the target from the new token.
+    async fn failing_environments(&self) -> Result<Vec<String>> {
+        let api: Api<Environment> = Api::namespaced(self.ctx.client.clone(), &self.ns);
+        let envs = api.list(&Default::default()).await?;
+        let failing = |e: &Environment| {
+            e.status.as_ref().is_some_and(|s| {
+                s.conditions.iter().any(|c| {
+                    c.type_ == ConditionType::Applied.as_str()
+                        && c.status == ConditionStatus::False.as_str()
+                })
+            })
+        };
+        Ok(envs
+            .items
+            .iter()
+            .filter(|e| failing(e))
+            .map(|e| e.name_any())
+            .collect())
+    }
+
+    /// The deadline finished the rotation without `stragglers`: say so in
+    /// an event, a log line and a metric; status names them (Degraded).
+    async fn left_behind(&mut self, target: i64, stragglers: &[String]) {
+        self.stragglers.extend(stragglers.iter().cloned());
+        // A pass that read the Component before this finish's status write
+        // finishes again (idempotently): say it once.
+        if !self.ctx.first_deadline_report(&self.uid, target) {
+            return;
+        }
+        self.ctx.metrics.rotation_deadlines.inc();
+        let deadline = self.ctx.config.rotation_deadline.unwrap_or_default();
+        tracing::warn!(component = %self.name, namespace = %self.ns, target, ?stragglers, "rotation deadline passed; finished without these Environments");
+        let note = format!(
+            "the rotation to generation {target} passed its deadline ({}s) and finished without \
+             Environment(s) {}: they hold an older token, no longer valid, and receive the current \
+             one as soon as they can be reached again",
+            deadline.as_secs(),
+            stragglers.join(", ")
+        );
+        self.ctx
+            .warn(
+                &self.component_ref(),
+                "RotationDeadlinePassed",
+                "Rotate",
+                note,
+            )
+            .await;
     }
 }

@@ -9,7 +9,10 @@
 --                a spec that cannot be served, a failed rotation, ...):
 --                the message is the condition's, which says what to do.
 -- A refused rotation request (condition RotationRequest) does not change the
--- health: the credentials work; the message names it.
+-- health: the credentials work; the message names it. Nor do the stragglers
+-- of a rotation finished at its deadline (condition Degraded): the Component
+-- serves the other Environments, the message names them, and their own
+-- health is Degraded.
 -- Runs in Argo CD's Lua sandbox: no string library.
 local hs = { status = "Progressing", message = "Waiting for quayside to reconcile the Component" }
 
@@ -53,6 +56,9 @@ if ready.status == "True" then
   end
   if c["RotationRequest"] ~= nil and c["RotationRequest"].status == "False" then
     hs.message = hs.message .. "; " .. describe(c["RotationRequest"])
+  end
+  if c["Degraded"] ~= nil and c["Degraded"].status == "True" then
+    hs.message = hs.message .. "; " .. describe(c["Degraded"])
   end
   return hs
 end
