@@ -94,7 +94,9 @@ async fn argo_cd_health_and_rotate_over_a_live_controller() {
         .await;
 
     // Before the controller has looked: Progressing, never Healthy.
-    let live = serde_json::to_value(components.get("svc").await.unwrap()).unwrap();
+    // As Argo CD holds it: the API server's JSON, in which a cleared field
+    // is absent (our types serialise some as null to clear them by patch).
+    let live = without_nulls(serde_json::to_value(components.get("svc").await.unwrap()).unwrap());
     assert_eq!(health("Component", &live).0, "Progressing");
     let live = serde_json::to_value(environments.get("env").await.unwrap()).unwrap();
     assert_eq!(health("Environment", &live).0, "Progressing");
@@ -119,7 +121,9 @@ async fn argo_cd_health_and_rotate_over_a_live_controller() {
     assert_eq!(status, "Healthy", "{message}");
 
     // The rotate action, as Argo CD's server runs it.
-    let live = serde_json::to_value(components.get("svc").await.unwrap()).unwrap();
+    // As Argo CD holds it: the API server's JSON, in which a cleared field
+    // is absent (our types serialise some as null to clear them by patch).
+    let live = without_nulls(serde_json::to_value(components.get("svc").await.unwrap()).unwrap());
     let offered = argo_lua(
         "discovery",
         &script("Component/actions/discovery.lua"),
@@ -178,7 +182,9 @@ async fn argo_cd_health_and_rotate_over_a_live_controller() {
         )
         .await
         .unwrap();
-    let live = serde_json::to_value(components.get("svc").await.unwrap()).unwrap();
+    // As Argo CD holds it: the API server's JSON, in which a cleared field
+    // is absent (our types serialise some as null to clear them by patch).
+    let live = without_nulls(serde_json::to_value(components.get("svc").await.unwrap()).unwrap());
     let offered = argo_lua(
         "discovery",
         &script("Component/actions/discovery.lua"),
@@ -210,4 +216,20 @@ async fn argo_cd_health_and_rotate_over_a_live_controller() {
     );
 
     h.stop_controller().await;
+}
+
+/// `v` with every null member removed, as the API server returns objects.
+fn without_nulls(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(map) => serde_json::Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect(),
+        ),
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.into_iter().map(without_nulls).collect())
+        }
+        other => other,
+    }
 }

@@ -530,7 +530,8 @@ async fn a_scheduled_rotation_under_review_keeps_the_old_robots_until_live() {
     h.stop_controller().await;
 }
 
-/// A minimal CRD for `group/version` `kind` (schema-less), served once created.
+/// A minimal CRD for `group/version` `kind` (schema-less), served once
+/// created: for Argo CD's Application only (Flux's real CRDs are installed).
 async fn install_crd(client: &Client, group: &str, version: &str, kind: &str, plural: &str) {
     let crd: CustomResourceDefinition = serde_json::from_value(serde_json::json!({
         "metadata": {"name": format!("{plural}.{group}")},
@@ -589,10 +590,21 @@ fn applications() -> ApiResource {
 }
 
 async fn create_object(client: &Client, ar: &ApiResource, ns: &str, name: &str) {
+    // What each kind's schema requires; nothing reconciles these objects.
+    let spec = match ar.kind.as_str() {
+        "GitRepository" => {
+            serde_json::json!({"url": "https://git.example/side-repo.git", "interval": "10m"})
+        }
+        "Kustomization" => serde_json::json!({
+            "interval": "10m", "prune": true,
+            "sourceRef": {"kind": "GitRepository", "name": "side-repo"},
+        }),
+        _ => serde_json::json!({"interval": "10m"}),
+    };
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, ar);
     let obj = DynamicObject::new(name, ar)
         .within(ns)
-        .data(serde_json::json!({"spec": {"interval": "10m"}}));
+        .data(serde_json::json!({ "spec": spec }));
     api.create(&PostParams::default(), &obj).await.unwrap();
 }
 
@@ -626,14 +638,12 @@ async fn a_push_wakes_only_the_engine_objects_the_tenant_was_granted() {
     const FLUX: &str = "reconcile.fluxcd.io/requestedAt";
     const ARGO: &str = "argocd.argoproj.io/refresh";
     let mut h = Harness::start().await;
-    install_crd(
-        &h.client,
-        "kustomize.toolkit.fluxcd.io",
-        "v1",
-        "Kustomization",
-        "kustomizations",
-    )
-    .await;
+    // Flux's own CRDs (the flux tests share this control plane and need
+    // their real schemas and status subresources); Argo CD's is not
+    // available here, so a schema-less one stands in for it.
+    quayside_testkit::flux::install_crds(&h.client)
+        .await
+        .expect("Flux's CRDs (run scripts/setup)");
     install_crd(
         &h.client,
         "argoproj.io",
@@ -642,8 +652,6 @@ async fn a_push_wakes_only_the_engine_objects_the_tenant_was_granted() {
         "applications",
     )
     .await;
-    let g = git_repositories();
-    install_crd(&h.client, &g.group, &g.version, &g.kind, &g.plural).await;
     // The tenant's own engine namespace (granted) and another team's (not).
     let flux = h.ungranted_namespace("flux", false).await;
     grant_wake(&h, &flux).await;
