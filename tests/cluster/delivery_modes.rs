@@ -236,14 +236,22 @@ async fn gitops_mode_commits_and_only_the_engine_writes_the_secret() {
     h.stop_controller().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn gitops_emergency_rotation_is_applied_directly_by_default() {
+/// A running controller, an Environment `env` of delivery `mode` on a new
+/// target namespace (named after `prefix`), and Component `svc` created;
+/// returns the harness and the target namespace.
+async fn component_in_mode(mode: &str, prefix: &str) -> (Harness, String) {
     let mut h = Harness::start().await;
     h.start_controller().await;
-    let ns = h.target_namespace("gitops-em", false).await;
-    create_env(&h, "env", &ns, serde_json::json!({"mode": "GitOps"})).await;
+    let ns = h.target_namespace(prefix, false).await;
+    create_env(&h, "env", &ns, serde_json::json!({ "mode": mode })).await;
     h.create_component("svc", &h.git.repo_url("public-app"), "public")
         .await;
+    (h, ns)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gitops_emergency_rotation_is_applied_directly_by_default() {
+    let (mut h, ns) = component_in_mode("GitOps", "gitops-em").await;
     wait_applied(&h, "env", "AwaitingEngine").await;
     assert_eq!(engine_syncs(&h, "env", &ns, "svc").await, Some(1));
     h.wait_component_ready("svc", T).await;
@@ -264,12 +272,7 @@ async fn gitops_emergency_rotation_is_applied_directly_by_default() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn direct_mode_applies_and_commits_nothing() {
-    let mut h = Harness::start().await;
-    h.start_controller().await;
-    let ns = h.target_namespace("direct", false).await;
-    create_env(&h, "env", &ns, serde_json::json!({"mode": "Direct"})).await;
-    h.create_component("svc", &h.git.repo_url("public-app"), "public")
-        .await;
+    let (mut h, ns) = component_in_mode("Direct", "direct").await;
     h.wait_component_ready("svc", T).await;
     let e = wait_applied(&h, "env", "Applied").await;
     let status = e.status.unwrap();
@@ -290,12 +293,7 @@ async fn direct_mode_applies_and_commits_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn both_mode_commits_then_applies() {
-    let mut h = Harness::start().await;
-    h.start_controller().await;
-    let ns = h.target_namespace("both", false).await;
-    create_env(&h, "env", &ns, serde_json::json!({"mode": "Both"})).await;
-    h.create_component("svc", &h.git.repo_url("public-app"), "public")
-        .await;
+    let (mut h, ns) = component_in_mode("Both", "both").await;
     h.wait_component_ready("svc", T).await;
     wait_applied(&h, "env", "Applied").await;
     let target = h.target_secret(&ns, "svc").await.unwrap();
