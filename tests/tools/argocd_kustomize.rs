@@ -21,8 +21,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
-use quay_emulator::{Emulator, EmulatorConfig};
-use quayside::quay::{QuayClient, QuayConfig, RetryPolicy};
+use quayside_testkit::registry::emulator_with_client;
 use quayside_testkit::tools;
 use secrecy::ExposeSecret;
 use serde_json::Value;
@@ -380,22 +379,7 @@ fn the_legacy_plugin_layout_and_a_key_that_is_no_recipient_fail_the_build() {
 async fn the_built_dockerconfigjson_logs_a_registry_client_in() {
     const ORG: &str = "acme";
     const TOKEN: &str = "oauth-argocd-kustomize-test";
-    let emulator = Emulator::start(
-        "127.0.0.1:0".parse().unwrap(),
-        EmulatorConfig::new(ORG, TOKEN),
-    )
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, TOKEN).unwrap();
-    let mut cfg = QuayConfig::new(&emulator.api_url(), ORG, &token_file);
-    cfg.retry = RetryPolicy {
-        max_attempts: 3,
-        base: Duration::from_millis(5),
-        max_delay: Duration::from_millis(50),
-    };
-    let client = QuayClient::new(cfg).unwrap();
+    let (emulator, client, dir) = emulator_with_client(ORG, TOKEN).await;
     let robot = client
         .ensure_robot("team-a_api_pull", "pull")
         .await

@@ -5,8 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use quay_emulator::{Emulator, EmulatorConfig};
-use quayside::quay::{QuayClient, QuayConfig, RetryPolicy};
+use quayside_testkit::registry::emulator_with_client;
 use quayside_testkit::tools;
 use secrecy::ExposeSecret;
 
@@ -59,22 +58,7 @@ fn rand_suffix() -> u64 {
 
 #[tokio::test]
 async fn skopeo_logs_in_with_the_current_token_only() {
-    let emulator = Emulator::start(
-        "127.0.0.1:0".parse().unwrap(),
-        EmulatorConfig::new(ORG, TOKEN),
-    )
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, TOKEN).unwrap();
-    let mut cfg = QuayConfig::new(&emulator.api_url(), ORG, &token_file);
-    cfg.retry = RetryPolicy {
-        max_attempts: 3,
-        base: Duration::from_millis(5),
-        max_delay: Duration::from_millis(50),
-    };
-    let client = QuayClient::new(cfg).unwrap();
+    let (emulator, client, dir) = emulator_with_client(ORG, TOKEN).await;
     let host = emulator.registry_host();
 
     let robot = client.ensure_robot("app_pull", "pull").await.unwrap();

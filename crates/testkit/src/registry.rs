@@ -10,6 +10,37 @@ use secrecy::ExposeSecret;
 
 use crate::tools;
 
+/// A Quay emulator on loopback for `org` and OAuth `token`, with a client
+/// that retries briefly; the scratch folder holds the token file (and is
+/// free for the test's own files). Keep all three alive for the test.
+pub async fn emulator_with_client(
+    org: &str,
+    token: &str,
+) -> (
+    quay_emulator::Emulator,
+    quayside::quay::QuayClient,
+    tempfile::TempDir,
+) {
+    use quayside::quay::{QuayClient, QuayConfig, RetryPolicy};
+    let emulator = quay_emulator::Emulator::start(
+        "127.0.0.1:0".parse().unwrap(),
+        quay_emulator::EmulatorConfig::new(org, token),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, token).unwrap();
+    let mut cfg = QuayConfig::new(&emulator.api_url(), org, &token_file);
+    cfg.retry = RetryPolicy {
+        max_attempts: 3,
+        base: Duration::from_millis(5),
+        max_delay: Duration::from_millis(50),
+    };
+    let client = QuayClient::new(cfg).unwrap();
+    (emulator, client, dir)
+}
+
 /// The robot credentials in a `kubernetes.io/dockerconfigjson` Secret.
 pub fn creds_of(secret: &Secret) -> RobotCredentials {
     let raw = &secret.data.as_ref().unwrap()[".dockerconfigjson"].0;
