@@ -15,5 +15,5 @@ pub use client::{
 };
 pub use error::QuayError;
 pub use metrics::QuayMetrics;
-pub use rate::{Bucket, Limiter, RateLimit};
+pub use rate::RateLimit;
 pub use retry::{RetryPolicy, parse_retry_after};
