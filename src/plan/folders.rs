@@ -128,6 +128,25 @@ pub fn files_to_remove(old: &str, keep: Option<&str>, paths: &[String]) -> Vec<S
         .collect()
 }
 
+/// The folders among `paths` (files below a workspace's folder) whose
+/// owner file names `uid`: every folder that Environment wrote there, as
+/// git records it. The status records only the last one, and a pass may
+/// read a status older than its own last commit.
+pub fn owned_folders(
+    paths: &[String],
+    read: impl Fn(&str) -> Option<String>,
+    uid: &str,
+) -> Vec<String> {
+    paths
+        .iter()
+        .filter_map(|p| {
+            let dir = p.strip_suffix(&format!("/{OWNER_FILE}"))?;
+            let owner = FolderOwner::parse(&read(p)?)?;
+            (!uid.is_empty() && owner.uid == uid).then(|| dir.to_string())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,5 +239,41 @@ mod tests {
         );
         assert_eq!(files_to_remove("environments/dev", None, &paths).len(), 3);
         assert!(files_to_remove("environments/prod", None, &paths).is_empty());
+    }
+
+    #[test]
+    fn owned_folders_are_those_whose_owner_file_names_the_uid() {
+        let mine = FolderOwner {
+            workspace: "ws".into(),
+            environment: "dev".into(),
+            uid: "u-1".into(),
+        };
+        let theirs = FolderOwner {
+            uid: "u-2".into(),
+            ..mine.clone()
+        };
+        let files = std::collections::BTreeMap::from([
+            ("environments/ws/dev/owner.yaml".to_string(), mine.render()),
+            ("environments/ws/dev/README.md".to_string(), String::new()),
+            (
+                "environments/ws/old/x/owner.yaml".to_string(),
+                mine.render(),
+            ),
+            (
+                "environments/ws/prod/owner.yaml".to_string(),
+                theirs.render(),
+            ),
+            (
+                "environments/ws/bad/owner.yaml".to_string(),
+                "uid: u-1\n".into(),
+            ),
+        ]);
+        let paths: Vec<String> = files.keys().cloned().collect();
+        let read = |p: &str| files.get(p).cloned();
+        assert_eq!(
+            owned_folders(&paths, read, "u-1"),
+            ["environments/ws/dev", "environments/ws/old/x"]
+        );
+        assert!(owned_folders(&paths, read, "").is_empty());
     }
 }

@@ -382,12 +382,27 @@ async fn a_changed_folder_moves_in_one_commit() {
             .then_some(())
     })
     .await;
+    // A pass may read a status older than its own last commit (the spec
+    // edit is seen before the status write): the move must not depend on
+    // the status naming the old folder. Wipe it to make that certain.
+    wait::until("the default folder recorded", T, || async {
+        let s = h.environments().get("mover").await.ok()?.status?;
+        (s.side_repo_path.as_deref() == Some(old.as_str())).then_some(())
+    })
+    .await;
+    h.stop_controller().await;
+    let wipe = serde_json::json!({"status": {"sideRepoPath": null}});
+    h.environments()
+        .patch_status("mover", &PatchParams::default(), &Patch::Merge(&wipe))
+        .await
+        .unwrap();
     let new = format!("environments/{ws}/moved/here");
     let patch = serde_json::json!({"spec": {"sideRepo": {"path": new}}});
     h.environments()
         .patch("mover", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
+    h.start_controller().await;
     let recorded = wait::until("the new folder recorded", T, || async {
         let e = h.environments().get("mover").await.ok()?;
         let s = e.status?;

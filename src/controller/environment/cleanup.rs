@@ -64,7 +64,12 @@ async fn remove_folders(env: &Environment, ctx: &Context) -> Result<()> {
     };
     side_repo::with_side_repo(ctx, move |side| {
         Ok(PassPlan {
-            removed_files: folder::removals(side, &candidates, None, &me),
+            removed_files: folder::removals(
+                side,
+                &folder::with_owned(side, &candidates, None, &me),
+                None,
+                &me,
+            ),
             message,
             ..Default::default()
         })

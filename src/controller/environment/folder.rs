@@ -10,7 +10,7 @@ use kube::ResourceExt;
 use crate::api::Environment;
 use crate::gitops::SideRepo;
 use crate::plan::SpecError;
-use crate::plan::folders::{FolderOwner, OWNER_FILE, files_to_remove, legacy_owner};
+use crate::plan::folders::{FolderOwner, OWNER_FILE, files_to_remove, legacy_owner, owned_folders};
 use crate::plan::side_path::{self, PathScope};
 use crate::render::RenderedFile;
 
@@ -63,6 +63,26 @@ pub(super) fn given_up(env: &Environment, keep: Option<&str>, scope: PathScope) 
     };
     out.retain(|f| side_path::inside_root(f) && Some(f.as_str()) != keep);
     out.dedup();
+    out
+}
+
+/// `given_up` and every other folder under the workspace's folder whose
+/// owner file names this Environment, except `keep`: the status records
+/// only the last folder written, and a pass can read a status older than
+/// its own last commit (a spec edit seen before the status write).
+pub(super) fn with_owned(
+    side: &SideRepo,
+    given_up: &[String],
+    keep: Option<&str>,
+    me: &Me,
+) -> Vec<String> {
+    let mut out = given_up.to_vec();
+    let paths = side.paths_under(&format!("{}/{}", side_path::ROOT, me.0.workspace));
+    for f in owned_folders(&paths, |p| side.read(p), &me.0.uid) {
+        if Some(f.as_str()) != keep && !out.contains(&f) {
+            out.push(f);
+        }
+    }
     out
 }
 

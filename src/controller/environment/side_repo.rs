@@ -96,6 +96,7 @@ pub(super) async fn commit(
             now,
         )?;
         files.push(me.owner_file(&input.folder));
+        let given_up = folder::with_owned(side, &given_up, Some(&input.folder), &me);
         let removed_files = folder::removals(side, &given_up, Some(&input.folder), &me);
         let mut message = commit_message(&input, &components, &files, side, read.into_inner());
         if !removed_files.is_empty() {
