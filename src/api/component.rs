@@ -162,15 +162,9 @@ pub struct EnvironmentDelivery {
     pub name: String,
     /// Credentials generation delivered to the target namespace.
     pub generation: i64,
-    /// Side-repo commit that holds this generation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub commit: Option<String>,
     /// ServiceAccount the pull Secret is linked to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account: Option<String>,
-    /// The Environment's last sync (its `status.lastSync`, RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_heartbeat: Option<Time>,
 }
 
 /// An empty list as `null`, which a merge patch reads as "remove": the

@@ -1,7 +1,7 @@
 //! What every reconcile pass shares: clients, configuration, the side
 //! repository, metrics and the event recorder.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -14,8 +14,10 @@ use super::config::Config;
 use super::error::Result;
 use super::metrics::Metrics;
 use super::remote_watch::RemoteWatches;
+use super::stores::Stores;
 use super::targets::TargetClients;
 use crate::gitops::SideRepo;
+use crate::plan::ObservedSecret;
 use crate::plan::requeue::FailureCounts;
 use crate::plan::status::Problem;
 use crate::quay::QuayClient;
@@ -61,7 +63,17 @@ pub struct Context {
     /// meanwhile by anything but a spec change (our own status write, say)
     /// reports the same problem without repeating the Quay calls before it.
     refusals: Mutex<HashMap<String, (i64, Problem, Instant)>>,
+    /// Per Environment (uid): its target Secrets as last listed — their
+    /// resourceVersions and what was read — so a pass lists again only
+    /// when the watch shows a change.
+    targets_seen: Mutex<HashMap<String, TargetsSeen>>,
+    /// The watched objects passes read (set when the controllers start).
+    stores: std::sync::OnceLock<Arc<Stores>>,
 }
+
+/// An Environment's target Secrets as listed: name → resourceVersion, and
+/// what the listing read.
+type TargetsSeen = (BTreeMap<String, String>, Vec<ObservedSecret>);
 
 /// (controller, `namespace/name`) of a reconciled object.
 type FailureKey = (&'static str, String);
@@ -104,7 +116,55 @@ impl Context {
             quay_verified: Mutex::new(HashMap::new()),
             failures: Mutex::new(FailureCounts::default()),
             refusals: Mutex::new(HashMap::new()),
+            stores: std::sync::OnceLock::new(),
+            targets_seen: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The watched objects, once every store holds its first listing.
+    pub async fn stores(&self) -> Result<&Stores> {
+        let stores = self
+            .stores
+            .get()
+            .ok_or_else(|| super::error::Error::Task("the watches have not started".into()))?;
+        stores.ready().await;
+        Ok(stores)
+    }
+
+    /// What the last listing of an Environment's target Secrets read, if
+    /// the watch still shows exactly the versions listed then.
+    pub fn targets_seen(
+        &self,
+        uid: &str,
+        versions: &BTreeMap<String, String>,
+    ) -> Option<Vec<ObservedSecret>> {
+        let seen = self.targets_seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.get(uid)
+            .filter(|(v, _)| v == versions)
+            .map(|(_, o)| o.clone())
+    }
+
+    /// Keep a listing of an Environment's target Secrets (see
+    /// [`Context::targets_seen`]).
+    pub fn remember_targets(
+        &self,
+        uid: &str,
+        versions: BTreeMap<String, String>,
+        observed: Vec<ObservedSecret>,
+    ) {
+        let mut seen = self.targets_seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.insert(uid.to_string(), (versions, observed));
+    }
+
+    /// Forget what was listed for a deleted Environment.
+    pub fn forget_targets(&self, uid: &str) {
+        let mut seen = self.targets_seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.remove(uid);
+    }
+
+    /// Hand the passes the watched objects (once; `controller::run`).
+    pub(super) fn set_stores(&self, stores: Arc<Stores>) {
+        let _ = self.stores.set(stores);
     }
 
     /// Trust `ca` for the side repository and the forge too.

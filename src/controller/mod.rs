@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod pass;
 pub mod remote_watch;
 pub mod status;
+pub mod stores;
 pub mod targets;
 pub mod workspace;
 
@@ -23,17 +24,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use kube::Client;
 use kube::api::Api;
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, watcher};
-use kube::{Client, ResourceExt};
+use kube::runtime::Controller;
 
 use crate::api::{Component, Environment};
-use crate::names::RobotRole;
-use crate::vocabulary::{
-    LABEL_COMPONENT, LABEL_ENVIRONMENT, LABEL_WORKSPACE, managed_selector, named_by, role_of,
-};
 pub use config::{Config, DeliveryIdentity};
 pub use context::Context;
 pub use error::Error;
@@ -64,12 +59,19 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     };
 
     let scope = ctx.config.namespace.clone();
+    let (stores, triggers, watches) = stores::start(&client, scope.as_deref());
+    ctx.set_stores(stores.clone());
     // Bounded work: at most this many passes of each kind at once.
     let bounded_passes =
         kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
-    let components =
-        component_controller(client.clone(), scope.as_deref()).with_config(bounded_passes.clone());
-    let component_store = components.store();
+    // Every trigger comes from the shared watches (`stores`): the
+    // controllers' own trigger streams stay empty.
+    let components = Controller::for_shared_stream(
+        futures::stream::pending::<Arc<Component>>(),
+        stores.components.store(),
+    )
+    .reconcile_on(triggers.components)
+    .with_config(bounded_passes.clone());
     let components = components
         .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(component::reconcile, component::error_policy, ctx.clone())
@@ -78,10 +80,13 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
                 tracing::debug!(error = %e, "component reconcile");
             }
         });
-    let environments = environment_controller(client.clone(), scope.as_deref())
-        .reconcile_on(ctx.remote_watches.triggers())
-        .with_config(bounded_passes);
-    let environment_store = environments.store();
+    let environments = Controller::for_shared_stream(
+        futures::stream::pending::<Arc<Environment>>(),
+        stores.environments.store(),
+    )
+    .reconcile_on(triggers.environments)
+    .reconcile_on(ctx.remote_watches.triggers())
+    .with_config(bounded_passes);
     let environments = environments
         .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(
@@ -99,9 +104,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         let _ = stop_tx.send(true);
     });
     futures::join!(
-        bounded(components, component_store, stopped(stop_rx.clone())),
-        bounded(environments, environment_store, stopped(stop_rx)),
+        bounded(components, &stores, stopped(stop_rx.clone())),
+        bounded(environments, &stores, stopped(stop_rx)),
     );
+    watches.iter().for_each(|w| w.abort());
     ctx.remote_watches.stop_all();
 }
 
@@ -133,17 +139,14 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
 /// finished its first list when the stop came never becomes ready: without
 /// this bound that shutdown would wait forever. Nothing ran in that case,
 /// so it stops at once.
-async fn bounded<K: kube::Resource + Clone + 'static>(
+async fn bounded(
     run: impl Future<Output = ()>,
-    store: kube::runtime::reflector::Store<K>,
+    stores: &stores::Stores,
     stop: impl Future<Output = ()>,
-) where
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    use futures::FutureExt;
+) {
     let deadline = async {
         stop.await;
-        if store.wait_until_ready().now_or_never().is_none() {
+        if !stores.is_listed() {
             tracing::debug!("stopping before the object cache was ready");
             return;
         }
@@ -157,116 +160,4 @@ async fn bounded<K: kube::Resource + Clone + 'static>(
         () = run => {}
         () = deadline => {}
     }
-}
-
-/// All objects of a kind, or those of one namespace.
-fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
-
-fn component_controller(client: Client, namespace: Option<&str>) -> Controller<Component> {
-    let ctrl = Controller::new(
-        scoped::<Component>(&client, namespace),
-        watcher::Config::default(),
-    );
-    let store = ctrl.store();
-    ctrl.trigger_backoff(backoff::WatchBackoff::for_watches())
-        // Workspace Secrets we own → their Component.
-        .watches(
-            Api::<Secret>::all(client.clone()),
-            watcher::Config::default().labels(&managed_selector()),
-            move |s: Secret| {
-                let labels = s.labels();
-                let component = named_by(LABEL_COMPONENT, labels, s.annotations());
-                // Target Secrets carry the workspace label; workspace ones
-                // live in the workspace itself.
-                let ns = labels
-                    .get(LABEL_WORKSPACE)
-                    .cloned()
-                    .or_else(|| s.namespace());
-                component
-                    .zip(ns)
-                    .map(|(c, ns)| ObjectRef::<Component>::new(&c).within(&ns))
-            },
-        )
-        // A new or changed Environment changes every Component's delivery status.
-        .watches(
-            scoped::<Environment>(&client, namespace),
-            watcher::Config::default(),
-            move |e: Environment| {
-                let ns = e.namespace().unwrap_or_default();
-                store
-                    .state()
-                    .into_iter()
-                    .filter(|c| c.namespace().as_deref() == Some(ns.as_str()))
-                    .map(|c| ObjectRef::from_obj(&*c))
-                    .collect::<Vec<_>>()
-            },
-        )
-}
-
-fn environment_controller(client: Client, namespace: Option<&str>) -> Controller<Environment> {
-    let ctrl = Controller::new(
-        scoped::<Environment>(&client, namespace),
-        watcher::Config::default(),
-    );
-    let by_workspace = ctrl.store();
-    let by_workspace2 = ctrl.store();
-    let by_target = ctrl.store();
-    let in_workspace = move |store: &kube::runtime::reflector::Store<Environment>, ns: &str| {
-        store
-            .state()
-            .into_iter()
-            .filter(|e| e.namespace().as_deref() == Some(ns))
-            .map(|e| ObjectRef::from_obj(&*e))
-            .collect::<Vec<_>>()
-    };
-    ctrl.trigger_backoff(backoff::WatchBackoff::for_watches())
-        // Any Component change (new, rotated, deleted) → every Environment of its workspace.
-        .watches(
-            scoped::<Component>(&client, namespace),
-            watcher::Config::default(),
-            move |c: Component| in_workspace(&by_workspace, &c.namespace().unwrap_or_default()),
-        )
-        // Our Secrets: a target Secret deleted or tampered with → its
-        // Environment; a workspace Secret rewritten → its workspace.
-        .watches(
-            Api::<Secret>::all(client.clone()),
-            watcher::Config::default().labels(&managed_selector()),
-            move |s: Secret| {
-                let l = s.labels();
-                let env = named_by(LABEL_ENVIRONMENT, l, s.annotations());
-                match (l.get(LABEL_WORKSPACE), env) {
-                    (Some(ws), Some(env)) => vec![ObjectRef::<Environment>::new(&env).within(ws)],
-                    // Environments only deliver pull credentials: a push
-                    // Secret change gives them nothing to do.
-                    _ if role_of(l) == Some(RobotRole::Push) => Vec::new(),
-                    _ => in_workspace(&by_workspace2, &s.namespace().unwrap_or_default()),
-                }
-            },
-        )
-        // ServiceAccounts in target namespaces: a removed link, or a
-        // `deployer` that appears, heals within seconds.
-        .watches(
-            Api::<ServiceAccount>::all(client),
-            watcher::Config::default(),
-            move |sa: ServiceAccount| {
-                let ns = sa.namespace().unwrap_or_default();
-                by_target
-                    .state()
-                    .into_iter()
-                    .filter(|e| {
-                        e.spec.target.cluster_credentials_secret.is_none()
-                            && e.spec.target.namespace == ns
-                    })
-                    .map(|e| ObjectRef::from_obj(&*e))
-                    .collect::<Vec<_>>()
-            },
-        )
 }

@@ -61,6 +61,12 @@ pub async fn finish(
     warn: Option<&ObjectReference>,
 ) -> Result<Action> {
     ctx.metrics.timed(kind.as_str(), started.elapsed());
+    tracing::trace!(
+        controller = kind.as_str(),
+        object = key,
+        ok = result.is_ok(),
+        "pass done"
+    );
     match result {
         Ok(action) => {
             ctx.metrics.reconciled(kind.as_str(), "ok");

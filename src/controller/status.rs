@@ -10,6 +10,9 @@ use super::context::Context;
 use super::error::Result;
 
 /// Merge-patch `status` onto `object` unless `current` already equals it.
+/// Only onto the version the pass read (a conflict otherwise, retried at
+/// once as a race): a pass that read a cached object older than another
+/// pass's status write must not put the older fields back.
 pub async fn write<K, S>(ctx: &Context, object: &K, current: Option<&S>, status: &S) -> Result<()>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
@@ -25,9 +28,16 @@ where
     api.patch_status(
         &object.name_any(),
         &PatchParams::default(),
-        &Patch::Merge(&serde_json::json!({ "status": status })),
+        &Patch::Merge(&patch(object.resource_version(), status)),
     )
     .await?;
     ctx.metrics.kube_writes.inc();
     Ok(())
+}
+
+fn patch(resource_version: Option<String>, status: &impl Serialize) -> serde_json::Value {
+    match resource_version {
+        Some(rv) => serde_json::json!({ "metadata": { "resourceVersion": rv }, "status": status }),
+        None => serde_json::json!({ "status": status }),
+    }
 }

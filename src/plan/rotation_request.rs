@@ -4,7 +4,7 @@
 //! removed), and the storm guard that refuses the ADR annotation when it
 //! comes back right after a rotation — what a GitOps engine's self-heal does.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
 
 use crate::vocabulary::{ANNOTATION_GENERATE, ANNOTATION_ROTATE};
 
@@ -104,6 +104,30 @@ pub fn generate_owners(entries: &[ManagedFieldsEntry]) -> Vec<String> {
     owners
 }
 
+/// Only what [`generate_owners`] reads: the entries that own the generate
+/// annotation, each cut down to its manager and that one field. The
+/// controller keeps every Component in memory; the rest of their
+/// `managedFields` is most of their size.
+pub fn trim_to_generate_owners(entries: &mut Option<Vec<ManagedFieldsEntry>>) {
+    let Some(list) = entries.take() else {
+        return;
+    };
+    let kept: Vec<ManagedFieldsEntry> = list
+        .into_iter()
+        .filter(|e| owns_annotation(e, ANNOTATION_GENERATE))
+        .map(|e| ManagedFieldsEntry {
+            manager: e.manager,
+            operation: e.operation,
+            fields_type: e.fields_type,
+            fields_v1: Some(FieldsV1(serde_json::json!({
+                "f:metadata": {"f:annotations": {format!("f:{ANNOTATION_GENERATE}"): {}}}
+            }))),
+            ..Default::default()
+        })
+        .collect();
+    *entries = (!kept.is_empty()).then_some(kept);
+}
+
 fn owns_annotation(entry: &ManagedFieldsEntry, key: &str) -> bool {
     entry.fields_v1.as_ref().is_some_and(|f| {
         f.0.get("f:metadata")
@@ -154,7 +178,6 @@ fn quoted(names: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1;
 
     fn input() -> RequestInput<'static> {
         RequestInput {
@@ -217,6 +240,30 @@ mod tests {
             fields_v1: Some(FieldsV1(fields)),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn trimmed_managed_fields_keep_the_generate_owners_only() {
+        let entry = |manager: &str, fields: serde_json::Value| ManagedFieldsEntry {
+            manager: Some(manager.into()),
+            fields_v1: Some(FieldsV1(fields)),
+            ..Default::default()
+        };
+        let mut entries = Some(vec![
+            entry(
+                "argocd-controller",
+                serde_json::json!({"f:metadata": {"f:annotations": {
+                    "f:image.redhat.com/generate": {}, "f:other": {}}}, "f:spec": {}}),
+            ),
+            entry("quayside", serde_json::json!({"f:status": {}})),
+        ]);
+        let before = generate_owners(entries.as_deref().unwrap());
+        trim_to_generate_owners(&mut entries);
+        assert_eq!(entries.as_ref().map(Vec::len), Some(1));
+        assert_eq!(generate_owners(entries.as_deref().unwrap()), before);
+        let mut none = Some(vec![entry("quayside", serde_json::json!({"f:status": {}}))]);
+        trim_to_generate_owners(&mut none);
+        assert!(none.is_none());
     }
 
     #[test]

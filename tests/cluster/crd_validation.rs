@@ -326,7 +326,7 @@ async fn kubectl_explain_and_get_read_well() {
             "component.status.rotatedAt",
             "When the robot tokens were last rotated",
         ),
-        ("component.status.environments.lastHeartbeat", "last sync"),
+        ("component.status.environments.serviceAccount", "linked to"),
         ("component.status.conditions", "RepositoryReady"),
         ("environment", "every Component of the workspace"),
         ("environment.spec.recipients", "age-keygen -y"),

@@ -216,6 +216,14 @@ impl Harness {
     /// Quay client are kept in [`Harness::observed`].
     pub async fn start_controller_from(&mut self, setup: ControllerSetup) {
         assert!(self.controller.is_none(), "controller already running");
+        // `QUAYSIDE_TEST_LOG=quayside=debug`: the in-process controllers'
+        // logs on stderr (every test's, interleaved; grep a namespace).
+        if let Ok(filter) = std::env::var("QUAYSIDE_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .try_init();
+        }
         let quay = QuayClient::new(setup.quay).expect("a Quay client");
         let metrics = Metrics::default();
         self.observed = Some((metrics.clone(), quay.clone()));
@@ -341,14 +349,28 @@ impl Harness {
     /// Wait until a Component's Ready condition is True.
     pub async fn wait_component_ready(&self, name: &str, timeout: Duration) -> Component {
         let api = self.components();
-        wait::until(&format!("Component {name} Ready"), timeout, || {
-            let api = api.clone();
-            async move {
-                let c = api.get_opt(name).await.ok()??;
-                component::is_ready(&c).then_some(c)
-            }
+        let last = std::sync::Mutex::new(None::<String>);
+        let ready = tokio::time::timeout(
+            timeout,
+            wait::until(&format!("Component {name} Ready"), timeout * 2, || {
+                let (api, last) = (api.clone(), &last);
+                async move {
+                    let c = api.get_opt(name).await.ok()??;
+                    let status = c.status.as_ref().map(|s| (&s.conditions, &s.environments));
+                    *last.lock().unwrap() = Some(format!("{status:?}"));
+                    component::is_ready(&c).then_some(c)
+                }
+            }),
+        )
+        .await;
+        // On time out, say what the status held: a bare "not Ready" is
+        // not enough to tell a lost trigger from a failing step.
+        ready.unwrap_or_else(|_| {
+            panic!(
+                "timed out after {timeout:?} waiting for Component {name} Ready; last status: {}",
+                last.lock().unwrap().clone().unwrap_or_default()
+            )
         })
-        .await
     }
 
     /// Ask for an emergency rotation of Component `name`.

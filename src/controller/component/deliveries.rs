@@ -3,10 +3,10 @@
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 
 use super::Pass;
-use crate::api::{Component, Environment, EnvironmentDelivery};
+use crate::api::{Component, EnvironmentDelivery};
 use crate::controller::context::Context;
 use crate::controller::error::Result;
 use crate::plan::delivery::{effective_mode, reported_generation};
@@ -30,14 +30,9 @@ pub(super) async fn observe(
 ) -> Result<Vec<(EnvironmentDelivery, Option<i64>)>> {
     let ns = component.namespace().unwrap_or_default();
     let secret_name = pull_secret_name(&component.name_any());
-    let envs = Api::<Environment>::namespaced(ctx.client.clone(), &ns)
-        .list(&ListParams::default())
-        .await?;
+    let stores = ctx.stores().await?;
     let mut out = Vec::new();
-    for env in envs.items {
-        if env.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
+    for env in stores.live_environments(&ns) {
         let status = env.status.clone().unwrap_or_default();
         // The mode as the Environment's pass decides it, not as its status
         // last said: before its first pass, a GitOps target counts as empty.
@@ -49,6 +44,11 @@ pub(super) async fn observe(
         let reported = reported_generation(mode.ok(), &status.live, &component.name_any());
         let generation = match reported {
             Some(g) => g,
+            // In this cluster, the watch of our target Secrets knows.
+            None if env.spec.target.cluster_credentials_secret.is_none() => stores
+                .target_secrets
+                .get(env.spec.target.namespace.trim(), &secret_name)
+                .and_then(|s| generation_of(s.metadata.annotations.as_ref())),
             None => match ctx.targets.for_environment(&ctx.client, &env).await {
                 Ok(client) => Api::<Secret>::namespaced(client, &env.spec.target.namespace)
                     .get_opt(&secret_name)
@@ -63,9 +63,7 @@ pub(super) async fn observe(
             EnvironmentDelivery {
                 name: env.name_any(),
                 generation: generation.unwrap_or(0),
-                commit: status.commit,
                 service_account: status.linked_service_account,
-                last_heartbeat: status.last_sync,
             },
             generation,
         ));

@@ -323,8 +323,7 @@ impl Pass<'_> {
     /// behind. A side-repository failure alone (Committed) does not count:
     /// it does not keep the target from the new token.
     async fn failing_environments(&self) -> Result<Vec<String>> {
-        let api: Api<Environment> = Api::namespaced(self.ctx.client.clone(), &self.ns);
-        let envs = api.list(&Default::default()).await?;
+        let envs = self.ctx.stores().await?.environments.in_namespace(&self.ns);
         let failing = |e: &Environment| {
             e.status.as_ref().is_some_and(|s| {
                 s.conditions.iter().any(|c| {
@@ -334,7 +333,6 @@ impl Pass<'_> {
             })
         };
         Ok(envs
-            .items
             .iter()
             .filter(|e| failing(e))
             .map(|e| e.name_any())

@@ -3,16 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams};
 
-use crate::api::Component;
 use crate::controller::context::Context;
 use crate::controller::error::Result;
 use crate::controller::workspace::{self, Stored};
-use crate::names::{self, RobotRole};
-use crate::vocabulary::{LABEL_COMPONENT, named_by, role_selector};
+use crate::names;
+use crate::vocabulary::{LABEL_COMPONENT, named_by};
 
 /// A Component of the workspace with its persisted pull credentials.
 pub(super) struct Deliverable {
@@ -21,15 +18,13 @@ pub(super) struct Deliverable {
     pub stored: Stored,
 }
 
+/// Read from the watches: a pass woken by a change sees it (the store
+/// takes each change before it wakes anyone).
 pub(super) async fn list(ctx: &Context, workspace_ns: &str) -> Result<Vec<Deliverable>> {
-    let components = Api::<Component>::namespaced(ctx.client.clone(), workspace_ns)
-        .list(&ListParams::default())
-        .await?;
-    let secrets = Api::<Secret>::namespaced(ctx.client.clone(), workspace_ns)
-        .list(&ListParams::default().labels(&role_selector(RobotRole::Pull)))
-        .await?;
+    let stores = ctx.stores().await?;
+    let components = stores.components.in_namespace(workspace_ns);
+    let secrets = stores.pull_secrets(workspace_ns);
     let mut by_component: BTreeMap<String, Stored> = secrets
-        .items
         .iter()
         .filter_map(|s| {
             Some((
@@ -39,7 +34,7 @@ pub(super) async fn list(ctx: &Context, workspace_ns: &str) -> Result<Vec<Delive
         })
         .collect();
     let mut out = Vec::new();
-    for c in components.items {
+    for c in components {
         if c.metadata.deletion_timestamp.is_some() {
             continue; // a deleted Component is pruned from every Environment
         }

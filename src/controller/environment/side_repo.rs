@@ -5,10 +5,10 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams};
 
 use super::deliverables::Deliverable;
 use super::folder::{self, Me};
@@ -242,17 +242,19 @@ fn outside_root(pass: &PassPlan) -> Result<()> {
     }
 }
 
-/// Every other live Environment served by this controller (they all share
-/// its side repository, across workspaces).
-pub(super) async fn others(env: &Environment, ctx: &Context) -> Result<Vec<Environment>> {
-    let api: Api<Environment> = match ctx.config.namespace.as_deref() {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
+/// Every other live Environment whose folder may overlap this one's: all
+/// of those served by this controller (they share its side repository,
+/// across workspaces), or — when folders stay inside their workspace's
+/// folder — those of the same workspace. Read from the watch.
+pub(super) async fn others(env: &Environment, ctx: &Context) -> Result<Vec<Arc<Environment>>> {
+    let stores = ctx.stores().await?;
+    let candidates = match ctx.config.side_repo_scope {
+        PathScope::Workspace => stores
+            .environments
+            .in_namespace(&env.namespace().unwrap_or_default()),
+        PathScope::AnyUnderRoot => stores.environments.store().state(),
     };
-    Ok(api
-        .list(&ListParams::default())
-        .await?
-        .items
+    Ok(candidates
         .into_iter()
         .filter(|o| o.uid() != env.uid() && o.metadata.deletion_timestamp.is_none())
         .collect())
@@ -264,7 +266,7 @@ pub(super) async fn others(env: &Environment, ctx: &Context) -> Result<Vec<Envir
 fn conflict(
     env: &Environment,
     folder: &str,
-    others: &[Environment],
+    others: &[Arc<Environment>],
     scope: PathScope,
 ) -> Option<String> {
     let claims: Vec<_> = others

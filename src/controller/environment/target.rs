@@ -1,6 +1,8 @@
 //! The deliver step of an Environment pass: the pull Secrets in the target
 //! namespace as `plan::target` decides, then the ServiceAccount link.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
@@ -20,8 +22,8 @@ use crate::plan::{
     DesiredSecret, ObservedSecret, SpecError, choose_service_account, plan_target_secrets, spec,
 };
 use crate::vocabulary::{
-    SERVICE_ACCOUNT_DEPLOYER, generation_of, name_annotations, pull_secret_name, target_labels,
-    target_selector,
+    LABEL_ENVIRONMENT, LABEL_WORKSPACE, SERVICE_ACCOUNT_DEPLOYER, generation_of, label_value,
+    name_annotations, pull_secret_name, target_labels, target_selector,
 };
 
 /// What delivery did.
@@ -63,7 +65,7 @@ async fn write_as(
             payload: d.stored.credentials.docker_config_json(),
         })
         .collect();
-    let observed = observe_secrets(env, &secrets.read).await?;
+    let observed = observe_secrets(env, ctx, &secrets.read).await?;
     let (mut changed, refused) = apply_secrets(env, ctx, &secrets, items, &desired, &observed)
         .await
         .map_err(|e| writer.refused(target_ns, e))?;
@@ -181,13 +183,29 @@ pub(super) async fn open_target(
     }
 }
 
-/// The Secrets of this Environment in the target namespace, by label.
-async fn observe_secrets(env: &Environment, secrets: &Api<Secret>) -> Result<Vec<ObservedSecret>> {
+/// The Secrets of this Environment in the target namespace, by label. In
+/// this cluster, listed only when the watch of our target Secrets shows a
+/// change since the last listing (a heartbeat lists nothing).
+async fn observe_secrets(
+    env: &Environment,
+    ctx: &Context,
+    secrets: &Api<Secret>,
+) -> Result<Vec<ObservedSecret>> {
+    let versions = match env.spec.target.cluster_credentials_secret {
+        Some(_) => None,
+        None => Some(watched_versions(env, ctx).await?),
+    };
+    let uid = env.uid().unwrap_or_default();
+    if let Some(v) = &versions
+        && let Some(observed) = ctx.targets_seen(&uid, v)
+    {
+        return Ok(observed);
+    }
     let selector = target_selector(&env.namespace().unwrap_or_default(), &env.name_any());
     let list = secrets
         .list(&ListParams::default().labels(&selector))
         .await?;
-    Ok(list
+    let observed: Vec<ObservedSecret> = list
         .items
         .iter()
         .map(|s| ObservedSecret {
@@ -196,6 +214,34 @@ async fn observe_secrets(env: &Environment, secrets: &Api<Secret>) -> Result<Vec
             payload: workspace::payload_of(s),
             labels_intact: true,
         })
+        .collect();
+    if versions.is_some() {
+        let listed = list
+            .items
+            .iter()
+            .map(|s| (s.name_any(), s.resource_version().unwrap_or_default()))
+            .collect();
+        ctx.remember_targets(&uid, listed, observed.clone());
+    }
+    Ok(observed)
+}
+
+/// Name → resourceVersion of this Environment's Secrets in its target
+/// namespace (this cluster), as the watch last saw them.
+async fn watched_versions(env: &Environment, ctx: &Context) -> Result<BTreeMap<String, String>> {
+    let workspace = env.namespace().unwrap_or_default();
+    let name = label_value(&env.name_any());
+    Ok(ctx
+        .stores()
+        .await?
+        .target_secrets
+        .in_namespace(env.spec.target.namespace.trim())
+        .iter()
+        .filter(|s| {
+            let l = s.labels();
+            l.get(LABEL_WORKSPACE) == Some(&workspace) && l.get(LABEL_ENVIRONMENT) == Some(&name)
+        })
+        .map(|s| (s.name_any(), s.resource_version().unwrap_or_default()))
         .collect())
 }
 

@@ -1,0 +1,542 @@
+//! The controller's view of the API: one watch per kind, held in reflector
+//! stores with an index by namespace, and the passes each change asks for.
+//! Passes read here instead of listing, so a pass that finds nothing to do
+//! (the heartbeat) costs the API server nothing, and each kind is watched
+//! once for both controllers.
+//!
+//! What is cached is only what passes read: Components and Environments
+//! whole; quayside's workspace Secrets (the credentials an Environment
+//! delivers) whole; the target Secrets it delivered, metadata only (their
+//! generation annotation and labels; never a cluster-wide copy of Secret
+//! data); ServiceAccounts not at all (their watch only wakes passes).
+
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
+use kube::runtime::watcher::{self, Event};
+use kube::{Client, Resource, ResourceExt};
+
+use super::backoff::WatchBackoff;
+use crate::api::{Component, Environment};
+use crate::names::RobotRole;
+use crate::vocabulary::{
+    LABEL_COMPONENT, LABEL_ENVIRONMENT, LABEL_WORKSPACE, managed_selector, named_by, role_of,
+};
+
+/// A store and, per namespace, the names it holds.
+pub struct Indexed<K: Resource<DynamicType = ()> + Clone + 'static> {
+    store: Store<K>,
+    by_namespace: Mutex<HashMap<String, BTreeSet<String>>>,
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Indexed<K> {
+    fn new(store: Store<K>) -> Indexed<K> {
+        Indexed {
+            store,
+            by_namespace: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The object `name` of `namespace`, as last seen.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
+        self.store.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// Every object of `namespace`, by name.
+    pub fn in_namespace(&self, namespace: &str) -> Vec<Arc<K>> {
+        let names: Vec<String> = self
+            .index()
+            .get(namespace)
+            .map(|n| n.iter().cloned().collect())
+            .unwrap_or_default();
+        names
+            .iter()
+            .filter_map(|n| self.get(namespace, n))
+            .collect()
+    }
+
+    /// The store, for a controller to look its objects up in.
+    pub fn store(&self) -> Store<K> {
+        self.store.clone()
+    }
+
+    fn index(&self) -> std::sync::MutexGuard<'_, HashMap<String, BTreeSet<String>>> {
+        self.by_namespace.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn add(&self, o: &K) {
+        let ns = o.meta().namespace.clone().unwrap_or_default();
+        self.index().entry(ns).or_default().insert(o.name_any());
+    }
+
+    fn remove(&self, o: &K) {
+        let ns = o.meta().namespace.clone().unwrap_or_default();
+        let mut index = self.index();
+        if let Some(names) = index.get_mut(&ns) {
+            names.remove(&o.name_any());
+            if names.is_empty() {
+                index.remove(&ns);
+            }
+        }
+    }
+
+    /// After a fresh listing: the index is what the store now holds.
+    fn rebuild(&self) {
+        let mut index = HashMap::<String, BTreeSet<String>>::new();
+        for o in self.store.state() {
+            let ns = o.meta().namespace.clone().unwrap_or_default();
+            index.entry(ns).or_default().insert(o.name_any());
+        }
+        *self.index() = index;
+    }
+}
+
+/// What passes read instead of the API.
+pub struct Stores {
+    pub components: Indexed<Component>,
+    pub environments: Indexed<Environment>,
+    /// quayside's Secrets in workspaces (push and pull credentials).
+    pub workspace_secrets: Indexed<Secret>,
+    /// The pull Secrets delivered into this cluster's target namespaces,
+    /// metadata only.
+    pub target_secrets: Indexed<PartialObjectMeta<Secret>>,
+    /// This cluster's target namespaces → the Environments (workspace,
+    /// name) delivering there.
+    by_target: Mutex<TargetIndex>,
+    /// One bit per watch that has finished its first listing. Our own
+    /// flag: kube's `Store::wait_until_ready` wakes only the last of
+    /// several concurrent waiters (one oneshot receiver behind a mutex),
+    /// so passes waiting on it together hung.
+    listed: tokio::sync::watch::Sender<u8>,
+}
+
+/// Every watch's bit in [`Stores::listed`].
+const ALL_LISTED: u8 = 0b1111;
+
+/// Target namespace → Environments, and back.
+#[derive(Default)]
+struct TargetIndex {
+    envs: HashMap<String, BTreeSet<(String, String)>>,
+    target: HashMap<(String, String), String>,
+}
+
+impl Stores {
+    /// Wait until every store holds its first full listing: a pass that
+    /// read an empty store before that would prune what exists.
+    pub async fn ready(&self) {
+        let mut listed = self.listed.subscribe();
+        let _ = listed.wait_for(|bits| *bits == ALL_LISTED).await;
+    }
+
+    /// Whether every watch has finished its first listing.
+    pub fn is_listed(&self) -> bool {
+        *self.listed.borrow() == ALL_LISTED
+    }
+
+    /// The live (not deleted) Environments of `workspace`.
+    pub fn live_environments(&self, workspace: &str) -> Vec<Arc<Environment>> {
+        let mut out = self.environments.in_namespace(workspace);
+        out.retain(|e| e.metadata.deletion_timestamp.is_none());
+        out
+    }
+
+    /// The pull Secrets quayside keeps in `workspace`.
+    pub fn pull_secrets(&self, workspace: &str) -> Vec<Arc<Secret>> {
+        let mut out = self.workspace_secrets.in_namespace(workspace);
+        out.retain(|s| role_of(s.labels()) == Some(RobotRole::Pull));
+        out
+    }
+}
+
+impl Stores {
+    /// Record (or forget) which target namespace of this cluster `e`
+    /// delivers to.
+    fn follow_target(&self, e: &Environment, gone: bool) {
+        let key = (e.namespace().unwrap_or_default(), e.name_any());
+        let mut index = self.by_target.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = index.target.remove(&key)
+            && let Some(envs) = index.envs.get_mut(&old)
+        {
+            envs.remove(&key);
+            if envs.is_empty() {
+                index.envs.remove(&old);
+            }
+        }
+        if !gone && e.spec.target.cluster_credentials_secret.is_none() {
+            let ns = e.spec.target.namespace.trim().to_string();
+            index
+                .envs
+                .entry(ns.clone())
+                .or_default()
+                .insert(key.clone());
+            index.target.insert(key, ns);
+        }
+    }
+
+    fn delivering_to(&self, namespace: &str) -> Vec<(String, String)> {
+        let index = self.by_target.lock().unwrap_or_else(|p| p.into_inner());
+        index
+            .envs
+            .get(namespace)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// The passes a change asks for, per controller.
+pub struct Triggers {
+    pub components: UnboundedReceiver<ObjectRef<Component>>,
+    pub environments: UnboundedReceiver<ObjectRef<Environment>>,
+}
+
+#[derive(Clone)]
+struct Senders {
+    components: UnboundedSender<ObjectRef<Component>>,
+    environments: UnboundedSender<ObjectRef<Environment>>,
+}
+
+impl Senders {
+    fn component(&self, ns: &str, name: &str) {
+        let _ = self
+            .components
+            .unbounded_send(ObjectRef::new(name).within(ns));
+    }
+    fn environment(&self, ns: &str, name: &str) {
+        tracing::trace!(namespace = ns, name, "environment pass asked for");
+        let _ = self
+            .environments
+            .unbounded_send(ObjectRef::new(name).within(ns));
+    }
+}
+
+/// Start the watches (as tasks that end when `stop` resolves or the
+/// returned stores are dropped); `namespace` scopes Components,
+/// Environments and workspace Secrets (`--namespace`).
+pub fn start(
+    client: &Client,
+    namespace: Option<&str>,
+) -> (Arc<Stores>, Triggers, Vec<tokio::task::JoinHandle<()>>) {
+    let (c_tx, c_rx) = unbounded();
+    let (e_tx, e_rx) = unbounded();
+    let send = Senders {
+        components: c_tx,
+        environments: e_tx,
+    };
+    let (c_store, c_writer) = kube::runtime::reflector::store::<Component>();
+    let (e_store, e_writer) = kube::runtime::reflector::store::<Environment>();
+    let (w_store, w_writer) = kube::runtime::reflector::store::<Secret>();
+    let (t_store, t_writer) = kube::runtime::reflector::store::<PartialObjectMeta<Secret>>();
+    let stores = Arc::new(Stores {
+        components: Indexed::new(c_store),
+        environments: Indexed::new(e_store),
+        workspace_secrets: Indexed::new(w_store),
+        target_secrets: Indexed::new(t_store),
+        by_target: Mutex::new(TargetIndex::default()),
+        listed: tokio::sync::watch::Sender::new(0),
+    });
+    let workspace_secrets =
+        watcher::Config::default().labels(&format!("{},!{LABEL_WORKSPACE}", managed_selector()));
+    let target_secrets =
+        watcher::Config::default().labels(&format!("{},{LABEL_WORKSPACE}", managed_selector()));
+    let tasks = vec![
+        tokio::spawn(pump(
+            watcher::watcher(scoped(client, namespace), watcher::Config::default()),
+            c_writer,
+            Arc::downgrade(&stores),
+            |s| &s.components,
+            0b0001,
+            |c| {
+                crate::plan::rotation_request::trim_to_generate_owners(
+                    &mut c.metadata.managed_fields,
+                )
+            },
+            component_changed(send.clone()),
+        )),
+        tokio::spawn(pump(
+            watcher::watcher(scoped(client, namespace), watcher::Config::default()),
+            e_writer,
+            Arc::downgrade(&stores),
+            |s| &s.environments,
+            0b0010,
+            drop_managed_fields,
+            environment_changed(send.clone()),
+        )),
+        tokio::spawn(pump(
+            watcher::watcher(scoped(client, namespace), workspace_secrets),
+            w_writer,
+            Arc::downgrade(&stores),
+            |s| &s.workspace_secrets,
+            0b0100,
+            drop_managed_fields,
+            workspace_secret_changed(send.clone()),
+        )),
+        tokio::spawn(pump(
+            watcher::watcher(
+                Api::<PartialObjectMeta<Secret>>::all(client.clone()),
+                target_secrets,
+            ),
+            t_writer,
+            Arc::downgrade(&stores),
+            |s| &s.target_secrets,
+            0b1000,
+            drop_managed_fields,
+            target_secret_changed(send.clone()),
+        )),
+        tokio::spawn(accounts(
+            Api::<PartialObjectMeta<ServiceAccount>>::all(client.clone()),
+            Arc::downgrade(&stores),
+            send,
+        )),
+    ];
+    let triggers = Triggers {
+        components: c_rx,
+        environments: e_rx,
+    };
+    (stores, triggers, tasks)
+}
+
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// A change seen by a watch, after the store took it.
+enum Change<K> {
+    Applied(Arc<K>),
+    Deleted(K),
+    /// A fresh listing: everything the store now holds (it may have missed
+    /// deletions, so what depends on the whole kind looks again).
+    Relisted(Vec<Arc<K>>),
+}
+
+/// Keep `writer`'s store and its index up to date from `events`, and tell
+/// `changed` what changed. Errors back off and retry (the watcher relists).
+async fn pump<K, S>(
+    events: S,
+    mut writer: Writer<K>,
+    stores: std::sync::Weak<Stores>,
+    indexed: fn(&Stores) -> &Indexed<K>,
+    bit: u8,
+    trim: fn(&mut K),
+    mut changed: impl FnMut(&Stores, Change<K>) + Send,
+) where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+    S: Stream<Item = watcher::Result<Event<K>>> + Send,
+{
+    let events = events.modify(trim).backoff(WatchBackoff::for_watches());
+    let mut events = std::pin::pin!(events);
+    let mut last_error = None::<String>;
+    while let Some(event) = events.next().await {
+        let Some(stores) = stores.upgrade() else {
+            return;
+        };
+        let event = match event {
+            Ok(e) => e,
+            Err(e) => {
+                let text = e.to_string();
+                if last_error.as_deref() != Some(text.as_str()) {
+                    tracing::warn!(kind = %K::kind(&()), error = %text, "watch failed; retrying");
+                    last_error = Some(text);
+                }
+                continue;
+            }
+        };
+        last_error = None;
+        if let Event::Apply(o) | Event::Delete(o) = &event {
+            tracing::trace!(kind = %K::kind(&()), object = %ObjectRef::from_obj(o), "watch event");
+        }
+        writer.apply_watcher_event(&event);
+        let index = indexed(&stores);
+        match event {
+            Event::Apply(o) => {
+                index.add(&o);
+                let stored = index.store.get(&ObjectRef::from_obj(&o));
+                if let Some(o) = stored {
+                    changed(&stores, Change::Applied(o));
+                }
+            }
+            Event::Delete(o) => {
+                index.remove(&o);
+                changed(&stores, Change::Deleted(o));
+            }
+            Event::InitDone => {
+                index.rebuild();
+                stores.listed.send_modify(|bits| *bits |= bit);
+                changed(&stores, Change::Relisted(index.store.state()));
+            }
+            Event::Init | Event::InitApply(_) => {}
+        }
+    }
+}
+
+/// What nothing of quayside reads, and most of a small object's size.
+fn drop_managed_fields<K: Resource>(o: &mut K) {
+    o.meta_mut().managed_fields = None;
+}
+
+fn fingerprint(parts: impl Hash) -> u64 {
+    let mut h = DefaultHasher::new();
+    parts.hash(&mut h);
+    h.finish()
+}
+
+/// A Component → its own pass, and the Environments of its workspace when
+/// what they deliver changed (spec, deletion, the image Quay confirmed) —
+/// not on every status write of the Component.
+fn component_changed(send: Senders) -> impl FnMut(&Stores, Change<Component>) + Send {
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    move |stores, change| {
+        let mut one = |c: &Component, gone: bool| {
+            let ns = c.namespace().unwrap_or_default();
+            if !gone {
+                send.component(&ns, &c.name_any());
+            }
+            let uid = c.uid().unwrap_or_default();
+            let print = fingerprint((
+                c.metadata.generation,
+                c.metadata.deletion_timestamp.is_some(),
+                c.status.as_ref().and_then(|s| s.image.as_deref()),
+            ));
+            let before = match gone {
+                true => seen.remove(&uid),
+                false => seen.insert(uid, print),
+            };
+            if gone || before != Some(print) {
+                for e in stores.environments.in_namespace(&ns) {
+                    send.environment(&ns, &e.name_any());
+                }
+            }
+        };
+        match change {
+            Change::Applied(c) => one(&c, false),
+            Change::Deleted(c) => one(&c, true),
+            Change::Relisted(all) => all.iter().for_each(|c| one(c, false)),
+        }
+    }
+}
+
+/// An Environment → its own pass, and the Components of its workspace when
+/// what their status reports of it changed (spec, deletion, what the
+/// engine serves, the account linked) — not on each of its commits.
+fn environment_changed(send: Senders) -> impl FnMut(&Stores, Change<Environment>) + Send {
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    move |stores, change| {
+        let mut one = |e: &Environment, gone: bool| {
+            let ns = e.namespace().unwrap_or_default();
+            if !gone {
+                send.environment(&ns, &e.name_any());
+            }
+            let uid = e.uid().unwrap_or_default();
+            let status = e.status.as_ref();
+            let print = fingerprint((
+                e.metadata.generation,
+                e.metadata.deletion_timestamp.is_some(),
+                status.map(|s| serde_json::to_string(&s.live).unwrap_or_default()),
+                status.and_then(|s| s.linked_service_account.as_deref()),
+            ));
+            let before = match gone {
+                true => seen.remove(&uid),
+                false => seen.insert(uid, print),
+            };
+            stores.follow_target(e, gone);
+            if gone || before != Some(print) {
+                for c in stores.components.in_namespace(&ns) {
+                    send.component(&ns, &c.name_any());
+                }
+            }
+        };
+        match change {
+            Change::Applied(e) => one(&e, false),
+            Change::Deleted(e) => one(&e, true),
+            Change::Relisted(all) => all.iter().for_each(|e| one(e, false)),
+        }
+    }
+}
+
+/// A workspace Secret → its Component; a pull one also → every
+/// Environment of the workspace (a push Secret gives them nothing to do).
+fn workspace_secret_changed(send: Senders) -> impl FnMut(&Stores, Change<Secret>) + Send {
+    move |stores, change| {
+        let one = |s: &Secret| {
+            let ns = s.namespace().unwrap_or_default();
+            if let Some(c) = named_by(LABEL_COMPONENT, s.labels(), s.annotations()) {
+                send.component(&ns, &c);
+            }
+            if role_of(s.labels()) != Some(RobotRole::Push) {
+                for e in stores.environments.in_namespace(&ns) {
+                    send.environment(&ns, &e.name_any());
+                }
+            }
+        };
+        match change {
+            Change::Applied(s) => one(&s),
+            Change::Deleted(s) => one(&s),
+            // Each workspace's passes run on their own listing anyway.
+            Change::Relisted(_) => {}
+        }
+    }
+}
+
+/// A target Secret (deleted, tampered with, written) → its Environment and
+/// its Component.
+fn target_secret_changed(
+    send: Senders,
+) -> impl FnMut(&Stores, Change<PartialObjectMeta<Secret>>) + Send {
+    move |_, change| {
+        let one = |s: &PartialObjectMeta<Secret>| {
+            let l = s.labels();
+            let Some(ws) = l.get(LABEL_WORKSPACE) else {
+                return;
+            };
+            if let Some(env) = named_by(LABEL_ENVIRONMENT, l, s.annotations()) {
+                send.environment(ws, &env);
+            }
+            if let Some(c) = named_by(LABEL_COMPONENT, l, s.annotations()) {
+                send.component(ws, &c);
+            }
+        };
+        match change {
+            Change::Applied(s) => one(&s),
+            Change::Deleted(s) => one(&s),
+            Change::Relisted(all) => all.iter().for_each(|s| one(s)),
+        }
+    }
+}
+
+/// ServiceAccounts of target namespaces, metadata only and not kept: a
+/// removed link, or a `deployer` that appears, wakes the Environments that
+/// deliver there (in this cluster).
+async fn accounts(
+    api: Api<PartialObjectMeta<ServiceAccount>>,
+    stores: std::sync::Weak<Stores>,
+    send: Senders,
+) {
+    let events =
+        watcher::watcher(api, watcher::Config::default()).backoff(WatchBackoff::for_watches());
+    let mut events = std::pin::pin!(events);
+    while let Some(event) = events.next().await {
+        let Some(stores) = stores.upgrade() else {
+            return;
+        };
+        // The first listing wakes nothing: every Environment has its own.
+        let (Ok(Event::Apply(sa)) | Ok(Event::Delete(sa))) = event else {
+            continue;
+        };
+        for (ws, env) in stores.delivering_to(&sa.namespace().unwrap_or_default()) {
+            send.environment(&ws, &env);
+        }
+    }
+}
