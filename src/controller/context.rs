@@ -61,6 +61,8 @@ pub struct Context {
     /// meanwhile by anything but a spec change (our own status write, say)
     /// reports the same problem without repeating the Quay calls before it.
     refusals: Mutex<HashMap<String, (i64, Problem, Instant)>>,
+    /// The workspaces this replica serves (`--shards`; all without).
+    pub shards: crate::shard::Shards,
 }
 
 /// (controller, `namespace/name`) of a reconciled object.
@@ -104,7 +106,14 @@ impl Context {
             quay_verified: Mutex::new(HashMap::new()),
             failures: Mutex::new(FailureCounts::default()),
             refusals: Mutex::new(HashMap::new()),
+            shards: crate::shard::Shards::off(),
         }
+    }
+
+    /// Serve only the workspaces of the shards this replica holds.
+    pub fn with_shards(mut self, shards: crate::shard::Shards) -> Context {
+        self.shards = shards;
+        self
     }
 
     /// Trust `ca` for the side repository and the forge too.

@@ -71,6 +71,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         component_controller(client.clone(), scope.as_deref()).with_config(bounded_passes.clone());
     let component_store = components.store();
     let components = components
+        .reconcile_all_on(ctx.shards.gained())
         .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(component::reconcile, component::error_policy, ctx.clone())
         .for_each(|r| async move {
@@ -83,6 +84,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         .with_config(bounded_passes);
     let environment_store = environments.store();
     let environments = environments
+        .reconcile_all_on(ctx.shards.gained())
         .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(
             environment::reconcile,

@@ -416,6 +416,7 @@ impl Harness {
             extra: Vec::new(),
             election: None,
             clock_offset: None,
+            all_namespaces: false,
         }
     }
 
@@ -445,6 +446,8 @@ pub struct ControllerCommand<'a> {
     election: Option<(String, String, Duration)>,
     /// Run under `faketime` with the wall clock this far off (e.g. "+15s").
     clock_offset: Option<String>,
+    /// No `--watch-namespace`: every namespace.
+    all_namespaces: bool,
 }
 
 impl ControllerCommand<'_> {
@@ -471,6 +474,13 @@ impl ControllerCommand<'_> {
     /// "-15s"); its monotonic clock stays true, as on a skewed node.
     pub fn clock_offset(mut self, offset: &str) -> Self {
         self.clock_offset = Some(offset.to_string());
+        self
+    }
+
+    /// Watch every namespace, not only the fixture's workspace: for a
+    /// control plane of the test's own (a shared one holds other tests').
+    pub fn all_namespaces(mut self) -> Self {
+        self.all_namespaces = true;
         self
     }
 
@@ -515,10 +525,10 @@ impl ControllerCommand<'_> {
             }
             None => Command::new(&quayside),
         };
-        cmd.arg("run")
-            .arg("--kubeconfig")
-            .arg(h.cp.kubeconfig())
-            .args(["--watch-namespace", &h.workspace]);
+        cmd.arg("run").arg("--kubeconfig").arg(h.cp.kubeconfig());
+        if !self.all_namespaces {
+            cmd.args(["--watch-namespace", &h.workspace]);
+        }
         match &self.election {
             Some((namespace, identity, lease)) => {
                 cmd.args(["--leader-election", "true"])

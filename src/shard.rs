@@ -1,0 +1,605 @@
+//! Sharding over N replicas (`--shards`): which workspaces this replica
+//! serves ([`Shards`], read by every pass) and the loop that holds shard
+//! Leases to decide it ([`Sharder`]; decisions in `plan::shard` and
+//! `plan::lease`).
+//!
+//! Each workspace namespace falls in one of S shards; each shard has a
+//! Lease `quayside-shard-<i>` and each replica a membership Lease
+//! `quayside-member-<identity>`. Every retry period a replica lists them
+//! all (one request), renews what it holds, takes free or expired shards up
+//! to its fair share (ceil(S / live members)) and gives up the rest. It
+//! serves a shard only while its last successful write of that Lease was
+//! sent less than the renew deadline ago: another replica can take it only
+//! after seeing the Lease unchanged for the whole lease duration, later
+//! still. A shard given up stops being served first; its Lease is released
+//! once its passes in flight finished, or after a renew deadline of grace.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams, Preconditions};
+use kube::{Client, ResourceExt};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::leader::{first, record_of, released, taken};
+use crate::plan::lease::{Next, Observation, Timing, decide, observe};
+use crate::plan::shard::{Holder, counts_disagree, rebalance, shard_of};
+use crate::vocabulary::{
+    ANNOTATION_SHARDS, LABEL_SHARDING, SHARDING_MEMBER, SHARDING_SHARD, member_lease_name,
+    shard_lease_name, shard_of_lease,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShardLabels {
+    shard: String,
+}
+
+/// Which shards this replica serves, shared by the passes and the
+/// [`Sharder`]; without sharding ([`Shards::off`]) every workspace is ours.
+#[derive(Clone, Default)]
+pub struct Shards(Option<Arc<Table>>);
+
+struct Table {
+    base: Instant,
+    slots: Vec<Slot>,
+    /// Bumped whenever a shard is gained, so every object is queued again.
+    gained: tokio::sync::watch::Sender<u64>,
+    held: Gauge,
+    members: Gauge,
+    passes: Family<ShardLabels, Counter>,
+}
+
+#[derive(Default)]
+struct Slot {
+    /// Nanoseconds since `base` until which the shard is served; 0: not.
+    serving_until: AtomicU64,
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// A pass admitted to run: counted in flight for its shard until dropped.
+pub struct Pass(Option<Arc<AtomicUsize>>);
+
+impl Drop for Pass {
+    fn drop(&mut self) {
+        if let Some(n) = &self.0 {
+            n.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Shards {
+    /// No sharding: this replica serves every workspace.
+    pub fn off() -> Shards {
+        Shards(None)
+    }
+
+    /// `count` shards, none served yet.
+    pub fn new(count: u32) -> Shards {
+        if count == 0 {
+            return Shards::off();
+        }
+        Shards(Some(Arc::new(Table {
+            base: Instant::now(),
+            slots: (0..count).map(|_| Slot::default()).collect(),
+            gained: tokio::sync::watch::channel(0).0,
+            held: Gauge::default(),
+            members: Gauge::default(),
+            passes: Family::default(),
+        })))
+    }
+
+    /// The number of shards; 0 without sharding.
+    pub fn count(&self) -> u32 {
+        self.0.as_ref().map_or(0, |t| t.slots.len() as u32)
+    }
+
+    /// Whether this replica serves the workspace `namespace` now.
+    pub fn owns(&self, namespace: &str) -> bool {
+        match &self.0 {
+            None => true,
+            Some(t) => t.serving(shard_of(namespace, self.count())),
+        }
+    }
+
+    /// Let a pass of an object in `namespace` run if this replica serves
+    /// its workspace (counting it per shard), else `None`: the pass does
+    /// nothing. Counted in flight first and checked after, so a shard
+    /// being given up either sees this pass or the pass sees it is not
+    /// ours.
+    pub fn admit(&self, namespace: &str) -> Option<Pass> {
+        let Some(t) = &self.0 else {
+            return Some(Pass(None));
+        };
+        let shard = shard_of(namespace, self.count());
+        let in_flight = t.slots[shard as usize].in_flight.clone();
+        in_flight.fetch_add(1, Ordering::SeqCst);
+        let pass = Pass(Some(in_flight));
+        if !t.serving(shard) {
+            return None;
+        }
+        t.passes
+            .get_or_create(&ShardLabels {
+                shard: shard.to_string(),
+            })
+            .inc();
+        Some(pass)
+    }
+
+    /// Yields whenever this replica gains a shard (never without
+    /// sharding): the controllers then queue every object again, and the
+    /// passes of the gained workspaces run.
+    pub fn gained(&self) -> BoxStream<'static, ()> {
+        match &self.0 {
+            None => futures::stream::pending().boxed(),
+            Some(t) => futures::stream::unfold(t.gained.subscribe(), |mut rx| async move {
+                rx.changed().await.ok()?;
+                Some(((), rx))
+            })
+            .boxed(),
+        }
+    }
+
+    /// `quayside_shards_held`, `quayside_shard_members` and
+    /// `quayside_shard_passes_total{shard}`.
+    pub fn register(&self, registry: &mut Registry) {
+        let Some(t) = &self.0 else { return };
+        let q = registry.sub_registry_with_prefix("quayside");
+        q.register(
+            "shards_held",
+            "Shards this replica serves (--shards)",
+            t.held.clone(),
+        );
+        q.register(
+            "shard_members",
+            "Live replicas this replica counts when it takes its share of the shards",
+            t.members.clone(),
+        );
+        q.register(
+            "shard_passes",
+            "Reconcile passes this replica ran, by shard of their workspace",
+            t.passes.clone(),
+        );
+    }
+
+    fn table(&self) -> &Table {
+        self.0.as_ref().expect("sharding is on")
+    }
+}
+
+impl Table {
+    fn now(&self) -> u64 {
+        self.base.elapsed().as_nanos() as u64
+    }
+
+    fn serving(&self, shard: u32) -> bool {
+        let until = self.slots[shard as usize]
+            .serving_until
+            .load(Ordering::SeqCst);
+        self.now() < until
+    }
+
+    /// Serve `shard` until `until`; true when it was not served before.
+    fn serve_until(&self, shard: u32, until: Instant) -> bool {
+        let was = self.serving(shard);
+        let nanos = until.saturating_duration_since(self.base).as_nanos() as u64;
+        self.slots[shard as usize]
+            .serving_until
+            .store(nanos, Ordering::SeqCst);
+        !was
+    }
+
+    fn stop_serving(&self, shard: u32) {
+        self.slots[shard as usize]
+            .serving_until
+            .store(0, Ordering::SeqCst);
+    }
+
+    fn in_flight(&self, shard: u32) -> usize {
+        self.slots[shard as usize].in_flight.load(Ordering::SeqCst)
+    }
+
+    fn count_held(&self) {
+        let n = (0..self.slots.len() as u32)
+            .filter(|s| self.serving(*s))
+            .count();
+        self.held.set(n as i64);
+    }
+}
+
+/// The Lease writes of one round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Write {
+    Renew,
+    Take,
+    Release,
+}
+
+/// What one read of the Leases says.
+struct View {
+    states: Vec<Holder>,
+    /// The shard Leases by shard, as read (for conditional writes).
+    leases: HashMap<u32, Lease>,
+    member: Option<Lease>,
+    members: usize,
+    disagree: bool,
+    /// Membership Leases of replicas gone for long: deleted.
+    gone: Vec<Lease>,
+}
+
+/// Holds this replica's shard Leases and drives [`Shards`].
+pub struct Sharder {
+    api: Api<Lease>,
+    identity: String,
+    timing: Timing,
+    shards: Shards,
+    started: tokio::time::Instant,
+    seen: HashMap<String, Observation>,
+    /// Shards being given up, since when.
+    draining: BTreeMap<u32, Instant>,
+    disagreed: bool,
+}
+
+/// A membership Lease unchanged this many lease durations is deleted.
+const GONE_AFTER: u32 = 10;
+
+impl Sharder {
+    pub fn new(
+        client: Client,
+        namespace: &str,
+        identity: &str,
+        lease: Duration,
+        shards: Shards,
+    ) -> Sharder {
+        assert!(shards.count() > 0, "a sharder needs shards");
+        Sharder {
+            api: Api::namespaced(client, namespace),
+            identity: identity.to_string(),
+            timing: Timing::for_lease(lease),
+            shards,
+            started: tokio::time::Instant::now(),
+            seen: HashMap::new(),
+            draining: BTreeMap::new(),
+            disagreed: false,
+        }
+    }
+
+    /// Hold shards until `until` resolves (the controllers drained), then
+    /// give every one up and leave, so the others take them at once.
+    pub async fn run(mut self, until: impl Future<Output = ()>) {
+        tracing::info!(
+            shards = self.shards.count(),
+            identity = %self.identity,
+            "sharding: taking a fair share of the shards"
+        );
+        tokio::pin!(until);
+        loop {
+            self.round().await;
+            tokio::select! {
+                () = &mut until => break,
+                () = tokio::time::sleep(self.timing.retry) => {}
+            }
+        }
+        self.leave().await;
+    }
+
+    /// One read of every Lease and the writes it calls for.
+    async fn round(&mut self) {
+        let shards = self.shards.clone();
+        let table = shards.table();
+        let items = match self.read().await {
+            Ok(items) => items,
+            Err(e) => {
+                tracing::warn!(error = %e, "sharding: reading the Leases");
+                table.count_held();
+                return;
+            }
+        };
+        let view = self.view(items);
+        table.members.set(view.members as i64);
+        // A shard not ours any more (taken after we missed renewals) stops now.
+        for s in 0..self.shards.count() {
+            if view.states[s as usize] != Holder::Us && table.serving(s) {
+                tracing::warn!(shard = s, "sharding: lost a shard to another replica");
+                table.stop_serving(s);
+            }
+            if view.states[s as usize] != Holder::Us {
+                self.draining.remove(&s);
+            }
+        }
+        let writes = self.plan_writes(&view);
+        self.write_all(writes, &view).await;
+        for lease in &view.gone {
+            self.delete_gone(lease).await;
+        }
+        table.count_held();
+    }
+
+    /// Decide this round's writes from a read.
+    fn plan_writes(&mut self, view: &View) -> Vec<(u32, Write)> {
+        let shards = self.shards.clone();
+        let table = shards.table();
+        let ours = (0..self.shards.count()).filter(|s| view.states[*s as usize] == Holder::Us);
+        if view.disagree {
+            if !self.disagreed {
+                tracing::error!(
+                    shards = self.shards.count(),
+                    "sharding: a live replica runs with another --shards; serving nothing until its Leases expire"
+                );
+            }
+            self.disagreed = true;
+            return ours
+                .map(|s| {
+                    table.stop_serving(s);
+                    (s, Write::Release)
+                })
+                .collect();
+        }
+        self.disagreed = false;
+        let draining: BTreeSet<u32> = self.draining.keys().copied().collect();
+        let moves = rebalance(&self.identity, &view.states, view.members, &draining);
+        for s in &moves.release {
+            // Stop first; the Lease goes once the shard's passes finished.
+            table.stop_serving(*s);
+            self.draining.insert(*s, Instant::now());
+        }
+        let mut writes: Vec<(u32, Write)> = ours
+            .map(|s| match self.draining.get(&s) {
+                Some(since)
+                    if table.in_flight(s) == 0 || since.elapsed() > self.timing.renew_deadline =>
+                {
+                    (s, Write::Release)
+                }
+                _ => (s, Write::Renew),
+            })
+            .collect();
+        writes.extend(moves.take.iter().map(|s| (*s, Write::Take)));
+        writes
+    }
+
+    /// Send the writes at once (and the membership renewal), then serve
+    /// what they secured.
+    async fn write_all(&mut self, writes: Vec<(u32, Write)>, view: &View) {
+        let member = self.renew_membership(view.member.as_ref());
+        let shard_writes = futures::future::join_all(
+            writes
+                .iter()
+                .map(|(s, w)| self.write(*s, *w, view.leases.get(s))),
+        );
+        let (member, results) = futures::join!(member, shard_writes);
+        if let Err(e) = member {
+            tracing::warn!(error = %e, "sharding: renewing this replica's membership");
+        }
+        let shards = self.shards.clone();
+        let table = shards.table();
+        let mut gained = Vec::new();
+        for ((s, w), (sent, result)) in writes.into_iter().zip(results) {
+            match (w, result) {
+                (Write::Release, Ok(true)) => {
+                    self.draining.remove(&s);
+                    tracing::info!(shard = s, "sharding: gave a shard up");
+                }
+                (Write::Release, _) => {}
+                (_, Ok(true)) if self.draining.contains_key(&s) || self.disagreed => {}
+                (_, Ok(true)) => {
+                    if table.serve_until(s, sent + self.timing.renew_deadline) {
+                        gained.push(s);
+                    }
+                }
+                (_, Ok(false)) => {}
+                (w, Err(e)) => tracing::warn!(shard = s, ?w, error = %e, "sharding: a Lease write"),
+            }
+        }
+        if !gained.is_empty() {
+            tracing::info!(shards = ?gained, "sharding: serving more shards");
+            table.gained.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Read the Leases: each shard's holder as we judge it, the live
+    /// members, and whether some live shard Lease has another shard count.
+    fn view(&mut self, items: Vec<Lease>) -> View {
+        let now = self.started.elapsed();
+        let count = self.shards.count();
+        let mut view = View {
+            states: vec![Holder::Free; count as usize],
+            leases: HashMap::new(),
+            member: None,
+            members: 1,
+            disagree: false,
+            gone: Vec::new(),
+        };
+        let mut other_counts = Vec::new();
+        let names: BTreeSet<String> = items.iter().map(|l| l.name_any()).collect();
+        self.seen.retain(|name, _| names.contains(name));
+        for lease in items {
+            let name = lease.name_any();
+            let record = record_of(&lease.spec.clone().unwrap_or_default());
+            let seen = observe(self.seen.get(&name), record, now);
+            self.seen.insert(name.clone(), seen.clone());
+            let holder = match seen.record.holder.as_deref() {
+                Some(h) if h == self.identity => Holder::Us,
+                _ if decide(&self.identity, false, &seen, now) == Next::Take => Holder::Free,
+                _ => Holder::Other,
+            };
+            match lease.labels().get(LABEL_SHARDING).map(String::as_str) {
+                Some(SHARDING_MEMBER) if name == member_lease_name(&self.identity) => {
+                    view.member = Some(lease);
+                }
+                Some(SHARDING_MEMBER) => match holder {
+                    Holder::Other => view.members += 1,
+                    _ if now.saturating_sub(seen.since) > self.timing.lease * GONE_AFTER => {
+                        view.gone.push(lease)
+                    }
+                    _ => {}
+                },
+                Some(SHARDING_SHARD) => {
+                    if holder == Holder::Other {
+                        other_counts.push(
+                            lease
+                                .annotations()
+                                .get(ANNOTATION_SHARDS)
+                                .and_then(|c| c.parse().ok()),
+                        );
+                    }
+                    if let Some(s) = shard_of_lease(&name).filter(|s| *s < count) {
+                        view.states[s as usize] = holder;
+                        view.leases.insert(s, lease);
+                    }
+                }
+                _ => {}
+            }
+        }
+        view.disagree = counts_disagree(count, other_counts);
+        view
+    }
+
+    /// One shard Lease write, conditional on the version read (a create
+    /// when there was none). `Ok(false)`: someone wrote in between.
+    async fn write(
+        &self,
+        shard: u32,
+        what: Write,
+        read: Option<&Lease>,
+    ) -> (Instant, Result<bool, crate::leader::LeaderError>) {
+        let sent = Instant::now();
+        let lease = match (what, read) {
+            (Write::Release, None) => return (sent, Ok(true)),
+            (Write::Release, Some(l)) => {
+                let mut l = l.clone();
+                l.spec = Some(released(&l.spec.clone().unwrap_or_default()));
+                l
+            }
+            (_, Some(l)) => {
+                let mut l = l.clone();
+                l.spec = Some(taken(
+                    &l.spec.clone().unwrap_or_default(),
+                    &self.identity,
+                    self.timing.lease,
+                ));
+                l
+            }
+            (_, None) => self.new_lease(shard_lease_name(shard), SHARDING_SHARD),
+        };
+        let mut lease = lease;
+        lease
+            .annotations_mut()
+            .insert(ANNOTATION_SHARDS.into(), self.shards.count().to_string());
+        (sent, self.put(lease, read.is_some()).await)
+    }
+
+    /// Renew (or create) this replica's membership Lease.
+    async fn renew_membership(&self, read: Option<&Lease>) -> Result<bool, crate::leader::LeaderError> {
+        let lease = match read {
+            Some(l) => {
+                let mut l = l.clone();
+                l.spec = Some(taken(
+                    &l.spec.clone().unwrap_or_default(),
+                    &self.identity,
+                    self.timing.lease,
+                ));
+                l
+            }
+            None => self.new_lease(member_lease_name(&self.identity), SHARDING_MEMBER),
+        };
+        self.put(lease, read.is_some()).await
+    }
+
+    fn new_lease(&self, name: String, role: &str) -> Lease {
+        Lease {
+            metadata: ObjectMeta {
+                name: Some(name),
+                labels: Some([(LABEL_SHARDING.to_string(), role.to_string())].into()),
+                ..Default::default()
+            },
+            spec: Some(first(&self.identity, self.timing.lease)),
+        }
+    }
+
+    /// Replace (conditional on the resourceVersion it carries) or create.
+    async fn put(&self, lease: Lease, existed: bool) -> Result<bool, crate::leader::LeaderError> {
+        let params = PostParams::default();
+        let result = if existed {
+            let name = lease.name_any();
+            self.bounded(self.api.replace(&name, &params, &lease)).await
+        } else {
+            self.bounded(self.api.create(&params, &lease)).await
+        };
+        match result {
+            Ok(_) => Ok(true),
+            Err(crate::leader::LeaderError::Kube(kube::Error::Api(e))) if e.code == 409 => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Delete the membership Lease of a replica gone for long (it was
+    /// killed, or its Pod's name will never come back), unless it moved.
+    async fn delete_gone(&self, lease: &Lease) {
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                resource_version: lease.resource_version(),
+                uid: lease.uid(),
+            }),
+            ..Default::default()
+        };
+        let name = lease.name_any();
+        match self.bounded(self.api.delete(&name, &params)).await {
+            Ok(_) => tracing::info!(lease = %name, "sharding: removed the membership of a replica gone for long"),
+            Err(e) => tracing::debug!(lease = %name, error = %e, "sharding: removing a membership"),
+        }
+    }
+
+    /// Stop serving, release every shard held and the membership.
+    async fn leave(&mut self) {
+        let shards = self.shards.clone();
+        let table = shards.table();
+        for s in 0..self.shards.count() {
+            table.stop_serving(s);
+        }
+        table.count_held();
+        let Ok(items) = self.read().await else {
+            tracing::warn!("sharding: could not read the Leases to give them up; they expire");
+            return;
+        };
+        let view = self.view(items);
+        let ours: Vec<u32> = (0..self.shards.count())
+            .filter(|s| view.states[*s as usize] == Holder::Us)
+            .collect();
+        let releases = ours
+            .iter()
+            .map(|s| self.write(*s, Write::Release, view.leases.get(s)));
+        let released = futures::future::join_all(releases).await;
+        let ok = released.iter().filter(|(_, r)| matches!(r, Ok(true))).count();
+        let member = member_lease_name(&self.identity);
+        let _ = self
+            .bounded(self.api.delete(&member, &DeleteParams::default()))
+            .await;
+        tracing::info!(released = ok, of = ours.len(), "sharding: gave the shards up");
+    }
+
+    /// Every shard and membership Lease, in one request.
+    async fn read(&self) -> Result<Vec<Lease>, crate::leader::LeaderError> {
+        let params = ListParams::default().labels(LABEL_SHARDING);
+        Ok(self.bounded(self.api.list(&params)).await?.items)
+    }
+
+    /// One API call, with a deadline well inside the renew deadline.
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, crate::leader::LeaderError> {
+        let limit = self.timing.renew_deadline / 2;
+        match tokio::time::timeout(limit, call).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(crate::leader::LeaderError::Timeout(limit)),
+        }
+    }
+}

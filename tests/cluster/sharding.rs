@@ -1,0 +1,263 @@
+//! Sharding (`--shards`): three `quayside run` processes split 60
+//! workspaces (a Component and an Environment each) over 12 shard Leases.
+//! All become Ready, each shard is served by one replica only, and a
+//! replica killed with SIGKILL loses its shards to the others within the
+//! lease (and a round of slack), which then serve its workspaces. A
+//! control plane of the test's own: the replicas watch every namespace.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::{Api, ListParams, PostParams};
+use kube::{Client, ResourceExt};
+use quayside::api::{Component, Environment};
+use quayside::plan::shard::shard_of;
+use quayside::vocabulary::{LABEL_SHARDING, shard_lease_name};
+use quayside_testkit::component;
+use quayside_testkit::harness::Harness;
+use quayside_testkit::process::KillOnDrop;
+use quayside_testkit::{cluster, ports, wait};
+
+const SHARDS: u32 = 12;
+const WORKSPACES: usize = 60;
+const LEASE: Duration = Duration::from_secs(4);
+const T: Duration = Duration::from_secs(60);
+
+struct Replica {
+    name: &'static str,
+    process: KillOnDrop,
+    port: u16,
+}
+
+fn replica(h: &Harness, leases: &str, name: &'static str) -> Replica {
+    let port = ports::unused().unwrap();
+    let process = h
+        .controller_command()
+        .listen(&format!("127.0.0.1:{port}"))
+        .leader_election(leases, name, LEASE)
+        .all_namespaces()
+        .without_side_repo()
+        .args(["--shards", &SHARDS.to_string()])
+        .args(["--impersonate", "false", "--quay-rate-limit", "0"])
+        .spawn();
+    Replica {
+        name,
+        process,
+        port,
+    }
+}
+
+/// The replica's `/metrics`, or `None` while it does not answer.
+async fn metrics(r: &Replica) -> Option<String> {
+    let (code, body) = ports::http_get(&format!("http://127.0.0.1:{}/metrics", r.port)).await?;
+    (code == 200).then_some(body)
+}
+
+fn value(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+/// Passes by shard, from `quayside_shard_passes_total{shard="…"}`.
+fn passes(body: &str) -> BTreeMap<u32, f64> {
+    body.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("quayside_shard_passes_total{shard=\"")?;
+            let (shard, count) = rest.split_once("\"} ")?;
+            Some((shard.parse().ok()?, count.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Who holds each shard Lease (a live, non-empty holder).
+async fn holders(client: &Client, ns: &str) -> BTreeMap<u32, String> {
+    let leases = Api::<Lease>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(LABEL_SHARDING))
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default();
+    (0..SHARDS)
+        .filter_map(|s| {
+            let lease = leases.iter().find(|l| l.name_any() == shard_lease_name(s))?;
+            let holder = lease.spec.as_ref()?.holder_identity.clone()?;
+            (!holder.is_empty()).then_some((s, holder))
+        })
+        .collect()
+}
+
+/// A workspace: its namespace, a Component `app` and an Environment `dev`
+/// delivering into the workspace itself.
+async fn workspace(h: &Harness, i: usize) -> String {
+    let ns = cluster::new_namespace(&h.client, &format!("shard{i}")).await;
+    let c: Component = serde_json::from_value(serde_json::json!({
+        "apiVersion": "quayside.dev/v1alpha1", "kind": "Component",
+        "metadata": {"name": "app"},
+        "spec": {"source": {"git": {"url": h.git.repo_url("public-app")}}, "visibility": "public"}
+    }))
+    .unwrap();
+    let e: Environment = serde_json::from_value(serde_json::json!({
+        "apiVersion": "quayside.dev/v1alpha1", "kind": "Environment",
+        "metadata": {"name": "dev"},
+        "spec": {"target": {"namespace": ns}}
+    }))
+    .unwrap();
+    let pp = PostParams::default();
+    Api::<Component>::namespaced(h.client.clone(), &ns)
+        .create(&pp, &c)
+        .await
+        .unwrap();
+    Api::<Environment>::namespaced(h.client.clone(), &ns)
+        .create(&pp, &e)
+        .await
+        .unwrap();
+    ns
+}
+
+fn ready(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> bool {
+    conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+/// Wait until every Component and Environment of `workspaces` is Ready.
+async fn all_ready(client: &Client, workspaces: &BTreeSet<String>, timeout: Duration) {
+    wait::until("every workspace Ready", timeout, || async {
+        let lp = ListParams::default();
+        let cs = Api::<Component>::all(client.clone()).list(&lp).await.ok()?;
+        let es = Api::<Environment>::all(client.clone()).list(&lp).await.ok()?;
+        let ready_in = |ns: Option<String>, ok: bool| ok.then_some(ns).flatten();
+        let c: BTreeSet<String> = cs
+            .items
+            .into_iter()
+            .filter_map(|c| ready_in(c.namespace(), component::is_ready(&c)))
+            .collect();
+        let e: BTreeSet<String> = es
+            .items
+            .into_iter()
+            .filter_map(|e| {
+                let ok = e.status.as_ref().is_some_and(|s| ready(&s.conditions));
+                ready_in(e.namespace(), ok)
+            })
+            .collect();
+        (workspaces.is_subset(&c) && workspaces.is_subset(&e)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_replicas_split_the_workspaces_and_take_over_a_killed_ones_shards() {
+    let started = Instant::now();
+    let h = Harness::builder().own_control_plane().start().await;
+    let leases = cluster::new_namespace(&h.client, "shard-leases").await;
+    let mut replicas = vec![
+        replica(&h, &leases, "a"),
+        replica(&h, &leases, "b"),
+        replica(&h, &leases, "c"),
+    ];
+    // Each takes its fair share, 12 / 3, before any workspace exists.
+    wait::until("each replica holds 4 shards", T, || async {
+        for r in &replicas {
+            let held = value(&metrics(r).await?, "quayside_shards_held")?;
+            (held == 4.0).then_some(())?;
+        }
+        Some(())
+    })
+    .await;
+    let split = holders(&h.client, &leases).await;
+    assert_eq!(split.len(), SHARDS as usize, "{split:?}");
+
+    let workspaces: BTreeSet<String> =
+        futures::future::join_all((0..WORKSPACES).map(|i| workspace(&h, i)))
+            .await
+            .into_iter()
+            .collect();
+    all_ready(&h.client, &workspaces, T).await;
+    let ready_after = started.elapsed();
+
+    // Every shard's passes came from one replica: the Lease's holder.
+    let mut before = BTreeMap::new();
+    for r in &replicas {
+        before.insert(r.name, passes(&metrics(r).await.expect("metrics")));
+    }
+    let used: BTreeSet<u32> = workspaces.iter().map(|w| shard_of(w, SHARDS)).collect();
+    for shard in &used {
+        let by: Vec<&str> = before
+            .iter()
+            .filter(|(_, p)| p.contains_key(shard))
+            .map(|(n, _)| *n)
+            .collect();
+        assert_eq!(
+            by,
+            vec![split[shard].as_str()],
+            "shard {shard} served by {by:?}"
+        );
+    }
+
+    // SIGKILL a: no release, its Leases must expire.
+    let a = replicas.remove(0);
+    let mut a_process = a.process;
+    let a_shards: BTreeSet<u32> = split
+        .iter()
+        .filter(|(_, holder)| holder.as_str() == "a")
+        .map(|(s, _)| *s)
+        .collect();
+    a_process.0.kill().unwrap();
+    let killed = Instant::now();
+    wait::until("a's shards taken by b and c", T, || async {
+        let now = holders(&h.client, &leases).await;
+        a_shards
+            .iter()
+            .all(|s| now.get(s).is_some_and(|holder| holder != "a"))
+            .then_some(())
+    })
+    .await;
+    let takeover = killed.elapsed();
+    eprintln!(
+        "sharding: {WORKSPACES} workspaces Ready {ready_after:?} after start; \
+         a's {} shards taken over in {takeover:?} (lease {LEASE:?})",
+        a_shards.len()
+    );
+    // The survivors count a as a member until its membership expires, and
+    // its shards until theirs do: one lease, then a round or two.
+    assert!(
+        takeover < LEASE + Duration::from_secs(4),
+        "a's shards taken within the lease and a bounded slack: {takeover:?}"
+    );
+
+    // A change in one of a's workspaces is handled by a survivor.
+    let ws = workspaces
+        .iter()
+        .find(|w| a_shards.contains(&shard_of(w, SHARDS)))
+        .expect("a served some workspace");
+    let components = Api::<Component>::namespaced(h.client.clone(), ws);
+    let generation = component::generation(&components.get("app").await.unwrap());
+    component::request_rotation(&components, "app").await.unwrap();
+    component::wait_rotated(&components, "app", generation + 1, T).await;
+
+    // No shard ever had two servers: shards of b and c only theirs; each
+    // of a's shards a's before the kill and one survivor's after.
+    let mut after = BTreeMap::new();
+    for r in &replicas {
+        after.insert(r.name, passes(&metrics(r).await.expect("metrics")));
+    }
+    for shard in 0..SHARDS {
+        let by: Vec<&str> = after
+            .iter()
+            .filter(|(_, p)| p.contains_key(&shard))
+            .map(|(n, _)| *n)
+            .collect();
+        if a_shards.contains(&shard) {
+            assert!(by.len() <= 1, "a's shard {shard} served by {by:?} after");
+        } else if used.contains(&shard) {
+            assert_eq!(by, vec![split[&shard].as_str()], "shard {shard}");
+        }
+    }
+    let survivor = shard_of(ws, SHARDS);
+    assert!(
+        after.values().any(|p| p.contains_key(&survivor)),
+        "a survivor served the rotated workspace's shard"
+    );
+    let wall = started.elapsed();
+    eprintln!("sharding: test wall time {wall:?}");
+}
