@@ -223,6 +223,10 @@ enum Write {
     Release,
 }
 
+/// When a Lease write was sent, and the Lease written (`None`: someone
+/// wrote in between).
+type Written = (Instant, Result<Option<Lease>, crate::leader::LeaderError>);
+
 /// What one read of the Leases says.
 struct View {
     states: Vec<Holder>,
@@ -246,6 +250,10 @@ pub struct Sharder {
     /// Shards being given up, since when.
     draining: BTreeMap<u32, Instant>,
     disagreed: bool,
+    /// The shard Leases and our membership as last read or written: a
+    /// round whose read fails still renews from them.
+    known: HashMap<u32, Lease>,
+    member: Option<Lease>,
 }
 
 /// A membership Lease unchanged this many lease durations is deleted.
@@ -269,6 +277,8 @@ impl Sharder {
             seen: HashMap::new(),
             draining: BTreeMap::new(),
             disagreed: false,
+            known: HashMap::new(),
+            member: None,
         }
     }
 
@@ -291,11 +301,26 @@ impl Sharder {
         self.leave().await;
     }
 
-    /// One read of every Lease and the writes it calls for.
+    /// One round: renew what is held while reading every Lease (a slow
+    /// read must not cost the shards, nor our membership), then take or
+    /// give up shards as the read says.
     async fn round(&mut self) {
         let shards = self.shards.clone();
         let table = shards.table();
-        let items = match self.read().await {
+        let ours = self.known.iter().filter(|(_, l)| self.holds(l));
+        let renew: Vec<(u32, Write)> = ours.map(|(s, _)| (*s, Write::Renew)).collect();
+        let (read, renewed, member) = futures::join!(
+            self.read(),
+            self.send(&renew),
+            self.renew_membership(self.member.as_ref())
+        );
+        match member {
+            Ok(Some(lease)) => self.member = Some(lease),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "sharding: renewing this replica's membership"),
+        }
+        let written = self.apply(renew, renewed);
+        let items = match read {
             Ok(items) => items,
             Err(e) => {
                 tracing::warn!(error = %e, "sharding: reading the Leases");
@@ -304,6 +329,14 @@ impl Sharder {
             }
         };
         let view = self.view(items);
+        self.known = view.leases.clone();
+        // What we just wrote is at least as new as what the read saw.
+        for (s, lease) in written {
+            if view.states[s as usize] == Holder::Us {
+                self.known.insert(s, lease);
+            }
+        }
+        self.member = self.member.take().or(view.member.clone());
         table.members.set(view.members as i64);
         // A shard not ours any more (taken after we missed renewals) stops now.
         for s in 0..self.shards.count() {
@@ -316,7 +349,8 @@ impl Sharder {
             }
         }
         let writes = self.plan_writes(&view);
-        self.write_all(writes, &view).await;
+        let results = self.send(&writes).await;
+        self.apply(writes, results);
         for lease in &view.gone {
             self.delete_gone(lease).await;
         }
@@ -346,43 +380,47 @@ impl Sharder {
         self.disagreed = false;
         let draining: BTreeSet<u32> = self.draining.keys().copied().collect();
         let moves = rebalance(&self.identity, &view.states, view.members, &draining);
+        if moves != Default::default() {
+            tracing::debug!(members = view.members, ?moves, ?draining, "sharding: rebalancing");
+        }
         for s in &moves.release {
             // Stop first; the Lease goes once the shard's passes finished.
             table.stop_serving(*s);
             self.draining.insert(*s, Instant::now());
         }
-        let mut writes: Vec<(u32, Write)> = ours
-            .map(|s| match self.draining.get(&s) {
-                Some(since)
-                    if table.in_flight(s) == 0 || since.elapsed() > self.timing.renew_deadline =>
-                {
-                    (s, Write::Release)
-                }
-                _ => (s, Write::Renew),
-            })
-            .collect();
+        // Held shards were renewed already; a drained one is given up.
+        let grace = self.timing.renew_deadline;
+        let drained = |s: &u32| {
+            self.draining
+                .get(s)
+                .is_some_and(|since| table.in_flight(*s) == 0 || since.elapsed() > grace)
+        };
+        let mut writes: Vec<(u32, Write)> =
+            ours.filter(drained).map(|s| (s, Write::Release)).collect();
         writes.extend(moves.take.iter().map(|s| (*s, Write::Take)));
         writes
     }
 
-    /// Send the writes at once (and the membership renewal), then serve
-    /// what they secured.
-    async fn write_all(&mut self, writes: Vec<(u32, Write)>, view: &View) {
-        let member = self.renew_membership(view.member.as_ref());
-        let shard_writes = futures::future::join_all(
-            writes
-                .iter()
-                .map(|(s, w)| self.write(*s, *w, view.leases.get(s))),
-        );
-        let (member, results) = futures::join!(member, shard_writes);
-        if let Err(e) = member {
-            tracing::warn!(error = %e, "sharding: renewing this replica's membership");
-        }
+    /// Send the writes at once.
+    async fn send(&self, writes: &[(u32, Write)]) -> Vec<Written> {
+        let sends = writes
+            .iter()
+            .map(|(s, w)| self.write(*s, *w, self.known.get(s)));
+        futures::future::join_all(sends).await
+    }
+
+    /// Serve what the writes secured; the Leases written, by shard.
+    fn apply(&mut self, writes: Vec<(u32, Write)>, results: Vec<Written>) -> Vec<(u32, Lease)> {
+        let mut written = Vec::new();
         let shards = self.shards.clone();
         let table = shards.table();
         let mut gained = Vec::new();
         for ((s, w), (sent, result)) in writes.into_iter().zip(results) {
-            match (w, result) {
+            if let Ok(Some(lease)) = &result {
+                self.known.insert(s, lease.clone());
+                written.push((s, lease.clone()));
+            }
+            match (w, result.map(|l| l.is_some())) {
                 (Write::Release, Ok(true)) => {
                     self.draining.remove(&s);
                     tracing::info!(shard = s, "sharding: gave a shard up");
@@ -402,6 +440,7 @@ impl Sharder {
             tracing::info!(shards = ?gained, "sharding: serving more shards");
             table.gained.send_modify(|n| *n += 1);
         }
+        written
     }
 
     /// Read the Leases: each shard's holder as we judge it, the live
@@ -469,10 +508,10 @@ impl Sharder {
         shard: u32,
         what: Write,
         read: Option<&Lease>,
-    ) -> (Instant, Result<bool, crate::leader::LeaderError>) {
+    ) -> (Instant, Result<Option<Lease>, crate::leader::LeaderError>) {
         let sent = Instant::now();
         let lease = match (what, read) {
-            (Write::Release, None) => return (sent, Ok(true)),
+            (Write::Release, None) => return (sent, Ok(None)),
             (Write::Release, Some(l)) => {
                 let mut l = l.clone();
                 l.spec = Some(released(&l.spec.clone().unwrap_or_default()));
@@ -497,7 +536,10 @@ impl Sharder {
     }
 
     /// Renew (or create) this replica's membership Lease.
-    async fn renew_membership(&self, read: Option<&Lease>) -> Result<bool, crate::leader::LeaderError> {
+    async fn renew_membership(
+        &self,
+        read: Option<&Lease>,
+    ) -> Result<Option<Lease>, crate::leader::LeaderError> {
         let lease = match read {
             Some(l) => {
                 let mut l = l.clone();
@@ -524,8 +566,13 @@ impl Sharder {
         }
     }
 
-    /// Replace (conditional on the resourceVersion it carries) or create.
-    async fn put(&self, lease: Lease, existed: bool) -> Result<bool, crate::leader::LeaderError> {
+    /// Replace (conditional on the resourceVersion it carries) or create;
+    /// the Lease written, or `None` when someone wrote in between.
+    async fn put(
+        &self,
+        lease: Lease,
+        existed: bool,
+    ) -> Result<Option<Lease>, crate::leader::LeaderError> {
         let params = PostParams::default();
         let result = if existed {
             let name = lease.name_any();
@@ -534,8 +581,8 @@ impl Sharder {
             self.bounded(self.api.create(&params, &lease)).await
         };
         match result {
-            Ok(_) => Ok(true),
-            Err(crate::leader::LeaderError::Kube(kube::Error::Api(e))) if e.code == 409 => Ok(false),
+            Ok(written) => Ok(Some(written)),
+            Err(crate::leader::LeaderError::Kube(kube::Error::Api(e))) if e.code == 409 => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -577,12 +624,21 @@ impl Sharder {
             .iter()
             .map(|s| self.write(*s, Write::Release, view.leases.get(s)));
         let released = futures::future::join_all(releases).await;
-        let ok = released.iter().filter(|(_, r)| matches!(r, Ok(true))).count();
+        let ok = released
+            .iter()
+            .filter(|(_, r)| matches!(r, Ok(Some(_))))
+            .count();
         let member = member_lease_name(&self.identity);
         let _ = self
             .bounded(self.api.delete(&member, &DeleteParams::default()))
             .await;
         tracing::info!(released = ok, of = ours.len(), "sharding: gave the shards up");
+    }
+
+    /// Whether `lease` names this replica its holder.
+    fn holds(&self, lease: &Lease) -> bool {
+        let holder = lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref());
+        holder == Some(self.identity.as_str())
     }
 
     /// Every shard and membership Lease, in one request.

@@ -310,6 +310,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let config = controller_config(&args, identity)?;
     let kube_config = kube_config(&args).await?;
     let client = Client::try_from(kube_config.clone())?;
+    // Shard Leases on connections of their own: renewals must not queue
+    // behind a busy controller's requests.
+    let lease_client = Client::try_from(kube_config.clone())?;
     let config = Config {
         delivery: args.impersonate.then(|| DeliveryIdentity {
             base: kube_config,
@@ -346,7 +349,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // With shards there is no leader: every replica serves its shards.
     let sharder = (args.shards > 0).then(|| {
         quayside::shard::Sharder::new(
-            client.clone(),
+            lease_client,
             &args.leader_election_namespace,
             &replica_identity(),
             args.leader_election_lease_duration,

@@ -32,7 +32,7 @@ struct Replica {
 
 fn replica(h: &Harness, leases: &str, name: &'static str) -> Replica {
     let port = ports::unused().unwrap();
-    let process = h
+    let mut cmd = h
         .controller_command()
         .listen(&format!("127.0.0.1:{port}"))
         .leader_election(leases, name, LEASE)
@@ -40,7 +40,12 @@ fn replica(h: &Harness, leases: &str, name: &'static str) -> Replica {
         .without_side_repo()
         .args(["--shards", &SHARDS.to_string()])
         .args(["--impersonate", "false", "--quay-rate-limit", "0"])
-        .spawn();
+        .command();
+    // Its log kept in target/tmp, for a failure to explain itself.
+    let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("sharding-{name}.log"));
+    let log = std::fs::File::create(log).unwrap();
+    cmd.stdout(log).env("RUST_LOG", "warn,quayside::shard=debug");
+    let process = KillOnDrop(cmd.spawn().expect("spawn quayside run"));
     Replica {
         name,
         process,
@@ -70,8 +75,8 @@ fn passes(body: &str) -> BTreeMap<u32, f64> {
         .collect()
 }
 
-/// Who holds each shard Lease (a live, non-empty holder).
-async fn holders(client: &Client, ns: &str) -> BTreeMap<u32, String> {
+/// Each shard Lease's holder (empty: none) and its count of holder changes.
+async fn leases(client: &Client, ns: &str) -> BTreeMap<u32, (String, i32)> {
     let leases = Api::<Lease>::namespaced(client.clone(), ns)
         .list(&ListParams::default().labels(LABEL_SHARDING))
         .await
@@ -80,9 +85,36 @@ async fn holders(client: &Client, ns: &str) -> BTreeMap<u32, String> {
     (0..SHARDS)
         .filter_map(|s| {
             let lease = leases.iter().find(|l| l.name_any() == shard_lease_name(s))?;
-            let holder = lease.spec.as_ref()?.holder_identity.clone()?;
-            (!holder.is_empty()).then_some((s, holder))
+            let spec = lease.spec.as_ref()?;
+            let holder = spec.holder_identity.clone().unwrap_or_default();
+            Some((s, (holder, spec.lease_transitions.unwrap_or(0))))
         })
+        .collect()
+}
+
+/// Who holds each shard Lease (a non-empty holder).
+async fn holders(client: &Client, ns: &str) -> BTreeMap<u32, String> {
+    leases(client, ns)
+        .await
+        .into_iter()
+        .filter(|(_, (h, _))| !h.is_empty())
+        .map(|(s, (h, _))| (s, h))
+        .collect()
+}
+
+/// How often each shard's Lease changed holder since `then`.
+fn moved(then: &BTreeMap<u32, (String, i32)>, now: &BTreeMap<u32, (String, i32)>) -> BTreeMap<u32, i32> {
+    then.iter()
+        .map(|(s, (_, t))| (*s, now.get(s).map_or(0, |(_, n)| n - t)))
+        .collect()
+}
+
+/// The replicas whose passes include `shard`.
+fn servers<'a>(passes: &'a BTreeMap<&'static str, BTreeMap<u32, f64>>, shard: u32) -> Vec<&'a str> {
+    passes
+        .iter()
+        .filter(|(_, p)| p.contains_key(&shard))
+        .map(|(n, _)| *n)
         .collect()
 }
 
@@ -149,11 +181,11 @@ async fn all_ready(client: &Client, workspaces: &BTreeSet<String>, timeout: Dura
 async fn three_replicas_split_the_workspaces_and_take_over_a_killed_ones_shards() {
     let started = Instant::now();
     let h = Harness::builder().own_control_plane().start().await;
-    let leases = cluster::new_namespace(&h.client, "shard-leases").await;
+    let lease_ns = cluster::new_namespace(&h.client, "shard-leases").await;
     let mut replicas = vec![
-        replica(&h, &leases, "a"),
-        replica(&h, &leases, "b"),
-        replica(&h, &leases, "c"),
+        replica(&h, &lease_ns, "a"),
+        replica(&h, &lease_ns, "b"),
+        replica(&h, &lease_ns, "c"),
     ];
     // Each takes its fair share, 12 / 3, before any workspace exists.
     wait::until("each replica holds 4 shards", T, || async {
@@ -164,7 +196,8 @@ async fn three_replicas_split_the_workspaces_and_take_over_a_killed_ones_shards(
         Some(())
     })
     .await;
-    let split = holders(&h.client, &leases).await;
+    let at_split = leases(&h.client, &lease_ns).await;
+    let split = holders(&h.client, &lease_ns).await;
     assert_eq!(split.len(), SHARDS as usize, "{split:?}");
 
     let workspaces: BTreeSet<String> =
@@ -175,37 +208,38 @@ async fn three_replicas_split_the_workspaces_and_take_over_a_killed_ones_shards(
     all_ready(&h.client, &workspaces, T).await;
     let ready_after = started.elapsed();
 
-    // Every shard's passes came from one replica: the Lease's holder.
+    // Every shard's passes came from one replica, its Lease's holder; a
+    // shard whose holder changed meanwhile (renewals slower than the renew
+    // deadline on a loaded machine) from at most one more each change.
     let mut before = BTreeMap::new();
     for r in &replicas {
         before.insert(r.name, passes(&metrics(r).await.expect("metrics")));
     }
+    let at_kill = leases(&h.client, &lease_ns).await;
+    let moves = moved(&at_split, &at_kill);
     let used: BTreeSet<u32> = workspaces.iter().map(|w| shard_of(w, SHARDS)).collect();
     for shard in &used {
-        let by: Vec<&str> = before
-            .iter()
-            .filter(|(_, p)| p.contains_key(shard))
-            .map(|(n, _)| *n)
-            .collect();
-        assert_eq!(
-            by,
-            vec![split[shard].as_str()],
-            "shard {shard} served by {by:?}"
-        );
+        let by = servers(&before, *shard);
+        if moves[shard] == 0 {
+            assert_eq!(by, vec![split[shard].as_str()], "shard {shard}");
+        } else {
+            eprintln!("sharding: shard {shard} changed holder {} times", moves[shard]);
+            assert!(by.len() as i32 <= 1 + moves[shard], "shard {shard}: {by:?}");
+        }
     }
 
     // SIGKILL a: no release, its Leases must expire.
     let a = replicas.remove(0);
     let mut a_process = a.process;
-    let a_shards: BTreeSet<u32> = split
+    let a_shards: BTreeSet<u32> = at_kill
         .iter()
-        .filter(|(_, holder)| holder.as_str() == "a")
+        .filter(|(_, (holder, _))| holder.as_str() == "a")
         .map(|(s, _)| *s)
         .collect();
     a_process.0.kill().unwrap();
     let killed = Instant::now();
     wait::until("a's shards taken by b and c", T, || async {
-        let now = holders(&h.client, &leases).await;
+        let now = holders(&h.client, &lease_ns).await;
         a_shards
             .iter()
             .all(|s| now.get(s).is_some_and(|holder| holder != "a"))
@@ -221,7 +255,7 @@ async fn three_replicas_split_the_workspaces_and_take_over_a_killed_ones_shards(
     // The survivors count a as a member until its membership expires, and
     // its shards until theirs do: one lease, then a round or two.
     assert!(
-        takeover < LEASE + Duration::from_secs(4),
+        takeover < LEASE + Duration::from_secs(5),
         "a's shards taken within the lease and a bounded slack: {takeover:?}"
     );
 
@@ -235,22 +269,23 @@ async fn three_replicas_split_the_workspaces_and_take_over_a_killed_ones_shards(
     component::request_rotation(&components, "app").await.unwrap();
     component::wait_rotated(&components, "app", generation + 1, T).await;
 
-    // No shard ever had two servers: shards of b and c only theirs; each
-    // of a's shards a's before the kill and one survivor's after.
+    // No shard had two servers: b's and c's shards only their holder's
+    // passes, each of a's shards one survivor's after the kill.
     let mut after = BTreeMap::new();
     for r in &replicas {
         after.insert(r.name, passes(&metrics(r).await.expect("metrics")));
     }
+    let moves = moved(&at_split, &leases(&h.client, &lease_ns).await);
     for shard in 0..SHARDS {
-        let by: Vec<&str> = after
-            .iter()
-            .filter(|(_, p)| p.contains_key(&shard))
-            .map(|(n, _)| *n)
-            .collect();
+        let by = servers(&after, shard);
+        let holder = at_kill[&shard].0.as_str();
         if a_shards.contains(&shard) {
-            assert!(by.len() <= 1, "a's shard {shard} served by {by:?} after");
-        } else if used.contains(&shard) {
-            assert_eq!(by, vec![split[&shard].as_str()], "shard {shard}");
+            // a is not among them: each survivor came by a change of holder.
+            assert!(by.len() as i32 <= moves[&shard], "a's shard {shard}: {by:?}");
+        } else if used.contains(&shard) && moves[&shard] == 0 {
+            assert_eq!(by, vec![holder], "shard {shard}");
+        } else {
+            assert!(by.len() as i32 <= 1 + moves[&shard], "shard {shard}: {by:?}");
         }
     }
     let survivor = shard_of(ws, SHARDS);

@@ -509,11 +509,10 @@ impl ControllerCommand<'_> {
     pub fn command(self) -> Command {
         let h = self.h;
         let dir = h.dir.path();
-        std::fs::write(
-            dir.join("age.key"),
+        write_whole(
+            &dir.join("age.key"),
             secrecy::ExposeSecret::expose_secret(&h.identity.to_secret_string()),
-        )
-        .unwrap();
+        );
         let quayside = tools::workspace_bin("quayside");
         let mut cmd = match &self.clock_offset {
             Some(offset) => {
@@ -551,7 +550,7 @@ impl ControllerCommand<'_> {
             .arg("--age-identity-file")
             .arg(dir.join("age.key"));
         if self.side_repo {
-            std::fs::write(dir.join("git-password"), git_server::PASSWORD).unwrap();
+            write_whole(&dir.join("git-password"), git_server::PASSWORD);
             cmd.args(["--side-repo-url", &h.git.repo_url(SIDE_REPO)])
                 .args(["--side-repo-username", git_server::USER])
                 .arg("--side-repo-password-file")
@@ -577,4 +576,14 @@ impl Drop for Harness {
             handle.abort();
         }
     }
+}
+
+/// Write `path` whole, by a rename: a controller started just before may
+/// be reading it, and must never see it truncated.
+fn write_whole(path: &std::path::Path, text: &str) {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{n}"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
 }
