@@ -659,3 +659,78 @@ impl Sharder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A namespace of shard `shard` of `count`.
+    fn namespace_in(shard: u32, count: u32) -> String {
+        (0..)
+            .map(|i| format!("team-{i}"))
+            .find(|ns| shard_of(ns, count) == shard)
+            .unwrap()
+    }
+
+    #[test]
+    fn without_shards_every_workspace_is_served() {
+        let off = Shards::off();
+        assert!(off.owns("anything"));
+        assert!(off.admit("anything").is_some());
+        assert_eq!(Shards::new(0).count(), 0);
+    }
+
+    #[test]
+    fn a_shard_is_served_only_until_its_renew_deadline() {
+        let shards = Shards::new(4);
+        let t = shards.table();
+        let ns = namespace_in(2, 4);
+        assert!(!shards.owns(&ns), "nothing is served before a Lease is held");
+        assert!(t.serve_until(2, Instant::now() + Duration::from_secs(60)));
+        assert!(shards.owns(&ns));
+        assert!(!shards.owns(&namespace_in(1, 4)));
+        // Renewed again: not a gain.
+        assert!(!t.serve_until(2, Instant::now() + Duration::from_secs(60)));
+        // A renewal sent longer ago than the renew deadline serves nothing.
+        t.serve_until(2, Instant::now() - Duration::from_millis(1));
+        assert!(!shards.owns(&ns));
+        t.serve_until(2, Instant::now() + Duration::from_secs(60));
+        t.stop_serving(2);
+        assert!(!shards.owns(&ns));
+    }
+
+    #[test]
+    fn passes_are_counted_in_flight_and_refused_outside_the_served_shards() {
+        let shards = Shards::new(4);
+        let t = shards.table();
+        let ns = namespace_in(3, 4);
+        assert!(shards.admit(&ns).is_none());
+        assert_eq!(t.in_flight(3), 0, "a refused pass is not in flight");
+        t.serve_until(3, Instant::now() + Duration::from_secs(60));
+        let pass = shards.admit(&ns).expect("served");
+        let second = shards.admit(&ns).expect("served");
+        assert_eq!(t.in_flight(3), 2);
+        drop(pass);
+        assert_eq!(t.in_flight(3), 1);
+        // Given up: new passes refused, the one in flight still counted.
+        t.stop_serving(3);
+        assert!(shards.admit(&ns).is_none());
+        assert_eq!(t.in_flight(3), 1);
+        drop(second);
+        assert_eq!(t.in_flight(3), 0);
+        let mut registry = Registry::default();
+        shards.register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(text.contains("quayside_shard_passes_total{shard=\"3\"} 2"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn gaining_a_shard_is_announced() {
+        let shards = Shards::new(2);
+        let mut gained = shards.gained();
+        shards.table().gained.send_modify(|n| *n += 1);
+        let next = tokio::time::timeout(Duration::from_secs(5), gained.next()).await;
+        assert_eq!(next.unwrap(), Some(()));
+    }
+}
