@@ -381,7 +381,12 @@ impl Sharder {
         let draining: BTreeSet<u32> = self.draining.keys().copied().collect();
         let moves = rebalance(&self.identity, &view.states, view.members, &draining);
         if moves != Default::default() {
-            tracing::debug!(members = view.members, ?moves, ?draining, "sharding: rebalancing");
+            tracing::debug!(
+                members = view.members,
+                ?moves,
+                ?draining,
+                "sharding: rebalancing"
+            );
         }
         for s in &moves.release {
             // Stop first; the Lease goes once the shard's passes finished.
@@ -599,7 +604,9 @@ impl Sharder {
         };
         let name = lease.name_any();
         match self.bounded(self.api.delete(&name, &params)).await {
-            Ok(_) => tracing::info!(lease = %name, "sharding: removed the membership of a replica gone for long"),
+            Ok(_) => {
+                tracing::info!(lease = %name, "sharding: removed the membership of a replica gone for long")
+            }
             Err(e) => tracing::debug!(lease = %name, error = %e, "sharding: removing a membership"),
         }
     }
@@ -632,12 +639,19 @@ impl Sharder {
         let _ = self
             .bounded(self.api.delete(&member, &DeleteParams::default()))
             .await;
-        tracing::info!(released = ok, of = ours.len(), "sharding: gave the shards up");
+        tracing::info!(
+            released = ok,
+            of = ours.len(),
+            "sharding: gave the shards up"
+        );
     }
 
     /// Whether `lease` names this replica its holder.
     fn holds(&self, lease: &Lease) -> bool {
-        let holder = lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref());
+        let holder = lease
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.as_deref());
         holder == Some(self.identity.as_str())
     }
 
@@ -685,7 +699,10 @@ mod tests {
         let shards = Shards::new(4);
         let t = shards.table();
         let ns = namespace_in(2, 4);
-        assert!(!shards.owns(&ns), "nothing is served before a Lease is held");
+        assert!(
+            !shards.owns(&ns),
+            "nothing is served before a Lease is held"
+        );
         assert!(t.serve_until(2, Instant::now() + Duration::from_secs(60)));
         assert!(shards.owns(&ns));
         assert!(!shards.owns(&namespace_in(1, 4)));
@@ -722,7 +739,10 @@ mod tests {
         shards.register(&mut registry);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
-        assert!(text.contains("quayside_shard_passes_total{shard=\"3\"} 2"), "{text}");
+        assert!(
+            text.contains("quayside_shard_passes_total{shard=\"3\"} 2"),
+            "{text}"
+        );
     }
 
     #[tokio::test]

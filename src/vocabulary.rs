@@ -219,11 +219,19 @@ mod tests {
     #[test]
     fn shard_lease_names_round_trip_and_only_the_canonical_spelling_parses() {
         assert_eq!(shard_lease_name(7), "quayside-shard-7");
-        assert_eq!(member_lease_name("quayside-5d9f-x"), "quayside-member-quayside-5d9f-x");
+        assert_eq!(
+            member_lease_name("quayside-5d9f-x"),
+            "quayside-member-quayside-5d9f-x"
+        );
         for i in [0, 7, 11, 1023] {
             assert_eq!(shard_of_lease(&shard_lease_name(i)), Some(i));
         }
-        for name in ["quayside-shard-01", "quayside-shard-", "quayside-shard--1", "quayside-leader"] {
+        for name in [
+            "quayside-shard-01",
+            "quayside-shard-",
+            "quayside-shard--1",
+            "quayside-leader",
+        ] {
             assert_eq!(shard_of_lease(name), None, "{name}");
         }
     }

@@ -356,7 +356,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             shards.clone(),
         )
     });
-    let elector = (args.leader_election && sharder.is_none()).then(|| elector(&args, client.clone()));
+    let elector =
+        (args.leader_election && sharder.is_none()).then(|| elector(&args, client.clone()));
     if let Some(e) = &elector {
         tracing::info!("waiting for leadership");
         tokio::select! {

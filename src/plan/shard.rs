@@ -66,12 +66,7 @@ pub struct Moves {
 /// Take free shards up to the fair share, or give up those beyond it.
 /// `shards[i]` is the state of shard `i`; `draining` are held shards
 /// already being given up (they count as no longer ours).
-pub fn rebalance(
-    me: &str,
-    shards: &[Holder],
-    members: usize,
-    draining: &BTreeSet<u32>,
-) -> Moves {
+pub fn rebalance(me: &str, shards: &[Holder], members: usize, draining: &BTreeSet<u32>) -> Moves {
     let share = fair_share(shards.len() as u32, members) as usize;
     let by_preference = |mut v: Vec<u32>| {
         v.sort_by_key(|s| std::cmp::Reverse((preference(me, *s), *s)));
@@ -201,8 +196,18 @@ mod tests {
             let moves = rebalance("me", &shards, *members, &none);
             assert_eq!(moves.take.len(), *take, "{v} over {members}: {moves:?}");
             assert_eq!(moves.release.len(), *release, "{v}: {moves:?}");
-            assert!(moves.take.iter().all(|s| shards[*s as usize] == Holder::Free));
-            assert!(moves.release.iter().all(|s| shards[*s as usize] == Holder::Us));
+            assert!(
+                moves
+                    .take
+                    .iter()
+                    .all(|s| shards[*s as usize] == Holder::Free)
+            );
+            assert!(
+                moves
+                    .release
+                    .iter()
+                    .all(|s| shards[*s as usize] == Holder::Us)
+            );
         }
     }
 

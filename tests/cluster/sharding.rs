@@ -13,7 +13,7 @@ use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use quayside::api::{Component, Environment};
 use quayside::plan::shard::shard_of;
-use quayside::vocabulary::{LABEL_SHARDING, shard_lease_name};
+use quayside::vocabulary::{LABEL_SHARDING, member_lease_name, shard_lease_name};
 use quayside_testkit::component;
 use quayside_testkit::harness::Harness;
 use quayside_testkit::process::KillOnDrop;
@@ -42,9 +42,11 @@ fn replica(h: &Harness, leases: &str, name: &'static str) -> Replica {
         .args(["--impersonate", "false", "--quay-rate-limit", "0"])
         .command();
     // Its log kept in target/tmp, for a failure to explain itself.
-    let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("sharding-{name}.log"));
+    let log =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("sharding-{name}.log"));
     let log = std::fs::File::create(log).unwrap();
-    cmd.stdout(log).env("RUST_LOG", "warn,quayside::shard=debug");
+    cmd.stdout(log)
+        .env("RUST_LOG", "warn,quayside::shard=debug");
     let process = KillOnDrop(cmd.spawn().expect("spawn quayside run"));
     Replica {
         name,
@@ -84,7 +86,9 @@ async fn leases(client: &Client, ns: &str) -> BTreeMap<u32, (String, i32)> {
         .unwrap_or_default();
     (0..SHARDS)
         .filter_map(|s| {
-            let lease = leases.iter().find(|l| l.name_any() == shard_lease_name(s))?;
+            let lease = leases
+                .iter()
+                .find(|l| l.name_any() == shard_lease_name(s))?;
             let spec = lease.spec.as_ref()?;
             let holder = spec.holder_identity.clone().unwrap_or_default();
             Some((s, (holder, spec.lease_transitions.unwrap_or(0))))
@@ -103,7 +107,10 @@ async fn holders(client: &Client, ns: &str) -> BTreeMap<u32, String> {
 }
 
 /// How often each shard's Lease changed holder since `then`.
-fn moved(then: &BTreeMap<u32, (String, i32)>, now: &BTreeMap<u32, (String, i32)>) -> BTreeMap<u32, i32> {
+fn moved(
+    then: &BTreeMap<u32, (String, i32)>,
+    now: &BTreeMap<u32, (String, i32)>,
+) -> BTreeMap<u32, i32> {
     then.iter()
         .map(|(s, (_, t))| (*s, now.get(s).map_or(0, |(_, n)| n - t)))
         .collect()
@@ -157,7 +164,10 @@ async fn all_ready(client: &Client, workspaces: &BTreeSet<String>, timeout: Dura
     wait::until("every workspace Ready", timeout, || async {
         let lp = ListParams::default();
         let cs = Api::<Component>::all(client.clone()).list(&lp).await.ok()?;
-        let es = Api::<Environment>::all(client.clone()).list(&lp).await.ok()?;
+        let es = Api::<Environment>::all(client.clone())
+            .list(&lp)
+            .await
+            .ok()?;
         let ready_in = |ns: Option<String>, ok: bool| ok.then_some(ns).flatten();
         let c: BTreeSet<String> = cs
             .items
@@ -223,7 +233,10 @@ async fn three_replicas_split_the_workspaces_and_take_over_a_killed_ones_shards(
         if moves[shard] == 0 {
             assert_eq!(by, vec![split[shard].as_str()], "shard {shard}");
         } else {
-            eprintln!("sharding: shard {shard} changed holder {} times", moves[shard]);
+            eprintln!(
+                "sharding: shard {shard} changed holder {} times",
+                moves[shard]
+            );
             assert!(by.len() as i32 <= 1 + moves[shard], "shard {shard}: {by:?}");
         }
     }
@@ -266,7 +279,9 @@ async fn three_replicas_split_the_workspaces_and_take_over_a_killed_ones_shards(
         .expect("a served some workspace");
     let components = Api::<Component>::namespaced(h.client.clone(), ws);
     let generation = component::generation(&components.get("app").await.unwrap());
-    component::request_rotation(&components, "app").await.unwrap();
+    component::request_rotation(&components, "app")
+        .await
+        .unwrap();
     component::wait_rotated(&components, "app", generation + 1, T).await;
 
     // No shard had two servers: b's and c's shards only their holder's
@@ -281,11 +296,17 @@ async fn three_replicas_split_the_workspaces_and_take_over_a_killed_ones_shards(
         let holder = at_kill[&shard].0.as_str();
         if a_shards.contains(&shard) {
             // a is not among them: each survivor came by a change of holder.
-            assert!(by.len() as i32 <= moves[&shard], "a's shard {shard}: {by:?}");
+            assert!(
+                by.len() as i32 <= moves[&shard],
+                "a's shard {shard}: {by:?}"
+            );
         } else if used.contains(&shard) && moves[&shard] == 0 {
             assert_eq!(by, vec![holder], "shard {shard}");
         } else {
-            assert!(by.len() as i32 <= 1 + moves[&shard], "shard {shard}: {by:?}");
+            assert!(
+                by.len() as i32 <= 1 + moves[&shard],
+                "shard {shard}: {by:?}"
+            );
         }
     }
     let survivor = shard_of(ws, SHARDS);
@@ -295,4 +316,65 @@ async fn three_replicas_split_the_workspaces_and_take_over_a_killed_ones_shards(
     );
     let wall = started.elapsed();
     eprintln!("sharding: test wall time {wall:?}");
+}
+
+/// A replica stopped with SIGTERM finishes, releases its shards and its
+/// membership: the other holds every shard at its next rounds, well
+/// before the (default, 15 s) lease could expire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_stopped_with_sigterm_hands_its_shards_over_at_once() {
+    let h = Harness::start().await;
+    let lease_ns = cluster::new_namespace(&h.client, "shard-term").await;
+    let lease = Duration::from_secs(15);
+    let spawn = |name: &'static str| {
+        let port = ports::unused().unwrap();
+        // Scoped to the fixture's workspace: the shared control plane
+        // holds other tests' objects.
+        let process = h
+            .controller_command()
+            .listen(&format!("127.0.0.1:{port}"))
+            .leader_election(&lease_ns, name, lease)
+            .without_side_repo()
+            .args(["--shards", "4"])
+            .spawn();
+        Replica {
+            name,
+            process,
+            port,
+        }
+    };
+    let a = spawn("a");
+    let b = spawn("b");
+    wait::until("a and b hold 2 shards each", T, || async {
+        for r in [&a, &b] {
+            (value(&metrics(r).await?, "quayside_shards_held")? == 2.0).then_some(())?;
+        }
+        Some(())
+    })
+    .await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &a.process.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let t0 = Instant::now();
+    wait::until("b holds all 4 shards", T, || async {
+        (value(&metrics(&b).await?, "quayside_shards_held")? == 4.0).then_some(())
+    })
+    .await;
+    let handover = t0.elapsed();
+    eprintln!("sharding: shards handed over {handover:?} after SIGTERM (lease {lease:?})");
+    assert!(
+        handover < Duration::from_secs(6),
+        "released, not expired: {handover:?}"
+    );
+    let members = Api::<Lease>::namespaced(h.client.clone(), &lease_ns);
+    assert!(
+        members
+            .get_opt(&member_lease_name("a"))
+            .await
+            .unwrap()
+            .is_none(),
+        "a stopped: its membership is gone"
+    );
 }
