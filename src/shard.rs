@@ -314,16 +314,19 @@ impl Sharder {
             self.send(&renew),
             self.renew_membership(self.member.as_ref())
         );
-        match member {
-            Ok(Some(lease)) => self.member = Some(lease),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "sharding: renewing this replica's membership"),
-        }
+        let member = match member {
+            Ok(written) => written,
+            Err(e) => {
+                tracing::warn!(error = %e, "sharding: renewing this replica's membership");
+                None
+            }
+        };
         let written = self.apply(renew, renewed);
         let items = match read {
             Ok(items) => items,
             Err(e) => {
                 tracing::warn!(error = %e, "sharding: reading the Leases");
+                self.member = member.or(self.member.take());
                 table.count_held();
                 return;
             }
@@ -336,7 +339,9 @@ impl Sharder {
                 self.known.insert(s, lease);
             }
         }
-        self.member = self.member.take().or(view.member.clone());
+        // Our membership as written this round, else as read (a renewal
+        // refused for a stale version goes on from the fresh one).
+        self.member = member.or(view.member.clone());
         table.members.set(view.members as i64);
         // A shard not ours any more (taken after we missed renewals) stops now.
         for s in 0..self.shards.count() {
