@@ -483,8 +483,13 @@ impl Sharder {
                 Some(SHARDING_MEMBER) if name == member_lease_name(&self.identity) => {
                     view.member = Some(lease);
                 }
+                // A replica of another shard count cannot take our shards
+                // (it stands aside): it is no member to share them with.
                 Some(SHARDING_MEMBER) => match holder {
-                    Holder::Other => view.members += 1,
+                    Holder::Other if count_of(&lease).is_none_or(|c| c == count) => {
+                        view.members += 1
+                    }
+                    Holder::Other => {}
                     _ if now.saturating_sub(seen.since) > self.timing.lease * GONE_AFTER => {
                         view.gone.push(lease)
                     }
@@ -492,12 +497,7 @@ impl Sharder {
                 },
                 Some(SHARDING_SHARD) => {
                     if holder == Holder::Other {
-                        other_counts.push(
-                            lease
-                                .annotations()
-                                .get(ANNOTATION_SHARDS)
-                                .and_then(|c| c.parse().ok()),
-                        );
+                        other_counts.push(count_of(&lease));
                     }
                     if let Some(s) = shard_of_lease(&name).filter(|s| *s < count) {
                         view.states[s as usize] = holder;
@@ -538,10 +538,6 @@ impl Sharder {
             }
             (_, None) => self.new_lease(shard_lease_name(shard), SHARDING_SHARD),
         };
-        let mut lease = lease;
-        lease
-            .annotations_mut()
-            .insert(ANNOTATION_SHARDS.into(), self.shards.count().to_string());
         (sent, self.put(lease, read.is_some()).await)
     }
 
@@ -583,6 +579,11 @@ impl Sharder {
         lease: Lease,
         existed: bool,
     ) -> Result<Option<Lease>, crate::leader::LeaderError> {
+        // Every Lease we write says our shard count.
+        let mut lease = lease;
+        lease
+            .annotations_mut()
+            .insert(ANNOTATION_SHARDS.into(), self.shards.count().to_string());
         let params = PostParams::default();
         let result = if existed {
             let name = lease.name_any();
@@ -677,6 +678,11 @@ impl Sharder {
             Err(_) => Err(crate::leader::LeaderError::Timeout(limit)),
         }
     }
+}
+
+/// The shard count a Lease's writer ran with.
+fn count_of(lease: &Lease) -> Option<u32> {
+    lease.annotations().get(ANNOTATION_SHARDS)?.parse().ok()
 }
 
 #[cfg(test)]

@@ -318,6 +318,43 @@ async fn three_replicas_split_the_workspaces_and_take_over_a_killed_ones_shards(
     eprintln!("sharding: test wall time {wall:?}");
 }
 
+/// A replica scoped to the fixture's workspace (the shared control plane
+/// holds other tests' objects), with `shards` shards.
+fn scoped_replica(
+    h: &Harness,
+    lease_ns: &str,
+    name: &'static str,
+    lease: Duration,
+    shards: u32,
+) -> Replica {
+    let port = ports::unused().unwrap();
+    let process = h
+        .controller_command()
+        .listen(&format!("127.0.0.1:{port}"))
+        .leader_election(lease_ns, name, lease)
+        .without_side_repo()
+        .args(["--shards", &shards.to_string()])
+        .spawn();
+    Replica {
+        name,
+        process,
+        port,
+    }
+}
+
+/// Held shards of a replica, once it answers.
+async fn held(r: &Replica) -> Option<f64> {
+    value(&metrics(r).await?, "quayside_shards_held")
+}
+
+fn sigterm(r: &Replica) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &r.process.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -TERM {}", r.name);
+}
+
 /// A replica stopped with SIGTERM finishes, releases its shards and its
 /// membership: the other holds every shard at its next rounds, well
 /// before the (default, 15 s) lease could expire.
@@ -326,25 +363,8 @@ async fn a_replica_stopped_with_sigterm_hands_its_shards_over_at_once() {
     let h = Harness::start().await;
     let lease_ns = cluster::new_namespace(&h.client, "shard-term").await;
     let lease = Duration::from_secs(15);
-    let spawn = |name: &'static str| {
-        let port = ports::unused().unwrap();
-        // Scoped to the fixture's workspace: the shared control plane
-        // holds other tests' objects.
-        let process = h
-            .controller_command()
-            .listen(&format!("127.0.0.1:{port}"))
-            .leader_election(&lease_ns, name, lease)
-            .without_side_repo()
-            .args(["--shards", "4"])
-            .spawn();
-        Replica {
-            name,
-            process,
-            port,
-        }
-    };
-    let a = spawn("a");
-    let b = spawn("b");
+    let a = scoped_replica(&h, &lease_ns, "a", lease, 4);
+    let b = scoped_replica(&h, &lease_ns, "b", lease, 4);
     wait::until("a and b hold 2 shards each", T, || async {
         for r in [&a, &b] {
             (value(&metrics(r).await?, "quayside_shards_held")? == 2.0).then_some(())?;
@@ -352,11 +372,7 @@ async fn a_replica_stopped_with_sigterm_hands_its_shards_over_at_once() {
         Some(())
     })
     .await;
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &a.process.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    sigterm(&a);
     let t0 = Instant::now();
     wait::until("b holds all 4 shards", T, || async {
         (value(&metrics(&b).await?, "quayside_shards_held")? == 4.0).then_some(())
@@ -377,4 +393,39 @@ async fn a_replica_stopped_with_sigterm_hands_its_shards_over_at_once() {
             .is_none(),
         "a stopped: its membership is gone"
     );
+}
+
+/// Two shard counts map a namespace to different shards, so replicas of
+/// different `--shards` (a changed count mid-rollout) would serve one
+/// workspace twice: the newcomer serves nothing while a replica of the
+/// other count holds shards, and takes over once it has left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_of_another_shard_count_stands_aside() {
+    let h = Harness::start().await;
+    let lease_ns = cluster::new_namespace(&h.client, "shard-count").await;
+    let lease = Duration::from_secs(2);
+    let old = scoped_replica(&h, &lease_ns, "old", lease, 4);
+    wait::until("old holds all 4 shards", T, || async {
+        (held(&old).await? == 4.0).then_some(())
+    })
+    .await;
+    let new = scoped_replica(&h, &lease_ns, "new", lease, 6);
+    // Its first read done: it counts itself as the only member of its kind.
+    wait::until("new has read the Leases", T, || async {
+        let members = value(&metrics(&new).await?, "quayside_shard_members")?;
+        (members == 1.0).then_some(())
+    })
+    .await;
+    // Two leases of watching (ten rounds each): nobody moves.
+    let until = Instant::now() + lease * 2;
+    while Instant::now() < until {
+        assert_eq!(held(&new).await, Some(0.0), "new serves beside old");
+        assert_eq!(held(&old).await, Some(4.0), "old gave shards up to new");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    sigterm(&old);
+    wait::until("new holds all 6 shards", T, || async {
+        (held(&new).await? == 6.0).then_some(())
+    })
+    .await;
 }
