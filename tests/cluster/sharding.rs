@@ -215,7 +215,7 @@ async fn three_replicas_split_the_workspaces_and_take_over_a_killed_ones_shards(
             .await
             .into_iter()
             .collect();
-    all_ready(&h.client, &workspaces, T).await;
+    all_ready(&h.client, &workspaces, Duration::from_secs(80)).await;
     let ready_after = started.elapsed();
 
     // Every shard's passes came from one replica, its Lease's holder; a
