@@ -312,7 +312,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = Client::try_from(kube_config.clone())?;
     // Shard Leases on connections of their own: renewals must not queue
     // behind a busy controller's requests.
-    let lease_client = Client::try_from(kube_config.clone())?;
+    let lease_client = (args.shards > 0)
+        .then(|| Client::try_from(kube_config.clone()))
+        .transpose()?;
     let config = Config {
         delivery: args.impersonate.then(|| DeliveryIdentity {
             base: kube_config,
@@ -347,7 +349,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         readiness.clone(),
     ));
     // With shards there is no leader: every replica serves its shards.
-    let sharder = (args.shards > 0).then(|| {
+    let sharder = lease_client.map(|lease_client| {
         quayside::shard::Sharder::new(
             lease_client,
             &args.leader_election_namespace,
