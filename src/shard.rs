@@ -512,7 +512,7 @@ impl Sharder {
     }
 
     /// One shard Lease write, conditional on the version read (a create
-    /// when there was none). `Ok(false)`: someone wrote in between.
+    /// when there was none). `Ok(None)`: someone wrote in between.
     async fn write(
         &self,
         shard: u32,
