@@ -65,11 +65,7 @@ impl LeaderElector {
             return self.create().await;
         };
         let spec = lease.spec.clone().unwrap_or_default();
-        let record = Record {
-            holder: spec.holder_identity.clone(),
-            renewed: spec.renew_time.as_ref().map(|t| t.0.to_string()),
-            duration: Duration::from_secs(spec.lease_duration_seconds.unwrap_or(1).max(1) as u64),
-        };
+        let record = record_of(&spec);
         let seen = {
             let mut last = self.seen.lock().unwrap();
             let seen = observe(last.as_ref(), record, now);
@@ -89,17 +85,7 @@ impl LeaderElector {
 
     /// Write ourselves as holder, conditional on the version we read.
     async fn take(&self, mut lease: Lease, spec: LeaseSpec) -> Result<bool, LeaderError> {
-        let now = self.now();
-        let ours = spec.holder_identity.as_deref() == Some(self.identity.as_str());
-        let mut new = spec.clone();
-        if !ours {
-            new.acquire_time = Some(now.clone());
-            new.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
-        }
-        new.holder_identity = Some(self.identity.clone());
-        new.lease_duration_seconds = Some(self.timing.lease.as_secs() as i32);
-        new.renew_time = Some(now);
-        lease.spec = Some(new);
+        lease.spec = Some(taken(&spec, &self.identity, self.timing.lease));
         let params = PostParams::default();
         let write = self.api.replace(&self.name, &params, &lease);
         match self.bounded(write).await {
@@ -114,20 +100,12 @@ impl LeaderElector {
     }
 
     async fn create(&self) -> Result<bool, LeaderError> {
-        let now = self.now();
         let lease = Lease {
             metadata: ObjectMeta {
                 name: Some(self.name.clone()),
                 ..Default::default()
             },
-            spec: Some(LeaseSpec {
-                holder_identity: Some(self.identity.clone()),
-                lease_duration_seconds: Some(self.timing.lease.as_secs() as i32),
-                acquire_time: Some(now.clone()),
-                renew_time: Some(now),
-                lease_transitions: Some(0),
-                ..Default::default()
-            }),
+            spec: Some(first(&self.identity, self.timing.lease)),
         };
         match self
             .bounded(self.api.create(&PostParams::default(), &lease))
@@ -181,21 +159,14 @@ impl LeaderElector {
         let Some(mut lease) = self.bounded(self.api.get_opt(&self.name)).await? else {
             return Ok(());
         };
-        let mut spec = lease.spec.clone().unwrap_or_default();
+        let spec = lease.spec.clone().unwrap_or_default();
         if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
             return Ok(());
         }
-        spec.holder_identity = None;
-        spec.lease_duration_seconds = Some(1);
-        spec.renew_time = Some(self.now());
-        lease.spec = Some(spec);
+        lease.spec = Some(released(&spec));
         self.bounded(self.api.replace(&self.name, &PostParams::default(), &lease))
             .await?;
         Ok(())
-    }
-
-    fn now(&self) -> MicroTime {
-        MicroTime(Timestamp::now())
     }
 
     /// One API call, with a deadline well inside the renew deadline.
@@ -209,4 +180,54 @@ impl LeaderElector {
             Err(_) => Err(LeaderError::Timeout(limit)),
         }
     }
+}
+
+// The Lease writes, shared with the shard Leases (`crate::shard`).
+
+/// What a Lease says about who holds it, for `plan::lease`.
+pub fn record_of(spec: &LeaseSpec) -> Record {
+    Record {
+        holder: spec.holder_identity.clone(),
+        renewed: spec.renew_time.as_ref().map(|t| t.0.to_string()),
+        duration: Duration::from_secs(spec.lease_duration_seconds.unwrap_or(1).max(1) as u64),
+    }
+}
+
+/// The spec of a Lease `identity` creates, holding it.
+pub fn first(identity: &str, duration: Duration) -> LeaseSpec {
+    let now = MicroTime(Timestamp::now());
+    LeaseSpec {
+        holder_identity: Some(identity.to_string()),
+        lease_duration_seconds: Some(duration.as_secs().max(1) as i32),
+        acquire_time: Some(now.clone()),
+        renew_time: Some(now),
+        lease_transitions: Some(0),
+        ..Default::default()
+    }
+}
+
+/// `spec` taken or renewed by `identity`: a change of holder is a
+/// transition.
+pub fn taken(spec: &LeaseSpec, identity: &str, duration: Duration) -> LeaseSpec {
+    let now = MicroTime(Timestamp::now());
+    let ours = spec.holder_identity.as_deref() == Some(identity);
+    let mut new = spec.clone();
+    if !ours {
+        new.acquire_time = Some(now.clone());
+        new.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
+    }
+    new.holder_identity = Some(identity.to_string());
+    new.lease_duration_seconds = Some(duration.as_secs().max(1) as i32);
+    new.renew_time = Some(now);
+    new
+}
+
+/// `spec` given up: no holder, and a one-second duration, so whoever
+/// reads it next may take it at once.
+pub fn released(spec: &LeaseSpec) -> LeaseSpec {
+    let mut new = spec.clone();
+    new.holder_identity = None;
+    new.lease_duration_seconds = Some(1);
+    new.renew_time = Some(MicroTime(Timestamp::now()));
+    new
 }

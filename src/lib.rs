@@ -25,6 +25,7 @@ pub mod quay;
 pub mod render;
 pub mod seal;
 pub mod server;
+pub mod shard;
 pub mod source;
 pub mod text;
 pub mod tls;

@@ -56,6 +56,36 @@ pub const SERVICE_ACCOUNT_DEPLOYER: &str = "deployer";
 /// The ServiceAccount linked where there is no `deployer`.
 pub const SERVICE_ACCOUNT_DEFAULT: &str = "default";
 
+/// The Lease a single leader holds (`--shards 0`).
+pub const LEASE_LEADER: &str = "quayside-leader";
+/// Label on the Leases of sharding, naming their role (below): one list
+/// with this label reads every shard and member Lease.
+pub const LABEL_SHARDING: &str = "quayside.dev/sharding";
+/// [`LABEL_SHARDING`] of a shard's Lease.
+pub const SHARDING_SHARD: &str = "shard";
+/// [`LABEL_SHARDING`] of a replica's membership Lease.
+pub const SHARDING_MEMBER: &str = "member";
+/// The shard count (`--shards`) of the replica that last wrote a shard's
+/// Lease: replicas of different counts must never both serve.
+pub const ANNOTATION_SHARDS: &str = "quayside.dev/shards";
+
+/// The Lease of shard `i`.
+pub fn shard_lease_name(i: u32) -> String {
+    format!("quayside-shard-{i}")
+}
+
+/// Shard `i` from its Lease's name.
+pub fn shard_of_lease(name: &str) -> Option<u32> {
+    let i = name.strip_prefix("quayside-shard-")?;
+    // Only the canonical spelling: `quayside-shard-01` is no shard's.
+    i.parse().ok().filter(|n: &u32| n.to_string() == i)
+}
+
+/// The membership Lease of the replica `identity`.
+pub fn member_lease_name(identity: &str) -> String {
+    format!("quayside-member-{identity}")
+}
+
 /// The longest label value the API server accepts.
 pub const MAX_LABEL_VALUE: usize = 63;
 /// Characters of a long name kept in its label value, before `-<hash>`.
@@ -185,6 +215,26 @@ pub fn role_of(labels: &BTreeMap<String, String>) -> Option<RobotRole> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shard_lease_names_round_trip_and_only_the_canonical_spelling_parses() {
+        assert_eq!(shard_lease_name(7), "quayside-shard-7");
+        assert_eq!(
+            member_lease_name("quayside-5d9f-x"),
+            "quayside-member-quayside-5d9f-x"
+        );
+        for i in [0, 7, 11, 1023] {
+            assert_eq!(shard_of_lease(&shard_lease_name(i)), Some(i));
+        }
+        for name in [
+            "quayside-shard-01",
+            "quayside-shard-",
+            "quayside-shard--1",
+            "quayside-leader",
+        ] {
+            assert_eq!(shard_of_lease(name), None, "{name}");
+        }
+    }
 
     #[test]
     fn names_and_selectors_are_stable() {

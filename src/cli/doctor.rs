@@ -384,7 +384,8 @@ fn rules(yaml: &str, kind: &str) -> Vec<PolicyRule> {
 /// Every (namespace, group, resource, verb) the controller needs.
 fn needed(args: &run::Args) -> Vec<ResourceAttributes> {
     let mut sets = vec![(None, rules(CLUSTER_ROLE, "ClusterRole"))];
-    if args.leader_election {
+    // Sharding holds Leases too, with or without leader election.
+    if args.leader_election || args.shards > 0 {
         sets.push((
             Some(args.leader_election_namespace.clone()),
             rules(LEADER_ROLE, "Role"),
@@ -549,6 +550,17 @@ mod tests {
         let single = described(&args(&["--impersonate=false", "--leader-election=false"]));
         assert!(single.iter().any(|d| d == "delete secrets"), "{single:?}");
         assert!(!single.iter().any(|d| d.contains("leases")), "{single:?}");
+        // Sharding lists the Leases and deletes a dead replica's membership.
+        let sharded = described(&args(&["--leader-election=false", "--shards=12"]));
+        for want in [
+            "list leases.coordination.k8s.io in quayside-system",
+            "delete leases.coordination.k8s.io in quayside-system",
+        ] {
+            assert!(
+                sharded.iter().any(|d| d == want),
+                "{want} not in {sharded:?}"
+            );
+        }
         // Watching one namespace, it still reads and writes in targets.
         let scoped = described(&args(&["--watch-namespace=team-a"]));
         assert!(scoped.iter().any(|d| d == "list secrets"), "{scoped:?}");

@@ -159,14 +159,21 @@ pub struct Args {
     /// Kubeconfig to use instead of the in-cluster or default configuration.
     #[arg(long, env = "QUAYSIDE_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
-    /// Hold a Lease so only one replica acts.
+    /// Hold a Lease so only one replica acts (ignored with `--shards`).
     #[arg(long, env = "QUAYSIDE_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_election: bool,
-    /// Namespace of the leader-election Lease.
+    /// Split the workspaces over the replicas: each workspace namespace
+    /// falls in one of this many shards, each replica holds a fair share
+    /// of the shards' Leases and serves only their workspaces. Every
+    /// replica must have the same number. 0: no sharding, one leader acts.
+    #[arg(long, env = "QUAYSIDE_SHARDS", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1024))]
+    pub shards: u32,
+    /// Namespace of the leader-election Lease (and of the shard Leases).
     #[arg(long, env = "POD_NAMESPACE", default_value = "quayside-system")]
     pub leader_election_namespace: String,
-    /// How long a leader's Lease lasts without renewal; it renews every
-    /// tenth of that (at most 2 s) and steps down after two thirds.
+    /// How long a leader's (or a shard's) Lease lasts without renewal; it
+    /// renews every tenth of that (at most 2 s) and steps down after two
+    /// thirds.
     #[arg(long, env = "QUAYSIDE_LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
     pub leader_election_lease_duration: Duration,
     /// `json` or `text` logs.
@@ -303,6 +310,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let config = controller_config(&args, identity)?;
     let kube_config = kube_config(&args).await?;
     let client = Client::try_from(kube_config.clone())?;
+    // Shard Leases on connections of their own: renewals must not queue
+    // behind a busy controller's requests.
+    let lease_client = (args.shards > 0)
+        .then(|| Client::try_from(kube_config.clone()))
+        .transpose()?;
     let config = Config {
         delivery: args.impersonate.then(|| DeliveryIdentity {
             base: kube_config,
@@ -315,6 +327,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut registry = prometheus_client::registry::Registry::default();
     metrics.register(&mut registry);
     quay.metrics().register(&mut registry);
+    let shards = quayside::shard::Shards::new(args.shards);
+    shards.register(&mut registry);
     let readiness = Readiness::default();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(quayside::server::serve(
@@ -334,7 +348,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         client.clone(),
         readiness.clone(),
     ));
-    let elector = args.leader_election.then(|| elector(&args, client.clone()));
+    // With shards there is no leader: every replica serves its shards.
+    let sharder = lease_client.map(|lease_client| {
+        quayside::shard::Sharder::new(
+            lease_client,
+            &args.leader_election_namespace,
+            &replica_identity(),
+            args.leader_election_lease_duration,
+            shards.clone(),
+        )
+    });
+    let elector =
+        (args.leader_election && sharder.is_none()).then(|| elector(&args, client.clone()));
     if let Some(e) = &elector {
         tracing::info!("waiting for leadership");
         tokio::select! {
@@ -343,9 +368,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         tracing::info!("leading");
     }
-    let ctx = Arc::new(Context::new(client, config, quay, metrics).with_extra_ca(extra_ca));
+    let ctx = Context::new(client, config, quay, metrics).with_extra_ca(extra_ca);
+    let ctx = Arc::new(ctx.with_shards(shards));
     let run = controller::run(ctx, stopped(stop_rx.clone()));
-    lead(elector.as_ref(), run).await?;
+    match sharder {
+        Some(sharder) => serve_shards(sharder, run).await,
+        None => lead(elector.as_ref(), run).await?,
+    }
     let _ = server.await;
     Ok(())
 }
@@ -379,14 +408,33 @@ async fn lead(
     Ok(())
 }
 
+/// Run the controllers while the sharder holds shards; once they drained
+/// after a stop, the sharder gives its shards up (kept renewed until then,
+/// so passes finishing are still the holder's).
+async fn serve_shards(
+    sharder: quayside::shard::Sharder,
+    run: impl std::future::Future<Output = ()>,
+) {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let holding = tokio::spawn(sharder.run(async move {
+        let _ = done_rx.await;
+    }));
+    run.await;
+    let _ = done_tx.send(());
+    let _ = holding.await;
+}
+
+/// This replica's name in Leases: its Pod's, else one of this process.
+fn replica_identity() -> String {
+    std::env::var("POD_NAME").unwrap_or_else(|_| format!("quayside-{}", std::process::id()))
+}
+
 fn elector(args: &Args, client: Client) -> quayside::leader::LeaderElector {
-    let identity =
-        std::env::var("POD_NAME").unwrap_or_else(|_| format!("quayside-{}", std::process::id()));
     quayside::leader::LeaderElector::new(
         client,
         &args.leader_election_namespace,
-        "quayside-leader",
-        &identity,
+        quayside::vocabulary::LEASE_LEADER,
+        &replica_identity(),
         args.leader_election_lease_duration,
     )
 }

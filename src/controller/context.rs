@@ -69,6 +69,8 @@ pub struct Context {
     targets_seen: Mutex<HashMap<String, TargetsSeen>>,
     /// The watched objects passes read (set when the controllers start).
     stores: std::sync::OnceLock<Arc<Stores>>,
+    /// The workspaces this replica serves (`--shards`; all without).
+    pub shards: crate::shard::Shards,
 }
 
 /// An Environment's target Secrets as listed: name → resourceVersion, and
@@ -118,6 +120,7 @@ impl Context {
             refusals: Mutex::new(HashMap::new()),
             stores: std::sync::OnceLock::new(),
             targets_seen: Mutex::new(HashMap::new()),
+            shards: crate::shard::Shards::off(),
         }
     }
 
@@ -165,6 +168,12 @@ impl Context {
     /// Hand the passes the watched objects (once; `controller::run`).
     pub(super) fn set_stores(&self, stores: Arc<Stores>) {
         let _ = self.stores.set(stores);
+    }
+
+    /// Serve only the workspaces of the shards this replica holds.
+    pub fn with_shards(mut self, shards: crate::shard::Shards) -> Context {
+        self.shards = shards;
+        self
     }
 
     /// Trust `ca` for the side repository and the forge too.

@@ -73,6 +73,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     .reconcile_on(triggers.components)
     .with_config(bounded_passes.clone());
     let components = components
+        .reconcile_all_on(ctx.shards.gained())
         .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(component::reconcile, component::error_policy, ctx.clone())
         .for_each(|r| async move {
@@ -88,6 +89,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     .reconcile_on(ctx.remote_watches.triggers())
     .with_config(bounded_passes);
     let environments = environments
+        .reconcile_all_on(ctx.shards.gained())
         .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(
             environment::reconcile,

@@ -17,6 +17,7 @@ pub mod requeue;
 pub mod rotation;
 pub mod rotation_request;
 pub mod service_account;
+pub mod shard;
 pub mod side_path;
 pub mod spec;
 pub mod status;

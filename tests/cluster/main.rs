@@ -35,6 +35,7 @@ mod rotation_crash;
 mod rotation_deadline;
 mod rotation_requests;
 mod security_e2e;
+mod sharding;
 mod tenancy_attacks;
 mod tenancy_folders;
 mod tenancy_quay;

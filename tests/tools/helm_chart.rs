@@ -91,6 +91,30 @@ fn default_values_render_what_kustomize_builds() {
 }
 
 #[test]
+fn shards_set_the_shard_count_and_replicas_and_default_to_none() {
+    let chart = objects(&helm_template(&[
+        "--set",
+        "shards=12",
+        "--set",
+        "replicas=3",
+    ]));
+    let config = &chart["ConfigMap/quayside-config"]["data"];
+    assert_eq!(config["QUAYSIDE_SHARDS"], "12");
+    assert_eq!(
+        chart["Deployment/quayside-controller"]["spec"]["replicas"],
+        3
+    );
+    let default = objects(&helm_template(&[]));
+    assert!(default["ConfigMap/quayside-config"]["data"]["QUAYSIDE_SHARDS"].is_null());
+    // Sharding lists the Leases and deletes a dead replica's membership.
+    let verbs = &chart["Role/quayside-leader-election"]["rules"][0]["verbs"];
+    for verb in ["get", "list", "create", "update", "delete"] {
+        let has = verbs.as_array().unwrap().iter().any(|v| v == verb);
+        assert!(has, "{verb} missing: {verbs:?}");
+    }
+}
+
+#[test]
 fn single_tenant_values_bind_the_delivery_role_like_deploy_rbac() {
     let chart = objects(&helm_template(&["--set", "tenancy.impersonate=false"]));
     let want = objects(&read("deploy/rbac/single-tenant.yaml"));

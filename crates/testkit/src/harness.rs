@@ -438,6 +438,7 @@ impl Harness {
             extra: Vec::new(),
             election: None,
             clock_offset: None,
+            all_namespaces: false,
         }
     }
 
@@ -467,6 +468,8 @@ pub struct ControllerCommand<'a> {
     election: Option<(String, String, Duration)>,
     /// Run under `faketime` with the wall clock this far off (e.g. "+15s").
     clock_offset: Option<String>,
+    /// No `--watch-namespace`: every namespace.
+    all_namespaces: bool,
 }
 
 impl ControllerCommand<'_> {
@@ -496,6 +499,13 @@ impl ControllerCommand<'_> {
         self
     }
 
+    /// Watch every namespace, not only the fixture's workspace: for a
+    /// control plane of the test's own (a shared one holds other tests').
+    pub fn all_namespaces(mut self) -> Self {
+        self.all_namespaces = true;
+        self
+    }
+
     /// Deliver to clusters only: no side repository.
     pub fn without_side_repo(mut self) -> Self {
         self.side_repo = false;
@@ -521,11 +531,10 @@ impl ControllerCommand<'_> {
     pub fn command(self) -> Command {
         let h = self.h;
         let dir = h.dir.path();
-        std::fs::write(
-            dir.join("age.key"),
+        write_whole(
+            &dir.join("age.key"),
             secrecy::ExposeSecret::expose_secret(&h.identity.to_secret_string()),
-        )
-        .unwrap();
+        );
         let quayside = tools::workspace_bin("quayside");
         let mut cmd = match &self.clock_offset {
             Some(offset) => {
@@ -537,10 +546,10 @@ impl ControllerCommand<'_> {
             }
             None => Command::new(&quayside),
         };
-        cmd.arg("run")
-            .arg("--kubeconfig")
-            .arg(h.cp.kubeconfig())
-            .args(["--watch-namespace", &h.workspace]);
+        cmd.arg("run").arg("--kubeconfig").arg(h.cp.kubeconfig());
+        if !self.all_namespaces {
+            cmd.args(["--watch-namespace", &h.workspace]);
+        }
         match &self.election {
             Some((namespace, identity, lease)) => {
                 cmd.args(["--leader-election", "true"])
@@ -563,7 +572,7 @@ impl ControllerCommand<'_> {
             .arg("--age-identity-file")
             .arg(dir.join("age.key"));
         if self.side_repo {
-            std::fs::write(dir.join("git-password"), git_server::PASSWORD).unwrap();
+            write_whole(&dir.join("git-password"), git_server::PASSWORD);
             cmd.args(["--side-repo-url", &h.git.repo_url(SIDE_REPO)])
                 .args(["--side-repo-username", git_server::USER])
                 .arg("--side-repo-password-file")
@@ -589,4 +598,14 @@ impl Drop for Harness {
             handle.abort();
         }
     }
+}
+
+/// Write `path` whole, by a rename: a controller started just before may
+/// be reading it, and must never see it truncated.
+fn write_whole(path: &std::path::Path, text: &str) {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{n}"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
 }

@@ -40,6 +40,9 @@ use crate::vocabulary::{FINALIZER, workspace_secret_name};
 
 /// Entry point for kube-runtime.
 pub async fn reconcile(component: Arc<Component>, ctx: Arc<Context>) -> Result<Action> {
+    let Some(_pass) = ctx.shards.admit(&component.namespace().unwrap_or_default()) else {
+        return Ok(Action::await_change()); // another replica's shard
+    };
     let api: Api<Component> = Api::namespaced(
         ctx.client.clone(),
         &component.namespace().unwrap_or_default(),

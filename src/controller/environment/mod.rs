@@ -43,6 +43,9 @@ use crate::vocabulary::FINALIZER;
 const AWAITING_POLL: Duration = Duration::from_secs(30);
 
 pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Action> {
+    let Some(_pass) = ctx.shards.admit(&env.namespace().unwrap_or_default()) else {
+        return Ok(Action::await_change()); // another replica's shard
+    };
     let api: Api<Environment> =
         Api::namespaced(ctx.client.clone(), &env.namespace().unwrap_or_default());
     let key = pass::key_of(env.as_ref());
