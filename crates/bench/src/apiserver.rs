@@ -84,12 +84,14 @@ impl Counts {
                 v == verb && resource.map_or(!r.is_empty(), |want| r == want)
             })
             .map(|(_, n)| n)
-            .sum()
+            .sum::<f64>()
+            // An empty f64 sum is -0.0; print it as 0.
+            + 0.0
     }
 
     /// Writes (every changing verb) on `resource` (`None`: every resource).
     pub fn writes(&self, resource: Option<&str>) -> f64 {
-        WRITES.iter().map(|v| self.get(v, resource)).sum()
+        WRITES.iter().map(|v| self.get(v, resource)).sum::<f64>() + 0.0
     }
 
     /// LIST, WATCH, GET and writes, overall and per resource quayside
@@ -233,14 +235,28 @@ impl Window {
     /// share, and the rest (the controller, plus the API server's own
     /// loopback requests). The `/metrics` reads are non-resource requests
     /// and stay out of every resource figure.
+    ///
+    /// The API server counts a WATCH when it ends, the bench when it
+    /// starts: so the window stays open (up to 10 s, re-reading `/metrics`)
+    /// until the API server has counted as many WATCHes per resource as
+    /// the bench started, for watches the bench has just dropped.
     pub async fn close(self, client: &Client, own: &Own) -> anyhow::Result<Closed> {
-        let server = scrape(client).await?.minus(&self.server);
-        let bench = own.snapshot().minus(&self.own);
-        Ok(Closed {
-            server,
-            bench,
-            load: [self.load, loadavg()],
-        })
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let server = scrape(client).await?.minus(&self.server);
+            let bench = own.snapshot().minus(&self.own);
+            let ended = bench.0.iter().all(|((v, r), n)| {
+                v != "WATCH" || server.get("WATCH", Some(r)) >= *n
+            });
+            if ended || std::time::Instant::now() > deadline {
+                return Ok(Closed {
+                    server,
+                    bench,
+                    load: [self.load, loadavg()],
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 }
 
@@ -346,6 +362,7 @@ mod tests {
         let d = later.minus(&c);
         assert_eq!(d.get("LIST", None), 4.0);
         assert_eq!(d.writes(None), 0.0);
+        assert!(d.get("WATCH", None).is_sign_positive(), "0, not -0");
     }
 
     #[test]

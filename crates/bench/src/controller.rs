@@ -990,8 +990,8 @@ impl Bench {
         };
         let mut proc = self.spawn(&emu, &t, limited)?;
         self.wait_readyz(&mut proc).await?;
-        let watch = ReadyWatch::start(&self.client, &t);
         let w = self.window().await?;
+        let watch = ReadyWatch::start(&self.client, &t);
         let t0 = Instant::now();
         t.create_components(&self.client, 0..n).await?;
         self.wait_ready(&watch, n, &mut proc).await?;

@@ -247,32 +247,31 @@ pub fn print(r: &Value, rows: &[Value]) {
 
 /// LIST/WATCH/GET/writes the API server counted, less the bench's own, and the load.
 fn window_line(w: &Value) -> String {
-    let o = &w["apiserver_less_bench"]["overall"];
-    let b = &w["bench_own"]["overall"];
+    let four = |v: &Value| {
+        ["LIST", "WATCH", "GET", "writes"]
+            .iter()
+            .map(|k| cell(&v[k], ""))
+            .collect::<Vec<_>>()
+            .join("/")
+    };
     let per: Vec<String> = w["apiserver_less_bench"]["by_resource"]
         .as_object()
         .into_iter()
         .flatten()
         .filter(|(_, v)| ["LIST", "WATCH", "GET", "writes"].iter().any(|k| f(&v[k]) != 0.0))
-        .map(|(k, v)| format!("{k} {}/{}/{}/{}", v["LIST"], v["WATCH"], v["GET"], v["writes"]))
+        .map(|(k, v)| format!("{k} {}", four(v)))
         .collect();
     format!(
-        "API server LIST/WATCH/GET/writes less the bench's own: all {}/{}/{}/{} ({}); bench's own {}/{}/{}/{}; load {} → {}",
-        o["LIST"],
-        o["WATCH"],
-        o["GET"],
-        o["writes"],
+        "API server LIST/WATCH/GET/writes less the bench's own: all {} ({}); bench's own {}; load (1 min) {} → {}",
+        four(&w["apiserver_less_bench"]["overall"]),
         if per.is_empty() {
             "none on quayside's resources".into()
         } else {
             per.join(", ")
         },
-        b["LIST"],
-        b["WATCH"],
-        b["GET"],
-        b["writes"],
-        w["loadavg_start"],
-        w["loadavg_end"],
+        four(&w["bench_own"]["overall"]),
+        cell(&w["loadavg_start"][0], ""),
+        cell(&w["loadavg_end"][0], ""),
     )
 }
 
