@@ -1914,7 +1914,8 @@ fn bench_commands_run() {
         .ok();
     assert_seal_row(&out.stdout, 100, 20);
     assert!(
-        out.stdout.contains("| measure | figure | target | ratio | met |"),
+        out.stdout
+            .contains("| measure | figure | target | ratio | met |"),
         "{}",
         out.stdout
     );

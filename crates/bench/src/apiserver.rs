@@ -21,7 +21,14 @@ pub const WATCHED: [&str; 6] = [
 ];
 
 /// The verbs that change something (server-side apply is `APPLY`).
-const WRITES: [&str; 6] = ["POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"];
+const WRITES: [&str; 6] = [
+    "POST",
+    "PUT",
+    "PATCH",
+    "APPLY",
+    "DELETE",
+    "DELETECOLLECTION",
+];
 
 /// Requests by (verb, resource); resource "" is a non-resource request
 /// (discovery, `/metrics`, `/readyz`).
@@ -204,7 +211,9 @@ pub async fn scrape(client: &Client) -> anyhow::Result<Counts> {
 /// `/proc/loadavg`: the 1, 5 and 15 minute load averages.
 pub fn loadavg() -> [f64; 3] {
     let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let mut it = text.split_whitespace().map(|v| v.parse().unwrap_or(f64::NAN));
+    let mut it = text
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(f64::NAN));
     [
         it.next().unwrap_or(f64::NAN),
         it.next().unwrap_or(f64::NAN),
@@ -245,9 +254,10 @@ impl Window {
         loop {
             let server = scrape(client).await?.minus(&self.server);
             let bench = own.snapshot().minus(&self.own);
-            let ended = bench.0.iter().all(|((v, r), n)| {
-                v != "WATCH" || server.get("WATCH", Some(r)) >= *n
-            });
+            let ended = bench
+                .0
+                .iter()
+                .all(|((v, r), n)| v != "WATCH" || server.get("WATCH", Some(r)) >= *n);
             if ended || std::time::Instant::now() > deadline {
                 return Ok(Closed {
                     server,
@@ -371,9 +381,18 @@ mod tests {
             let (v, r) = classify(&m, &u.parse().unwrap());
             format!("{v} {r}")
         };
-        assert_eq!(c(Method::GET, "/api/v1/secrets?labelSelector=a"), "LIST secrets");
-        assert_eq!(c(Method::GET, "/api/v1/namespaces/ws/secrets"), "LIST secrets");
-        assert_eq!(c(Method::GET, "/api/v1/namespaces/ws/secrets/x"), "GET secrets");
+        assert_eq!(
+            c(Method::GET, "/api/v1/secrets?labelSelector=a"),
+            "LIST secrets"
+        );
+        assert_eq!(
+            c(Method::GET, "/api/v1/namespaces/ws/secrets"),
+            "LIST secrets"
+        );
+        assert_eq!(
+            c(Method::GET, "/api/v1/namespaces/ws/secrets/x"),
+            "GET secrets"
+        );
         assert_eq!(
             c(Method::GET, "/api/v1/secrets?watch=true&resourceVersion=5"),
             "WATCH secrets"

@@ -164,7 +164,11 @@ pub async fn run(mut a: Args) -> anyhow::Result<()> {
     if a.only.iter().any(|o| o == "scale") {
         let last = shapes.len() - 1;
         for (i, shape) in shapes.iter().enumerate() {
-            let key = if i == last { "scale" } else { "scale_workspaces" };
+            let key = if i == last {
+                "scale"
+            } else {
+                "scale_workspaces"
+            };
             report[key] = b.scale(shape).await?;
         }
     }
@@ -451,7 +455,10 @@ impl Bench {
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .args(["--leader-election", "false"])
-            .args(["--quay-rate-limit", &l.limit.map_or(0.0, |l| l.0).to_string()])
+            .args([
+                "--quay-rate-limit",
+                &l.limit.map_or(0.0, |l| l.0).to_string(),
+            ])
             .args(["--quay-burst", &l.limit.map_or(1, |l| l.1).to_string()])
             .args(&l.extra);
         if t.single() {
@@ -603,7 +610,9 @@ impl Bench {
         let Some(last) = steps.last().cloned() else {
             return Ok(out);
         };
-        out["idle"] = self.idle(if shape.components < 50 { 3 } else { 10 }).await?;
+        out["idle"] = self
+            .idle(if shape.components < 50 { 3 } else { 10 })
+            .await?;
         out["heartbeat"] = self.noop_heartbeat(&emu, &t, &last).await?;
         Ok(out)
     }
@@ -791,14 +800,22 @@ impl Bench {
     async fn statuses(&self, t: &Tenancy) -> anyhow::Result<BTreeMap<String, Value>> {
         let mut out = BTreeMap::new();
         let lp = ListParams::default();
-        for c in Api::<Component>::all(self.client.clone()).list(&lp).await?.items {
+        for c in Api::<Component>::all(self.client.clone())
+            .list(&lp)
+            .await?
+            .items
+        {
             let ns = c.namespace().unwrap_or_default();
             if t.contains(&ns) {
                 let key = format!("Component/{ns}/{}", c.name_any());
                 out.insert(key, serde_json::to_value(&c.status)?);
             }
         }
-        for e in Api::<Environment>::all(self.client.clone()).list(&lp).await?.items {
+        for e in Api::<Environment>::all(self.client.clone())
+            .list(&lp)
+            .await?
+            .items
+        {
             let ns = e.namespace().unwrap_or_default();
             if t.contains(&ns) {
                 let key = format!("Environment/{ns}/{}", e.name_any());

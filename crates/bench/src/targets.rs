@@ -120,7 +120,10 @@ pub fn rows(r: &Value) -> Vec<Value> {
         ));
         let share = f(&t["throttled_answers"]) / f(&t["calls_passed"]).max(1.0) * 100.0;
         out.push(at_most(
-            format!("…429s answered, share of calls ({} answered)", t["throttled_answers"]),
+            format!(
+                "…429s answered, share of calls ({} answered)",
+                t["throttled_answers"]
+            ),
             share,
             "%",
             2.0,
@@ -258,7 +261,11 @@ fn window_line(w: &Value) -> String {
         .as_object()
         .into_iter()
         .flatten()
-        .filter(|(_, v)| ["LIST", "WATCH", "GET", "writes"].iter().any(|k| f(&v[k]) != 0.0))
+        .filter(|(_, v)| {
+            ["LIST", "WATCH", "GET", "writes"]
+                .iter()
+                .any(|k| f(&v[k]) != 0.0)
+        })
         .map(|(k, v)| format!("{k} {}", four(v)))
         .collect();
     format!(
@@ -299,7 +306,10 @@ mod tests {
                 .clone()
         };
         let rss = get("RSS at rest (10000 in 2000 workspaces × 3");
-        assert_eq!((rss["target"].as_f64(), rss["met"].as_bool()), (Some(250.0), Some(true)));
+        assert_eq!(
+            (rss["target"].as_f64(), rss["met"].as_bool()),
+            (Some(250.0), Some(true))
+        );
         assert_eq!(rss["ratio"].as_f64(), Some(0.8));
         assert_eq!(get("start-up")["met"], false);
         // One LIST in the heartbeat is a miss, however few.

@@ -256,7 +256,10 @@ mod tests {
         assert_eq!(Tenancy::target(t.ns(), 2), "bench-scale-env-02");
         let t = Tenancy::new("tenants", 3, 2, PathBuf::new());
         assert_eq!(t.environments(), 6);
-        assert_eq!(t.component(4), ("bench-tenants-w0001", "c00004".to_string()));
+        assert_eq!(
+            t.component(4),
+            ("bench-tenants-w0001", "c00004".to_string())
+        );
         let per: Vec<usize> = t
             .workspaces
             .iter()
