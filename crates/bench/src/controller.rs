@@ -534,6 +534,24 @@ impl Bench {
         since: Instant,
         every: Duration,
     ) -> anyhow::Result<(f64, Scrape)> {
+        let (at, s, _) = self
+            .wait_passes_until(p, base, (c, e), since, every, None)
+            .await?;
+        Ok((at, s))
+    }
+
+    /// [`Bench::wait_passes`], but once the passes are reached and `cap`
+    /// has passed, returns at once even if the counters still move (then
+    /// with the scrape and time of now, and `false`: it never went quiet).
+    async fn wait_passes_until(
+        &self,
+        p: &mut Proc,
+        base: &Scrape,
+        (c, e): (f64, f64),
+        since: Instant,
+        every: Duration,
+        cap: Option<Instant>,
+    ) -> anyhow::Result<(f64, Scrape, bool)> {
         let deadline = Instant::now() + self.timeout;
         let mut last: Option<(Scrape, Instant)> = None;
         loop {
@@ -545,13 +563,16 @@ impl Bench {
                     || l.ok("environment") != s.ok("environment")
                     || l.kube_writes != s.kube_writes
             });
+            if reached && cap.is_some_and(|cap| Instant::now() >= cap) {
+                return Ok((since.elapsed().as_secs_f64(), s, !changed));
+            }
             if changed {
                 last = Some((s, Instant::now()));
             } else if reached
                 && let Some((l, at)) = &last
                 && at.elapsed() >= QUIET
             {
-                return Ok((at.duration_since(since).as_secs_f64(), l.clone()));
+                return Ok((at.duration_since(since).as_secs_f64(), l.clone(), true));
             }
             p.check_alive()?;
             if Instant::now() > deadline {
@@ -668,8 +689,13 @@ impl Bench {
         let cpu1 = crate::procfs::cpu_seconds(&p.pid().to_string())?;
         let calls1 = emu.api_calls();
         let t1 = Instant::now();
-        let (pass_end, s2) = self
-            .wait_passes(&mut p, &s1, n, envs, started, every)
+        // Every object's heartbeat fires within `heartbeat` of its start-up
+        // pass; its second not before twice that. A controller whose
+        // heartbeat passes write (and so re-trigger passes) never goes
+        // quiet: the window then ends at the cap, and says so.
+        let cap = started + 2 * heartbeat;
+        let (pass_end, s2, quiet) = self
+            .wait_passes_until(&mut p, &s1, (n, envs), started, every, Some(cap))
             .await?;
         let cpu2 = crate::procfs::cpu_seconds(&p.pid().to_string())?;
         let calls2 = emu.api_calls();
@@ -679,6 +705,7 @@ impl Bench {
         let hb = json!({
             "components": components, "environments": t.environments(),
             "heartbeat_s": beat_at, "quay_verify_interval": verify,
+            "went_quiet": quiet,
             "kube_writes": s2.kube_writes - s1.kube_writes,
             "git_commits": s2.git_commits - s1.git_commits,
             "quay_calls": calls2 - calls1,
@@ -693,9 +720,14 @@ impl Bench {
             "window": window.to_json(),
         });
         println!(
-            "  no-op heartbeat ({} Component + {} Environment passes): kube writes {}, Quay calls {}, git commits {}, CPU {:.2} s over a {:.1} s window (heartbeat {:.0} s, --quay-verify-interval {})\n    {}",
+            "  no-op heartbeat ({} Component + {} Environment passes{}): kube writes {}, Quay calls {}, git commits {}, CPU {:.2} s over a {:.1} s window (heartbeat {:.0} s, --quay-verify-interval {})\n    {}",
             hb["component_passes"],
             hb["environment_passes"],
+            if quiet {
+                ""
+            } else {
+                "; never went quiet: cut at twice the heartbeat"
+            },
             hb["kube_writes"],
             hb["quay_calls"],
             hb["git_commits"],

@@ -210,9 +210,14 @@ pub fn print(r: &Value, rows: &[Value]) {
         let h = &s["heartbeat"];
         if h.is_object() {
             println!(
-                "- {label}, no-op heartbeat ({} Component + {} Environment passes, --quay-verify-interval {}): {}",
+                "- {label}, no-op heartbeat ({} Component + {} Environment passes{}, --quay-verify-interval {}): {}",
                 h["component_passes"],
                 h["environment_passes"],
+                if h["went_quiet"].as_bool().unwrap_or(true) {
+                    ""
+                } else {
+                    ", never went quiet: cut at twice the heartbeat"
+                },
                 h["quay_verify_interval"].as_str().unwrap_or("not offered"),
                 window_line(&h["window"]),
             );
