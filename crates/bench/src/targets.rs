@@ -122,7 +122,7 @@ pub fn rows(r: &Value) -> Vec<Value> {
         out.push(at_most(
             format!(
                 "…429s answered, share of calls ({} answered)",
-                t["throttled_answers"]
+                cell(&t["throttled_answers"], "")
             ),
             share,
             "%",
