@@ -417,6 +417,16 @@ const LEDGER: &[(&str, How)] = &[
         ArgsOnly("1,000 Components × 10 Environments: tens of minutes"),
     ),
     (
+        "target/release/quayside-bench controller --only scale --components 10000 --workspaces 2000 --environments 3 --steps 1000,3000 --json tenants.json",
+        ArgsOnly("10,000 Components in 2,000 workspaces × 3 Environments: hours"),
+    ),
+    (
+        "scripts/bench --plot-only scale.json tenants.json",
+        ArgsOnly(
+            "draws from the JSON of two full-size runs, and the plot needs matplotlib, which scripts/setup does not install",
+        ),
+    ),
+    (
         "target/release/quayside-bench controller --only rotation,throttled --json rot.json",
         ArgsOnly(
             "40 rotations over 50 Environments and 100 Components behind a 5 req/s limit: minutes",
@@ -1904,16 +1914,29 @@ fn bench_commands_run() {
         .ok();
     assert_seal_row(&out.stdout, 100, 20);
     assert!(
-        out.stdout.contains("| measure | figure | target | met |"),
+        out.stdout
+            .contains("| measure | figure | target | ratio | met |"),
         "{}",
         out.stdout
     );
     let figures: serde_json::Value =
         serde_json::from_str(&read(&tmp.path().join("controller.json"))).unwrap();
     assert_eq!(figures["quick"], true);
-    for part in ["scale", "rotation", "throttled"] {
+    for part in ["scale", "scale_workspaces", "rotation", "throttled"] {
         assert!(figures[part].is_object(), "{part} missing: {figures}");
     }
+    // The tiny multi-tenant shape ran, and the API server's LIST count of
+    // its heartbeat was read (a number, whatever its value).
+    assert_eq!(figures["scale_workspaces"]["shape"]["workspaces"], 3);
+    assert!(figures["scale_workspaces"]["failed"].is_null(), "{figures}");
+    assert!(
+        figures["scale_workspaces"]["heartbeat"]["list_requests"].is_number(),
+        "{figures}"
+    );
+    assert!(
+        figures["targets"].as_array().is_some_and(|t| !t.is_empty()),
+        "{figures}"
+    );
     // The scale part records a failed step instead of erroring out: a run
     // that measured nothing must not pass.
     assert!(figures["scale"]["failed"].is_null(), "{figures}");

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use secrecy::ExposeSecret;
@@ -30,6 +30,10 @@ use quayside::seal::Identity;
 use quayside_testkit::cluster::{self, ControlPlane};
 use quayside_testkit::{component, ports, scratch, tools};
 
+use crate::apiserver::{self, Closed, Own, Window};
+use crate::targets;
+use crate::tenancy::{ReadyWatch, Tenancy};
+
 const ORG: &str = "bench";
 const QUAY_TOKEN: &str = "bench-quay-oauth-token";
 const GENERATION: &str = "quayside.dev/credentials-generation";
@@ -38,17 +42,25 @@ const QUIET: Duration = Duration::from_secs(2);
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Tiny sizes (5 Components × 3 Environments, 3 rotations over 3
-    /// Environments, 5 throttled Components): proves it runs; no targets.
+    /// Tiny sizes (5 Components × 3 Environments, and 6 Components in 3
+    /// workspaces × 2 Environments; 3 rotations over 3 Environments, 5
+    /// throttled Components): proves it runs; no targets.
     #[arg(long)]
     pub quick: bool,
-    /// Components of the scale run (provisioning, start-up, memory, no-op heartbeat).
+    /// Components of the scale run (provisioning, start-up, memory, no-op
+    /// heartbeat), over all workspaces.
     #[arg(long, default_value_t = 1000)]
     pub components: usize,
-    /// Environments of the scale run.
+    /// Workspaces of the scale run: the Components are spread over them,
+    /// and each has its own --environments Environments.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=9999))]
+    pub workspaces: u32,
+    /// Environments of the scale run, per workspace (each delivering to a
+    /// target namespace of its own).
     #[arg(long, default_value_t = 10)]
     pub environments: usize,
-    /// Intermediate sizes on the way to --components (memory and start-up at each).
+    /// Intermediate sizes (Components overall) on the way to --components
+    /// (memory and start-up at each).
     #[arg(long, value_delimiter = ',', default_value = "100")]
     pub steps: Vec<usize>,
     /// Environments of the rotation run (one Component).
@@ -85,20 +97,60 @@ pub struct Args {
     pub timeout: Duration,
 }
 
+/// One scale run's platform: Components overall, workspaces, Environments each.
+#[derive(Clone, Debug)]
+struct Shape {
+    tag: &'static str,
+    components: usize,
+    workspaces: usize,
+    environments: usize,
+    steps: Vec<usize>,
+}
+
+impl Shape {
+    fn to_json(&self) -> Value {
+        json!({
+            "components": self.components, "workspaces": self.workspaces,
+            "environments_per_workspace": self.environments,
+            "environments": self.workspaces * self.environments,
+            "target_secrets": self.components * self.environments,
+        })
+    }
+}
+
 pub async fn run(mut a: Args) -> anyhow::Result<()> {
+    let mut shapes = Vec::new();
     if a.quick {
         a.components = 5;
+        a.workspaces = 1;
         a.environments = 3;
         a.steps = vec![];
         a.rotation_environments = 3;
         a.rotations = 3;
         a.throttled_components = 5;
+        // The multi-tenant shape, tiny. It runs first: its controller
+        // watches every namespace, so no other part's objects may exist yet.
+        shapes.push(Shape {
+            tag: "tenants",
+            components: 6,
+            workspaces: 3,
+            environments: 2,
+            steps: vec![],
+        });
     }
+    shapes.push(Shape {
+        tag: if a.workspaces > 1 { "tenants" } else { "scale" },
+        components: a.components,
+        workspaces: a.workspaces as usize,
+        environments: a.environments,
+        steps: a.steps.clone(),
+    });
     let scratch = scratch::dir("quayside-bench-controller-")?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "quayside-bench controller: {cores} CPU(s); kube-apiserver+etcd, Quay emulator, local side repo; controller = `quayside run` process"
     );
+    let load0 = apiserver::loadavg();
     let cp = ControlPlane::launch(&a.testcluster, &scratch.path().join("cluster"), true)?;
     let exe = match &a.quayside {
         Some(p) => p.clone(),
@@ -108,9 +160,17 @@ pub async fn run(mut a: Args) -> anyhow::Result<()> {
     let b = Bench::new(&cp, scratch.path(), exe, a.timeout).await?;
     cluster::install_crds(&b.client).await?;
 
-    let mut report = json!({"cores": cores, "quick": a.quick});
+    let mut report = json!({"cores": cores, "quick": a.quick, "loadavg_start": load0});
     if a.only.iter().any(|o| o == "scale") {
-        report["scale"] = b.scale(&a).await?;
+        let last = shapes.len() - 1;
+        for (i, shape) in shapes.iter().enumerate() {
+            let key = if i == last {
+                "scale"
+            } else {
+                "scale_workspaces"
+            };
+            report[key] = b.scale(shape).await?;
+        }
     }
     if a.only.iter().any(|o| o == "rotation") {
         report["rotation"] = b.rotation(&a).await?;
@@ -118,7 +178,10 @@ pub async fn run(mut a: Args) -> anyhow::Result<()> {
     if a.only.iter().any(|o| o == "throttled") {
         report["throttled"] = b.throttled(&a).await?;
     }
-    summary(&report);
+    report["loadavg_end"] = json!(apiserver::loadavg());
+    let rows = targets::rows(&report);
+    targets::print(&report, &rows);
+    report["targets"] = json!(rows);
     if let Some(path) = &a.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
@@ -127,103 +190,6 @@ pub async fn run(mut a: Args) -> anyhow::Result<()> {
     drop(b);
     drop(cp);
     Ok(())
-}
-
-/// The summary table, with the targets of issue 8.
-fn summary(r: &Value) {
-    println!();
-    println!("| measure | figure | target | met |");
-    println!("|---|---:|---:|---|");
-    let quick = r["quick"].as_bool().unwrap_or(false);
-    let met = |ok: bool| {
-        if quick {
-            "(quick: not judged)"
-        } else if ok {
-            "yes"
-        } else {
-            "no"
-        }
-    };
-    if let Some(steps) = r["scale"]["steps"].as_array() {
-        for s in steps {
-            let n = s["components"].as_u64().unwrap_or(0);
-            let e = s["environments"].as_u64().unwrap_or(0);
-            let per = s["quay_calls_per_component"].as_f64().unwrap_or(f64::NAN);
-            println!(
-                "| provisioning: {} new Components × {e} Environments to all Ready | {:.1} s, {per:.2} Quay calls/Component | ≤ 6 calls/Component | {} |",
-                s["new_components"],
-                s["provision_s"].as_f64().unwrap_or(f64::NAN),
-                met(per <= 6.0)
-            );
-            let rss = s["rss_mb"].as_f64().unwrap_or(f64::NAN);
-            println!(
-                "| RSS at rest, {n} Components × {e} Environments | {rss:.1} MB | ≤ 100 MB (at 1,000 × 10) | {} |",
-                met(rss <= 100.0)
-            );
-            let up = s["reverified_s"].as_f64().unwrap_or(f64::NAN);
-            println!(
-                "| start-up, {n} Components: /readyz 200 / all re-verified | {:.2} s / {up:.1} s | ≤ 10 s | {} |",
-                s["readyz_s"].as_f64().unwrap_or(f64::NAN),
-                met(up <= 10.0)
-            );
-        }
-    }
-    let h = &r["scale"]["heartbeat"];
-    if h.is_object() {
-        let (w, q, g, cpu) = (
-            h["kube_writes"].as_f64().unwrap_or(f64::NAN),
-            h["quay_calls"].as_f64().unwrap_or(f64::NAN),
-            h["git_commits"].as_f64().unwrap_or(f64::NAN),
-            h["cpu_s"].as_f64().unwrap_or(f64::NAN),
-        );
-        println!(
-            "| no-op heartbeat, {} × {}: kube writes / Quay calls / commits | {w} / {q} / {g} | 0 / 0 / 0 | {} |",
-            h["components"],
-            h["environments"],
-            met(w == 0.0 && q == 0.0 && g == 0.0)
-        );
-        println!(
-            "| no-op heartbeat CPU (controller process) | {cpu:.2} s (pass {:.1} s) | ≤ 1 s | {} |",
-            h["pass_s"].as_f64().unwrap_or(f64::NAN),
-            met(cpu <= 1.0)
-        );
-    }
-    if let Some(runs) = r["rotation"]["runs"].as_array() {
-        for run in runs {
-            let p50 = run["p50_s"].as_f64().unwrap_or(f64::NAN);
-            let lat = run["latency_ms"].as_u64().unwrap_or(0);
-            println!(
-                "| rotation → {} Environments, Quay latency {lat} ms: p50 / p95 ({} rotations) | {p50:.2} s / {:.2} s | p50 ≤ 2 s (at 0 ms) | {} |",
-                r["rotation"]["environments"],
-                run["rotations"],
-                run["p95_s"].as_f64().unwrap_or(f64::NAN),
-                if lat == 0 {
-                    met(p50 <= 2.0)
-                } else {
-                    "(reported)"
-                }
-            );
-        }
-    }
-    let t = &r["throttled"];
-    if t.is_object() {
-        let ratio = t["ratio"].as_f64().unwrap_or(f64::NAN);
-        println!(
-            "| provisioning {} Components behind 5 req/s burst 25: time / bound | {:.1} s / {:.1} s = {ratio:.2}× | ≤ 1.10× | {} |",
-            t["components"],
-            t["total_s"].as_f64().unwrap_or(f64::NAN),
-            t["bound_s"].as_f64().unwrap_or(f64::NAN),
-            met(ratio <= 1.10)
-        );
-        println!(
-            "| 429s answered / passes failed on Quay / all Ready | {} / {} / {} | no 429 turned into a failure | {} |",
-            t["throttled_answers"],
-            t["quay_error_passes"].as_f64().unwrap_or_default().abs(),
-            t["all_ready"],
-            met(t["all_ready"].as_bool().unwrap_or(false)
-                && t["quay_error_passes"].as_f64().unwrap_or(1.0) == 0.0)
-        );
-    }
 }
 
 /// A running `quayside run`.
@@ -342,6 +308,8 @@ impl Scrape {
 
 struct Bench {
     client: Client,
+    /// The bench's own API requests, counted as its client sends them.
+    own: Own,
     kubeconfig: PathBuf,
     dir: PathBuf,
     exe: PathBuf,
@@ -354,10 +322,13 @@ struct Bench {
     spawned: Mutex<usize>,
 }
 
-/// A workspace with its Environments, each targeting its own namespace.
-struct Workspace {
-    ns: String,
-    side_repo: PathBuf,
+/// How a measured controller is started beyond the common flags.
+#[derive(Default)]
+struct Launch {
+    heartbeat: Option<Duration>,
+    /// Its client-side Quay rate limit (requests/s, burst); `None`: none.
+    limit: Option<(f64, u32)>,
+    extra: Vec<String>,
 }
 
 impl Bench {
@@ -367,7 +338,7 @@ impl Bench {
         exe: PathBuf,
         timeout: Duration,
     ) -> anyhow::Result<Bench> {
-        let client = cp.try_client().await?;
+        let (client, own) = apiserver::counting_client(cp.try_config().await?)?;
         let identity = Identity::generate();
         let identity_file = dir.join("age-identity");
         std::fs::write(&identity_file, identity.to_secret_string().expose_secret())?;
@@ -375,6 +346,7 @@ impl Bench {
         std::fs::write(&token_file, QUAY_TOKEN)?;
         Ok(Bench {
             client,
+            own,
             kubeconfig: cp.kubeconfig().to_path_buf(),
             dir: dir.to_path_buf(),
             exe,
@@ -393,87 +365,45 @@ impl Bench {
         Ok(Emulator::start("127.0.0.1:0".parse()?, cfg).await?)
     }
 
-    /// A workspace namespace with `envs` Environments and a fresh side repo.
-    async fn workspace(&self, tag: &str, envs: usize) -> anyhow::Result<Workspace> {
-        let ns = format!("bench-{tag}");
-        cluster::ensure_namespace(&self.client, &ns).await?;
-        cluster::grant_delivery(&self.client, &ns, &ns).await;
-        let api: Api<Environment> = Api::namespaced(self.client.clone(), &ns);
-        futures::stream::iter(0..envs)
-            .map(|i| {
-                let api = api.clone();
-                let target = format!("bench-{tag}-env-{i:02}");
-                let ns = &ns;
-                async move {
-                    cluster::ensure_namespace(&self.client, &target).await?;
-                    cluster::grant_delivery(&self.client, ns, &target).await;
-                    let e: Environment = serde_json::from_value(json!({
-                        "apiVersion": "quayside.dev/v1alpha1", "kind": "Environment",
-                        "metadata": {"name": format!("env-{i:02}")},
-                        "spec": {"target": {"namespace": target}, "recipients": [self.argo]}
-                    }))?;
-                    cluster::ignore_conflict(api.create(&PostParams::default(), &e).await)?;
-                    anyhow::Ok(())
-                }
-            })
-            .buffer_unordered(8)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<anyhow::Result<Vec<_>>>()?;
+    /// `workspaces` workspaces with `envs` Environments each, and a fresh side repo.
+    async fn tenancy(&self, tag: &str, workspaces: usize, envs: usize) -> anyhow::Result<Tenancy> {
         let side_repo = self.dir.join(format!("side-{tag}.git"));
         git2::Repository::init_bare(&side_repo)?;
-        Ok(Workspace { ns, side_repo })
+        let t = Tenancy::new(tag, workspaces, envs, side_repo);
+        let t0 = Instant::now();
+        t.create(&self.client, &self.argo).await?;
+        if !t.single() {
+            println!(
+                "  created {} workspaces, {} Environments and {} target namespaces in {:.1} s",
+                t.workspaces.len(),
+                t.environments(),
+                t.environments(),
+                t0.elapsed().as_secs_f64()
+            );
+        }
+        Ok(t)
     }
 
-    async fn create_components(
-        &self,
-        ws: &Workspace,
-        range: std::ops::Range<usize>,
-    ) -> anyhow::Result<()> {
-        let api: Api<Component> = Api::namespaced(self.client.clone(), &ws.ns);
-        futures::stream::iter(range)
-            .map(|i| {
-                let api = api.clone();
-                async move {
-                    let c: Component = serde_json::from_value(json!({
-                        "apiVersion": "quayside.dev/v1alpha1", "kind": "Component",
-                        "metadata": {"name": format!("c{i:05}")},
-                        "spec": {"source": {"git": {"url": format!("https://git.invalid/team/c{i:05}")}},
-                                 "visibility": "private"}
-                    }))?;
-                    cluster::ignore_conflict(api.create(&PostParams::default(), &c).await)?;
-                    anyhow::Ok(())
-                }
-            })
-            .buffer_unordered(16)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(())
+    async fn window(&self) -> anyhow::Result<Window> {
+        Window::open(&self.client, &self.own).await
     }
 
-    /// Number of Components in the workspace whose Ready condition is True.
-    async fn count_ready(&self, ws: &Workspace) -> anyhow::Result<usize> {
-        let list = Api::<Component>::namespaced(self.client.clone(), &ws.ns)
-            .list(&ListParams::default())
-            .await?;
-        Ok(list.items.iter().filter(|c| component::is_ready(c)).count())
+    async fn close(&self, w: Window) -> anyhow::Result<Closed> {
+        w.close(&self.client, &self.own).await
     }
 
-    /// Wait until `n` Components are Ready; polls every `every`.
+    /// Wait until `n` Components of `t` are Ready, as `watch` sees them.
     async fn wait_ready(
         &self,
-        ws: &Workspace,
+        watch: &ReadyWatch,
         n: usize,
-        every: Duration,
         proc: &mut Proc,
     ) -> anyhow::Result<()> {
         let deadline = Instant::now() + self.timeout;
         let mut last_print = Instant::now();
         loop {
-            let ready = self.count_ready(ws).await?;
+            let notified = watch.wake.notified();
+            let ready = watch.count();
             if ready >= n {
                 return Ok(());
             }
@@ -485,24 +415,13 @@ impl Bench {
                 eprintln!("    … {ready}/{n} Ready");
                 last_print = Instant::now();
             }
-            tokio::time::sleep(every).await;
+            let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
         }
     }
 
-    /// `quayside run` against `emu`, with no client-side rate limit.
-    fn spawn(&self, emu: &Emulator, ws: &Workspace, heartbeat: Duration) -> anyhow::Result<Proc> {
-        self.spawn_limited(emu, ws, heartbeat, None)
-    }
-
-    /// `quayside run` against `emu`; `limit`: its client-side Quay rate
-    /// limit (requests/s, burst), `None` for none (the emulator has none).
-    fn spawn_limited(
-        &self,
-        emu: &Emulator,
-        ws: &Workspace,
-        heartbeat: Duration,
-        limit: Option<(f64, u32)>,
-    ) -> anyhow::Result<Proc> {
+    /// `quayside run` against `emu` for tenancy `t`. One workspace is
+    /// watched alone (`--watch-namespace`), as before; several: every namespace.
+    fn spawn(&self, emu: &Emulator, t: &Tenancy, l: Launch) -> anyhow::Result<Proc> {
         let n = {
             let mut g = self.spawned.lock().unwrap_or_else(|p| p.into_inner());
             *g += 1;
@@ -510,9 +429,10 @@ impl Bench {
         };
         let port = ports::unused()?;
         let log = self.dir.join(format!("controller-{n}.log"));
+        let heartbeat = l.heartbeat.unwrap_or(Duration::from_secs(86400));
         let started = Instant::now();
-        let child = Command::new(&self.exe)
-            .arg("run")
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("run")
             .args(["--quay-api-url", &emu.api_url()])
             .args(["--quay-organization", ORG])
             .arg("--quay-token-file")
@@ -521,7 +441,7 @@ impl Bench {
             // The bench's git server is on loopback.
             .args(["--source-allow-internal", "true"])
             .arg("--side-repo-url")
-            .arg(&ws.side_repo)
+            .arg(&t.side_repo)
             // A fresh clone each start, as a new pod would have.
             .arg("--side-repo-workdir")
             .arg(self.dir.join(format!("workdir-{n}")))
@@ -531,13 +451,20 @@ impl Bench {
             .args(["--rotation-interval", "0"])
             // Rotations are measured back to back: no storm guard.
             .args(["--rotation-request-cooldown", "0"])
-            .args(["--watch-namespace", &ws.ns])
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .args(["--leader-election", "false"])
-            .args(["--quay-rate-limit", &limit.map_or(0.0, |l| l.0).to_string()])
-            .args(["--quay-burst", &limit.map_or(1, |l| l.1).to_string()])
+            .args([
+                "--quay-rate-limit",
+                &l.limit.map_or(0.0, |l| l.0).to_string(),
+            ])
+            .args(["--quay-burst", &l.limit.map_or(1, |l| l.1).to_string()])
+            .args(&l.extra);
+        if t.single() {
+            cmd.args(["--watch-namespace", t.ns()]);
+        }
+        let child = cmd
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)
@@ -549,6 +476,15 @@ impl Bench {
             started,
             log,
         })
+    }
+
+    /// Whether the measured controller offers `--quay-verify-interval`
+    /// (the Quay verification on its own clock, issue 15).
+    fn offers_verify_interval(&self) -> bool {
+        Command::new(&self.exe)
+            .args(["run", "--help"])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--quay-verify-interval"))
     }
 
     async fn scrape(&self, p: &Proc) -> anyhow::Result<Scrape> {
@@ -598,6 +534,24 @@ impl Bench {
         since: Instant,
         every: Duration,
     ) -> anyhow::Result<(f64, Scrape)> {
+        let (at, s, _) = self
+            .wait_passes_until(p, base, (c, e), since, every, None)
+            .await?;
+        Ok((at, s))
+    }
+
+    /// [`Bench::wait_passes`], but once the passes are reached and `cap`
+    /// has passed, returns at once even if the counters still move (then
+    /// with the scrape and time of now, and `false`: it never went quiet).
+    async fn wait_passes_until(
+        &self,
+        p: &mut Proc,
+        base: &Scrape,
+        (c, e): (f64, f64),
+        since: Instant,
+        every: Duration,
+        cap: Option<Instant>,
+    ) -> anyhow::Result<(f64, Scrape, bool)> {
         let deadline = Instant::now() + self.timeout;
         let mut last: Option<(Scrape, Instant)> = None;
         loop {
@@ -609,13 +563,16 @@ impl Bench {
                     || l.ok("environment") != s.ok("environment")
                     || l.kube_writes != s.kube_writes
             });
+            if reached && cap.is_some_and(|cap| Instant::now() >= cap) {
+                return Ok((since.elapsed().as_secs_f64(), s, !changed));
+            }
             if changed {
                 last = Some((s, Instant::now()));
             } else if reached
                 && let Some((l, at)) = &last
                 && at.elapsed() >= QUIET
             {
-                return Ok((at.duration_since(since).as_secs_f64(), l.clone()));
+                return Ok((at.duration_since(since).as_secs_f64(), l.clone(), true));
             }
             p.check_alive()?;
             if Instant::now() > deadline {
@@ -630,25 +587,25 @@ impl Bench {
 
     /// Provisioning in steps, then at each step a restart (start-up, RSS at
     /// rest), and at the last a no-op heartbeat pass.
-    async fn scale(&self, a: &Args) -> anyhow::Result<Value> {
+    async fn scale(&self, shape: &Shape) -> anyhow::Result<Value> {
         let emu = self.emulator(Faults::default()).await?;
-        let envs = a.environments;
-        let ws = self.workspace("scale", envs).await?;
-        let mut sizes: Vec<usize> = a
+        let mut sizes: Vec<usize> = shape
             .steps
             .iter()
             .copied()
-            .filter(|s| *s > 0 && *s < a.components)
+            .filter(|s| *s > 0 && *s < shape.components)
             .collect();
-        sizes.push(a.components);
+        sizes.push(shape.components);
         sizes.sort_unstable();
         sizes.dedup();
         println!(
-            "\n## scale: {} Components × {envs} Environments (steps {sizes:?})",
-            a.components
+            "\n## scale: {} Components in {} workspace(s) × {} Environments (steps {sizes:?})",
+            shape.components, shape.workspaces, shape.environments
         );
-        let day = Duration::from_secs(86400);
-        let mut proc = Some(self.spawn(&emu, &ws, day)?);
+        let t = self
+            .tenancy(shape.tag, shape.workspaces, shape.environments)
+            .await?;
+        let mut proc = Some(self.spawn(&emu, &t, Launch::default())?);
         if let Some(p) = proc.as_mut() {
             self.wait_readyz(p).await?;
         }
@@ -656,7 +613,7 @@ impl Bench {
         let mut steps = Vec::new();
         let mut failed = None;
         for &n in &sizes {
-            match self.step(&emu, &ws, envs, have, n, &mut proc).await {
+            match self.step(&emu, &t, have, n, &mut proc).await {
                 Ok(v) => steps.push(v),
                 Err(e) => {
                     // Keep what was measured; say where and why it stopped.
@@ -670,65 +627,89 @@ impl Bench {
         if let Some(p) = proc.take() {
             p.stop();
         }
+        let mut out = json!({"shape": shape.to_json(), "steps": steps, "failed": failed});
         let Some(last) = steps.last().cloned() else {
-            return Ok(json!({"steps": steps, "failed": failed}));
+            return Ok(out);
         };
+        out["idle"] = self
+            .idle(if shape.components < 50 { 3 } else { 10 })
+            .await?;
+        out["heartbeat"] = self.noop_heartbeat(&emu, &t, &last).await?;
+        Ok(out)
+    }
 
-        let hb = self.noop_heartbeat(&emu, &ws, envs, &last).await?;
-        Ok(json!({"steps": steps, "heartbeat": hb, "failed": failed}))
+    /// The API server's own requests with no controller running and the
+    /// bench idle, over `secs` seconds: the background of every window.
+    async fn idle(&self, secs: u64) -> anyhow::Result<Value> {
+        let w = self.window().await?;
+        // A measured duration, not a wait for anything.
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        let c = self.close(w).await?;
+        println!("  API server alone for {secs} s: {}", c.line());
+        Ok(json!({"seconds": secs, "window": c.to_json()}))
     }
 
     /// The no-op heartbeat at the largest size that settled (`last`).
     async fn noop_heartbeat(
         &self,
         emu: &Emulator,
-        ws: &Workspace,
-        envs: usize,
+        t: &Tenancy,
         last: &Value,
     ) -> anyhow::Result<Value> {
-        // The no-op heartbeat at the largest size that settled: a controller
-        // whose heartbeat comes after its start-up pass has settled,
-        // measured from the settled state to the end of the second pass.
+        // A controller whose heartbeat comes after its start-up pass has
+        // settled, measured from the settled state to the end of the second
+        // pass. The bench makes no API request in between: it reads only
+        // the controller's and the API server's /metrics.
         let settle = last["reverified_s"].as_f64().unwrap_or(10.0);
         let heartbeat = Duration::from_secs_f64((3.0 * settle + 5.0).max(15.0));
         let components = last["components"].as_u64().unwrap_or_default();
-        let n = components as f64;
-        let mut p = self.spawn(emu, ws, heartbeat)?;
+        let (n, envs) = (components as f64, t.environments() as f64);
+        // Quay verification on its own (daily) clock, when the controller
+        // has that flag: this window then measures the heartbeat alone.
+        let verify = self.offers_verify_interval().then_some("24h");
+        let extra = verify
+            .map(|v| vec!["--quay-verify-interval".to_string(), v.to_string()])
+            .unwrap_or_default();
+        let mut p = self.spawn(
+            emu,
+            t,
+            Launch {
+                heartbeat: Some(heartbeat),
+                extra,
+                ..Launch::default()
+            },
+        )?;
         let started = p.started;
         self.wait_readyz(&mut p).await?;
+        let every = Duration::from_millis(250);
         let (_, s1) = self
-            .wait_passes(
-                &mut p,
-                &Scrape::default(),
-                n,
-                envs as f64,
-                started,
-                Duration::from_millis(250),
-            )
+            .wait_passes(&mut p, &Scrape::default(), n, envs, started, every)
             .await?;
+        let w = self.window().await?;
         let cpu1 = crate::procfs::cpu_seconds(&p.pid().to_string())?;
         let calls1 = emu.api_calls();
         let t1 = Instant::now();
-        let (pass_end, s2) = self
-            .wait_passes(
-                &mut p,
-                &s1,
-                n,
-                envs as f64,
-                started,
-                Duration::from_millis(250),
-            )
+        // Every object's heartbeat fires within `heartbeat` of its start-up
+        // pass; its second not before twice that. A controller whose
+        // heartbeat passes write (and so re-trigger passes) never goes
+        // quiet: the window then ends at the cap, and says so.
+        let cap = started + 2 * heartbeat;
+        let (pass_end, s2, quiet) = self
+            .wait_passes_until(&mut p, &s1, (n, envs), started, every, Some(cap))
             .await?;
         let cpu2 = crate::procfs::cpu_seconds(&p.pid().to_string())?;
         let calls2 = emu.api_calls();
+        let window = self.close(w).await?;
         let (rss, hwm) = rss_mb(p.pid())?;
         let beat_at = heartbeat.as_secs_f64();
         let hb = json!({
-            "components": components, "environments": envs,
-            "heartbeat_s": beat_at,
+            "components": components, "environments": t.environments(),
+            "heartbeat_s": beat_at, "quay_verify_interval": verify,
+            "went_quiet": quiet,
             "kube_writes": s2.kube_writes - s1.kube_writes,
             "git_commits": s2.git_commits - s1.git_commits,
             "quay_calls": calls2 - calls1,
+            "list_requests": window.others().get("LIST", None),
             "cpu_s": cpu2 - cpu1,
             "window_s": t1.elapsed().as_secs_f64(),
             // When the heartbeat pass settled, counted from when it could first fire.
@@ -736,17 +717,25 @@ impl Bench {
             "component_passes": s2.ok("component") - s1.ok("component"),
             "environment_passes": s2.ok("environment") - s1.ok("environment"),
             "rss_mb": rss, "peak_rss_mb": hwm,
+            "window": window.to_json(),
         });
         println!(
-            "  no-op heartbeat ({} Component + {} Environment passes): kube writes {}, Quay calls {}, git commits {}, CPU {:.2} s over a {:.1} s window (heartbeat {:.0} s)",
+            "  no-op heartbeat ({} Component + {} Environment passes{}): kube writes {}, Quay calls {}, git commits {}, CPU {:.2} s over a {:.1} s window (heartbeat {:.0} s, --quay-verify-interval {})\n    {}",
             hb["component_passes"],
             hb["environment_passes"],
+            if quiet {
+                ""
+            } else {
+                "; never went quiet: cut at twice the heartbeat"
+            },
             hb["kube_writes"],
             hb["quay_calls"],
             hb["git_commits"],
             hb["cpu_s"].as_f64().unwrap_or_default(),
             hb["window_s"].as_f64().unwrap_or_default(),
-            beat_at
+            beat_at,
+            verify.unwrap_or("not offered"),
+            window.line()
         );
         p.stop();
         Ok(hb)
@@ -756,43 +745,49 @@ impl Bench {
     async fn step(
         &self,
         emu: &Emulator,
-        ws: &Workspace,
-        envs: usize,
+        t: &Tenancy,
         have: usize,
         n: usize,
         proc: &mut Option<Proc>,
     ) -> anyhow::Result<Value> {
-        let day = Duration::from_secs(86400);
         let every = Duration::from_millis(if n > 200 { 1000 } else { 100 });
         let calls0 = emu.api_calls();
         let by0 = emu.snapshot().api_calls;
+        let w = self.window().await?;
         let t0 = Instant::now();
-        self.create_components(ws, have..n).await?;
+        let watch = ReadyWatch::start(&self.client, t);
+        t.create_components(&self.client, have..n).await?;
         let created_s = t0.elapsed().as_secs_f64();
         let p = proc.as_mut().context("no controller running")?;
-        self.wait_ready(ws, n, every, p).await?;
+        self.wait_ready(&watch, n, p).await?;
         let provision_s = t0.elapsed().as_secs_f64();
+        // The watch ends inside this window, so the API server counts it here.
+        drop(watch);
         // Ready comes before the last status updates (delivery records of
         // every Environment): wait until the passes stop, so the restart
         // below starts from a settled state.
         let (settled_s, _) = self
             .wait_passes(p, &Scrape::default(), 0.0, 0.0, t0, every)
             .await?;
+        let provisioning = self.close(w).await?;
         let calls = emu.api_calls() - calls0;
         let per = calls as f64 / (n - have) as f64;
         let by = calls_delta(&by0, &emu.snapshot().api_calls);
         println!(
-            "  provisioning {} new Components (to {n}): {provision_s:.1} s to all Ready, settled at {settled_s:.1} s (creates took {created_s:.1} s), {calls} Quay calls = {per:.2}/Component {by:?}",
-            n - have
+            "  provisioning {} new Components (to {n}): {provision_s:.1} s to all Ready, settled at {settled_s:.1} s (creates took {created_s:.1} s), {calls} Quay calls = {per:.2}/Component {by:?}\n    {}",
+            n - have,
+            provisioning.line()
         );
-        let before = self.statuses(ws).await?;
+        let before = self.statuses(t).await?;
         if let Some(p) = proc.take() {
             p.stop();
         }
 
-        // Restart: start-up and the first pass, then RSS at rest.
+        // Restart: start-up and the first pass, then RSS at rest. The bench
+        // makes no API request until it ends.
         let calls0 = emu.api_calls();
-        let p = proc.insert(self.spawn(emu, ws, day)?);
+        let w = self.window().await?;
+        let p = proc.insert(self.spawn(emu, t, Launch::default())?);
         let readyz_s = self.wait_readyz(p).await?;
         let started = p.started;
         let (reverified_s, s) = self
@@ -800,55 +795,64 @@ impl Bench {
                 p,
                 &Scrape::default(),
                 n as f64,
-                envs as f64,
+                t.environments() as f64,
                 started,
                 Duration::from_millis(100),
             )
             .await?;
+        let startup = self.close(w).await?;
         let cpu = crate::procfs::cpu_seconds(&p.pid().to_string())?;
         let (rss, hwm) = rss_mb(p.pid())?;
         let startup_calls = emu.api_calls() - calls0;
         println!(
-            "  start-up with {n} Components: /readyz {readyz_s:.2} s, all re-verified {reverified_s:.2} s; CPU {cpu:.2} s; writes {} commits {} Quay calls {startup_calls}; RSS at rest {rss:.1} MB (peak {hwm:.1} MB)",
-            s.kube_writes, s.git_commits
+            "  start-up with {n} Components: /readyz {readyz_s:.2} s, all re-verified {reverified_s:.2} s; CPU {cpu:.2} s; writes {} commits {} Quay calls {startup_calls}; RSS at rest {rss:.1} MB (peak {hwm:.1} MB)\n    {}",
+            s.kube_writes,
+            s.git_commits,
+            startup.line()
         );
-        let changed = status_changes(&before, &self.statuses(ws).await?);
+        let changed = status_changes(&before, &self.statuses(t).await?);
         if !changed.is_empty() {
             println!("    status fields the start-up pass rewrote (objects affected): {changed:?}");
         }
         Ok(json!({
-            "components": n, "environments": envs, "new_components": n - have,
+            "components": n, "workspaces": t.workspaces.len(),
+            "environments": t.environments(), "new_components": n - have,
             "provision_s": provision_s, "settled_s": settled_s,
             "quay_calls_per_component": per, "quay_calls_by_endpoint": by,
             "readyz_s": readyz_s, "reverified_s": reverified_s, "startup_cpu_s": cpu,
             "startup_kube_writes": s.kube_writes, "startup_git_commits": s.git_commits,
             "startup_quay_calls": startup_calls, "startup_status_changes": changed,
             "rss_mb": rss, "peak_rss_mb": hwm,
+            "provisioning_window": provisioning.to_json(), "startup_window": startup.to_json(),
         }))
     }
 
-    /// Status of every Component and Environment of the workspace, by kind/name.
-    async fn statuses(&self, ws: &Workspace) -> anyhow::Result<BTreeMap<String, Value>> {
+    /// Status of every Component and Environment of `t`, by kind/namespace/name
+    /// (two cluster-wide LISTs, however many workspaces).
+    async fn statuses(&self, t: &Tenancy) -> anyhow::Result<BTreeMap<String, Value>> {
         let mut out = BTreeMap::new();
-        for c in Api::<Component>::namespaced(self.client.clone(), &ws.ns)
-            .list(&ListParams::default())
+        let lp = ListParams::default();
+        for c in Api::<Component>::all(self.client.clone())
+            .list(&lp)
             .await?
             .items
         {
-            out.insert(
-                format!("Component/{}", c.name_any()),
-                serde_json::to_value(&c.status)?,
-            );
+            let ns = c.namespace().unwrap_or_default();
+            if t.contains(&ns) {
+                let key = format!("Component/{ns}/{}", c.name_any());
+                out.insert(key, serde_json::to_value(&c.status)?);
+            }
         }
-        for e in Api::<Environment>::namespaced(self.client.clone(), &ws.ns)
-            .list(&ListParams::default())
+        for e in Api::<Environment>::all(self.client.clone())
+            .list(&lp)
             .await?
             .items
         {
-            out.insert(
-                format!("Environment/{}", e.name_any()),
-                serde_json::to_value(&e.status)?,
-            );
+            let ns = e.namespace().unwrap_or_default();
+            if t.contains(&ns) {
+                let key = format!("Environment/{ns}/{}", e.name_any());
+                out.insert(key, serde_json::to_value(&e.status)?);
+            }
         }
         Ok(out)
     }
@@ -861,17 +865,20 @@ impl Bench {
             a.rotations
         );
         let emu = self.emulator(Faults::default()).await?;
-        let ws = self.workspace("rotation", envs).await?;
-        let mut proc = self.spawn(&emu, &ws, Duration::from_secs(86400))?;
+        let t = self.tenancy("rotation", 1, envs).await?;
+        let mut proc = self.spawn(&emu, &t, Launch::default())?;
         self.wait_readyz(&mut proc).await?;
-        self.create_components(&ws, 0..1).await?;
-        self.wait_ready(&ws, 1, Duration::from_millis(100), &mut proc)
-            .await?;
-        let name = "c00000";
+        let watch = ReadyWatch::start(&self.client, &t);
+        t.create_components(&self.client, 0..1).await?;
+        self.wait_ready(&watch, 1, &mut proc).await?;
+        drop(watch);
+        let (_, name) = t.component(0);
 
-        // Target Secrets' generations, kept current by a watch.
-        let (watch, seen, wake) = self.watch_generations(ws.ns.clone(), name);
-        let components: Api<Component> = Api::namespaced(self.client.clone(), &ws.ns);
+        // Target Secrets' generations, kept current by a watch; its first
+        // LIST is over before the first window opens.
+        let (watch, seen, wake) = self.watch_generations(t.ns().to_string(), &name);
+        self.wait_seen(&seen, &wake, envs).await?;
+        let components: Api<Component> = Api::namespaced(self.client.clone(), t.ns());
         let mut runs = Vec::new();
         for &lat in &a.latencies_ms {
             emu.set_faults(Faults {
@@ -879,11 +886,13 @@ impl Bench {
                 ..Faults::default()
             });
             let mut times = Vec::new();
+            let mut windows = Vec::new();
             let calls0 = emu.api_calls();
             for _ in 0..a.rotations {
-                let g = component::generation(&components.get(name).await?);
+                let g = component::generation(&components.get(&name).await?);
+                let w = self.window().await?;
                 let t0 = Instant::now();
-                component::request_rotation(&components, name).await?;
+                component::request_rotation(&components, &name).await?;
                 let deadline = t0 + Duration::from_secs(300);
                 loop {
                     let notified = wake.notified();
@@ -901,27 +910,51 @@ impl Bench {
                     let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
                 }
                 times.push(t0.elapsed().as_secs_f64());
-                self.check_tokens(&ws, name).await?;
                 // Let the rotation finish (annotation removed, Ready) before the next.
-                wait_rotation_finished(&components, name, g).await?;
+                wait_rotation_finished(&components, &name, g).await?;
+                windows.push(self.close(w).await?);
+                self.check_tokens(&t, &name).await?;
             }
             let calls = emu.api_calls() - calls0;
+            let summed = Closed::sum(&windows);
             let (p50, p95) = (percentile(&times, 0.50), percentile(&times, 0.95));
             println!(
-                "  latency {lat} ms: p50 {p50:.3} s, p95 {p95:.3} s, max {:.3} s over {} rotations; {:.1} Quay calls per rotation",
+                "  latency {lat} ms: p50 {p50:.3} s, p95 {p95:.3} s, max {:.3} s over {} rotations; {:.1} Quay calls per rotation\n    summed over the rotations: {}",
                 percentile(&times, 1.0),
                 times.len(),
-                calls as f64 / times.len().max(1) as f64
+                calls as f64 / times.len().max(1) as f64,
+                summed.line()
             );
             runs.push(json!({
                 "latency_ms": lat, "rotations": times.len(), "p50_s": p50, "p95_s": p95,
                 "max_s": percentile(&times, 1.0), "times_s": times,
                 "quay_calls_per_rotation": calls as f64 / a.rotations.max(1) as f64,
+                "window": summed.to_json(),
             }));
         }
         watch.abort();
         proc.stop();
         Ok(json!({"environments": envs, "runs": runs}))
+    }
+
+    /// Wait until the generations watch has seen `n` target Secrets.
+    async fn wait_seen(
+        &self,
+        seen: &Generations,
+        wake: &tokio::sync::Notify,
+        n: usize,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let notified = wake.notified();
+            if seen.lock().unwrap_or_else(|p| p.into_inner()).len() >= n {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the watch did not see {n} target Secrets within 300 s");
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
+        }
     }
 
     /// Per target namespace, the credentials generation of Component
@@ -963,8 +996,8 @@ impl Bench {
     }
 
     /// Every target Secret holds exactly the workspace's current pull token.
-    async fn check_tokens(&self, ws: &Workspace, name: &str) -> anyhow::Result<()> {
-        let want = Api::<Secret>::namespaced(self.client.clone(), &ws.ns)
+    async fn check_tokens(&self, t: &Tenancy, name: &str) -> anyhow::Result<()> {
+        let want = Api::<Secret>::namespaced(self.client.clone(), t.ns())
             .get(&format!("{name}-image-pull"))
             .await?
             .data
@@ -972,7 +1005,7 @@ impl Bench {
         let targets = Api::<Secret>::all(self.client.clone())
             .list(&ListParams::default().labels(&format!(
                 "quayside.dev/component={name},quayside.dev/workspace={}",
-                ws.ns
+                t.ns()
             )))
             .await?;
         let stale = targets
@@ -999,15 +1032,22 @@ impl Bench {
                 ..Faults::default()
             })
             .await?;
-        let ws = self.workspace("throttled", 1).await?;
-        let day = Duration::from_secs(86400);
-        let mut proc = self.spawn_limited(&emu, &ws, day, Some((rate, burst)))?;
+        let t = self.tenancy("throttled", 1, 1).await?;
+        let limited = Launch {
+            limit: Some((rate, burst)),
+            ..Launch::default()
+        };
+        let mut proc = self.spawn(&emu, &t, limited)?;
         self.wait_readyz(&mut proc).await?;
+        let w = self.window().await?;
+        let watch = ReadyWatch::start(&self.client, &t);
         let t0 = Instant::now();
-        self.create_components(&ws, 0..n).await?;
-        self.wait_ready(&ws, n, Duration::from_millis(200), &mut proc)
-            .await?;
+        t.create_components(&self.client, 0..n).await?;
+        self.wait_ready(&watch, n, &mut proc).await?;
         let total_s = t0.elapsed().as_secs_f64();
+        let all_ready = watch.count() >= n;
+        drop(watch);
+        let window = self.close(w).await?;
         let s = self.scrape(&proc).await?;
         let throttled = s.quay_outcomes.get("throttled").copied().unwrap_or(0.0);
         let passed = s.quay_total() - throttled;
@@ -1022,7 +1062,6 @@ impl Bench {
             })
             .map(|(_, v)| v)
             .sum();
-        let all_ready = self.count_ready(&ws).await? >= n;
         println!(
             "  {total_s:.1} s to all Ready; {passed} calls passed the limiter ({:.2}/Component), {throttled} answered 429; bound (calls − {burst})/{rate} = {bound_s:.1} s; ratio {:.2}; reconcile errors {:?}",
             passed / n as f64,
@@ -1036,7 +1075,7 @@ impl Bench {
             "calls_per_component": passed / n as f64,
             "bound_s": bound_s, "ratio": total_s / bound_s,
             "errors": s.errors, "quay_error_passes": quay_errors, "all_ready": all_ready,
-            "emulator_calls": emu.api_calls(),
+            "emulator_calls": emu.api_calls(), "window": window.to_json(),
         }))
     }
 }

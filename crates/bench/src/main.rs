@@ -2,9 +2,12 @@
 //! (docs/benchmarks.md). A binary of its own so the controller image ships
 //! none of it.
 
+mod apiserver;
 mod controller;
 mod procfs;
 mod seal;
+mod targets;
+mod tenancy;
 
 use clap::{Parser, Subcommand};
 
