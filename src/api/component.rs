@@ -127,7 +127,8 @@ pub struct ComponentStatus {
     pub rotate_handled: Option<String>,
     /// When quayside last verified the repository, its visibility, the
     /// robots' permissions and the stored logins on Quay: at most once per
-    /// heartbeat (docs/quay.md, "Drift").
+    /// `--quay-verify-interval`, the heartbeat by default (docs/quay.md,
+    /// "Drift").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quay_verified_at: Option<Time>,
     /// When the rotation in flight began waiting for the Environments: its

@@ -134,6 +134,11 @@ pub struct Args {
     /// Reconcile every Environment and Component again after this long.
     #[arg(long, env = "QUAYSIDE_HEARTBEAT", default_value = "24h", value_parser = parse_duration)]
     pub heartbeat: Duration,
+    /// Verify each Component's Quay repository, robots and grants this often
+    /// (two API calls each, plus one listing of the organization's robots
+    /// shared by all); default: the heartbeat.
+    #[arg(long, env = "QUAYSIDE_QUAY_VERIFY_INTERVAL", value_parser = parse_duration)]
+    pub quay_verify_interval: Option<Duration>,
     /// Rotate every Component's robots this often without downtime; 0 disables.
     #[arg(long, env = "QUAYSIDE_ROTATION_INTERVAL", default_value = "90d", value_parser = parse_duration)]
     pub rotation_interval: Duration,
@@ -522,6 +527,7 @@ fn controller_config(args: &Args, identity: Identity) -> anyhow::Result<Config> 
         flavor: args.kustomize_flavor,
         identity,
         heartbeat: args.heartbeat,
+        quay_verify_interval: args.quay_verify_interval.unwrap_or(args.heartbeat),
         rotation_interval: (!args.rotation_interval.is_zero()).then_some(args.rotation_interval),
         cleanup_timeout: args.cleanup_timeout,
         source_retry: RetryPolicy::default(),

@@ -24,6 +24,9 @@ pub struct Config {
     pub identity: Identity,
     /// How often every Environment and Component is reconciled again.
     pub heartbeat: Duration,
+    /// How often a Component's Quay objects are verified (the heartbeat
+    /// pass does it when this much time has passed since the last one).
+    pub quay_verify_interval: Duration,
     /// Rotate every Component's robots this often, without downtime (new
     /// robots are delivered before the old ones are deleted). `None`: never.
     pub rotation_interval: Option<Duration>,

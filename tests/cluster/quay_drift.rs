@@ -35,6 +35,7 @@ async fn steady(source: &str, visibility: &str) -> (Harness, String, QuayClient,
     h.create_environment("e", &ns, &[]).await;
     let mut cfg = h.config();
     cfg.heartbeat = HEARTBEAT;
+    cfg.quay_verify_interval = HEARTBEAT;
     h.start_controller_with(cfg).await;
     h.create_component("app", &h.git.repo_url(source), visibility)
         .await;
@@ -158,6 +159,7 @@ async fn drift_a_revoked_pull_permission_is_granted_again() {
     h.start_controller_with({
         let mut cfg = h.config();
         cfg.heartbeat = HEARTBEAT;
+        cfg.quay_verify_interval = HEARTBEAT;
         cfg
     })
     .await;
@@ -245,6 +247,7 @@ async fn drift_verification_costs_at_most_two_calls_per_component_per_heartbeat(
     h.create_environment("e", &ns, &[]).await;
     let mut cfg = h.config();
     cfg.heartbeat = HEARTBEAT;
+    cfg.quay_verify_interval = HEARTBEAT;
     h.start_controller_with(cfg).await;
     for i in 0..N {
         h.create_component(&format!("c{i}"), &h.git.repo_url("public-app"), "private")

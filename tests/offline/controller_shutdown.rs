@@ -32,6 +32,7 @@ fn config() -> Config {
         flavor: KustomizeFlavor::Ksops,
         identity: Identity::generate(),
         heartbeat: Duration::from_secs(3600),
+        quay_verify_interval: Duration::from_secs(3600),
         rotation_interval: None,
         cleanup_timeout: Duration::from_secs(30),
         source_retry: RetryPolicy::default(),

@@ -179,6 +179,7 @@ impl Harness {
             flavor: KustomizeFlavor::Ksops,
             identity: self.identity.clone(),
             heartbeat: Duration::from_secs(3600),
+            quay_verify_interval: Duration::from_secs(3600),
             rotation_interval: None,
             cleanup_timeout: Duration::from_secs(30),
             // The test git servers are on loopback.

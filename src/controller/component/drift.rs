@@ -26,11 +26,11 @@ pub const DRIFT_HEALED: &str = "QuayDriftHealed";
 pub const FOLLOWED_SOURCE: &str = "VisibilityFollowedSource";
 
 impl Pass<'_> {
-    /// A heartbeat has passed since the last verification.
+    /// `--quay-verify-interval` has passed since the last verification.
     pub(super) fn verification_due(&self) -> bool {
         verification_due(
             self.last_verification(),
-            self.ctx.config.heartbeat,
+            self.ctx.config.quay_verify_interval,
             self.now.as_second(),
         )
     }
@@ -100,7 +100,7 @@ impl Pass<'_> {
     async fn robots_seen(&self, repo: &str) -> Result<Vec<ExpectedRobot>> {
         let quay = &self.ctx.quay;
         let listing = quay
-            .robot_tokens(listing_max_age(self.ctx.config.heartbeat))
+            .robot_tokens(listing_max_age(self.ctx.config.quay_verify_interval))
             .await?;
         let mut robots = Vec::new();
         for role in [RobotRole::Push, RobotRole::Pull] {

@@ -484,7 +484,7 @@ impl<'a> Pass<'a> {
         // off by up to a heartbeat.
         let verification = plan::drift::until_due(
             self.last_verification(),
-            self.ctx.config.heartbeat,
+            self.ctx.config.quay_verify_interval,
             self.now.as_second(),
         );
         Action::requeue(next.min(verification))
