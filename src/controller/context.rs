@@ -67,6 +67,8 @@ pub struct Context {
     /// resourceVersions and what was read — so a pass lists again only
     /// when the watch shows a change.
     targets_seen: Mutex<HashMap<String, TargetsSeen>>,
+    /// Side-repo folders known to hold what their inputs render.
+    pub unchanged_folders: Arc<super::environment::unchanged::UnchangedFolders>,
     /// The watched objects passes read (set when the controllers start).
     stores: std::sync::OnceLock<Arc<Stores>>,
     /// The workspaces this replica serves (`--shards`; all without).
@@ -120,6 +122,7 @@ impl Context {
             refusals: Mutex::new(HashMap::new()),
             stores: std::sync::OnceLock::new(),
             targets_seen: Mutex::new(HashMap::new()),
+            unchanged_folders: Arc::default(),
             shards: crate::shard::Shards::off(),
         }
     }

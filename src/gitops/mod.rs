@@ -217,6 +217,16 @@ impl SideRepo {
         String::from_utf8(blob.content().to_vec()).ok()
     }
 
+    /// The id of the tree (folder) or blob at `path` at our current tip: it
+    /// changes whenever anything below it does.
+    pub fn tree_id(&self, path: &str) -> Option<String> {
+        let tree = self.tip_tree()?;
+        let entry = tree
+            .get_path(std::path::Path::new(path.trim_matches('/')))
+            .ok()?;
+        Some(entry.id().to_string())
+    }
+
     /// The paths of every file below `dir` at our current tip (empty when
     /// the folder does not exist), to tell what a pass removes.
     pub fn paths_under(&self, dir: &str) -> Vec<String> {

@@ -27,6 +27,7 @@ pub(super) async fn run(env: &Environment, ctx: &Context) -> Result<Action> {
     // Going away: its remote target is watched no more.
     crate::controller::remote_watch::forget(ctx, env);
     ctx.forget_targets(&env.uid().unwrap_or_default());
+    ctx.unchanged_folders.forget(&env.uid().unwrap_or_default());
     if let Err(e) = clean_target(env, ctx).await {
         if !pass::cleanup_overdue(env, ctx) {
             return Err(e);

@@ -17,6 +17,7 @@ mod gitops;
 mod link;
 mod side_repo;
 mod target;
+pub(crate) mod unchanged;
 mod wake;
 
 use std::sync::Arc;

@@ -12,6 +12,7 @@ use kube::ResourceExt;
 
 use super::deliverables::Deliverable;
 use super::folder::{self, Me};
+use super::unchanged;
 use crate::api::Environment;
 use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
@@ -74,7 +75,31 @@ pub(super) async fn commit(
         .collect();
     let identity = ctx.config.identity.clone();
     let flavor = ctx.config.flavor;
+    // What this pass would render, without the credentials (their
+    // generation stands for them): the same inputs over the same folder
+    // render the same files, so the folder need not be opened again.
+    let inputs = unchanged::fingerprint(&input, &components, &given_up, flavor);
+    let uid = env.uid().unwrap_or_default();
+    let memo = ctx.unchanged_folders.clone();
+    let seen_tree = Arc::new(std::sync::Mutex::new(None::<String>));
+    let seen = seen_tree.clone();
+    let key = uid.clone();
+    let direct = !matches!(
+        ctx.config.side_repo.as_ref().map(|c| &c.mode),
+        Some(crate::gitops::DeliveryMode::PullRequest { .. })
+    );
     let outcome = side_repo_pass(ctx, move |side| {
+        // The workspace's folder too: a folder given up that comes back
+        // (a revert) must be seen, whatever else stayed the same.
+        let workspace_folder = format!("{}/{}", side_path::ROOT, input.workspace);
+        let tree = side
+            .tree_id(&input.folder)
+            .zip(side.tree_id(&workspace_folder))
+            .map(|(a, b)| format!("{a}:{b}"));
+        if direct && memo.holds(&key, inputs, tree.as_deref()) {
+            return Ok(PassPlan::default());
+        }
+        *seen.lock().unwrap_or_else(|p| p.into_inner()) = tree;
         if let Some(held) = folder::nested_owner(side, &input.folder, &me, &live) {
             return Err(SpecError::FolderOverlap(held).into());
         }
@@ -110,6 +135,14 @@ pub(super) async fn commit(
         })
     })
     .await?;
+    // Nothing to change: the folder as it is at the tip is what these
+    // inputs render; the next pass with both unchanged skips the render.
+    if outcome.commit.is_none() && outcome.pull_request.is_none() {
+        let tree = seen_tree.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(tree) = tree {
+            ctx.unchanged_folders.record(&uid, inputs, tree);
+        }
+    }
     Ok(Written {
         commit: outcome.commit,
         folder: target,
