@@ -67,6 +67,10 @@ pub struct Context {
     /// resourceVersions and what was read — so a pass lists again only
     /// when the watch shows a change.
     targets_seen: Mutex<HashMap<String, TargetsSeen>>,
+    /// The resourceVersion of each workspace Secret (`namespace/name`) as
+    /// this process last wrote or read it: a cached copy of another
+    /// version is not trusted (the watch may be behind our own write).
+    secret_versions: Mutex<HashMap<String, String>>,
     /// Side-repo folders known to hold what their inputs render.
     pub unchanged_folders: Arc<super::environment::unchanged::UnchangedFolders>,
     /// The watched objects passes read (set when the controllers start).
@@ -123,6 +127,7 @@ impl Context {
             stores: std::sync::OnceLock::new(),
             targets_seen: Mutex::new(HashMap::new()),
             unchanged_folders: Arc::default(),
+            secret_versions: Mutex::new(HashMap::new()),
             shards: crate::shard::Shards::off(),
         }
     }
@@ -160,6 +165,27 @@ impl Context {
     ) {
         let mut seen = self.targets_seen.lock().unwrap_or_else(|p| p.into_inner());
         seen.insert(uid.to_string(), (versions, observed));
+    }
+
+    /// The workspace Secret's version last written or read here.
+    pub fn secret_version(&self, key: &str) -> Option<String> {
+        let v = self
+            .secret_versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        v.get(key).cloned()
+    }
+
+    /// Remember (or, when it is gone, forget) a workspace Secret's version.
+    pub fn note_secret_version(&self, key: String, rv: Option<String>) {
+        let mut v = self
+            .secret_versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match rv {
+            Some(rv) => v.insert(key, rv),
+            None => v.remove(&key),
+        };
     }
 
     /// Forget what was listed for a deleted Environment.

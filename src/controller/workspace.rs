@@ -73,6 +73,36 @@ pub fn manifest(
     }
 }
 
+/// Read a Component's workspace Secret for `role` from the watch, or
+/// from the API when the watch may be behind: it has not seen the version
+/// this process last wrote or read (`known`), it has none (a miss costs
+/// one GET), or it holds a generation older than `at_least` (status
+/// recorded a newer one, perhaps written by a replica before this one).
+/// Returns the resourceVersion it judged by, for the next read.
+pub async fn read_cached(
+    api: &Api<Secret>,
+    cached: Option<std::sync::Arc<Secret>>,
+    known: Option<&str>,
+    component: &str,
+    role: RobotRole,
+    at_least: i64,
+) -> Result<(Option<Stored>, Option<String>)> {
+    if let Some(s) = cached {
+        let rv = s.metadata.resource_version.as_deref();
+        let stored = parse(&s);
+        let current = known.is_none_or(|k| Some(k) == rv);
+        if current && stored.as_ref().is_some_and(|st| st.generation >= at_least) {
+            return Ok((stored, rv.map(str::to_string)));
+        }
+    }
+    let name = workspace_secret_name(component, role);
+    let fresh = api.get_opt(&name).await?;
+    let rv = fresh
+        .as_ref()
+        .and_then(|s| s.metadata.resource_version.clone());
+    Ok((fresh.as_ref().and_then(parse), rv))
+}
+
 /// Persist credentials in the workspace (server-side apply, forced: we own it).
 pub async fn write(
     api: &Api<Secret>,
@@ -81,7 +111,7 @@ pub async fn write(
     role: RobotRole,
     credentials: &RobotCredentials,
     generation: i64,
-) -> Result<()> {
+) -> Result<Option<String>> {
     let name = workspace_secret_name(component, role);
     let secret = manifest(
         &name,
@@ -91,18 +121,28 @@ pub async fn write(
         credentials,
         generation,
     );
-    apply_secret(api, &name, secret).await
+    apply_secret_versioned(api, &name, secret).await
 }
 
 /// Server-side apply of a Secret under quayside's field manager.
 pub async fn apply_secret(api: &Api<Secret>, name: &str, secret: Secret) -> Result<()> {
-    api.patch(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&applied(secret)),
-    )
-    .await?;
-    Ok(())
+    apply_secret_versioned(api, name, secret).await.map(|_| ())
+}
+
+/// [`apply_secret`], returning the resourceVersion written.
+async fn apply_secret_versioned(
+    api: &Api<Secret>,
+    name: &str,
+    secret: Secret,
+) -> Result<Option<String>> {
+    let written = api
+        .patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&applied(secret)),
+        )
+        .await?;
+    Ok(written.metadata.resource_version)
 }
 
 /// A Secret as an apply patch: with its kind, without managed fields.

@@ -226,8 +226,8 @@ impl<'a> Pass<'a> {
         let spec_generation = self.component.metadata.generation.unwrap_or_default();
         self.confirmed = self.old.image.as_deref() == Some(&self.ctx.image_of(&repo))
             || self.ctx.is_verified(&self.uid, spec_generation, &repo);
-        self.push = workspace::read(&self.secrets, &self.name, RobotRole::Push).await?;
-        self.pull = workspace::read(&self.secrets, &self.name, RobotRole::Pull).await?;
+        self.push = self.read_login(RobotRole::Push).await?;
+        self.pull = self.read_login(RobotRole::Pull).await?;
         self.logins_read = true;
         self.slot = self.active_slot(&repo);
         if let Some(p) = self.ctx.recent_refusal(&self.uid, spec_generation) {
@@ -417,6 +417,31 @@ impl<'a> Pass<'a> {
         self.persist_login(role, credentials, generation).await
     }
 
+    /// The workspace Secret of `role`, from the watch when it is current
+    /// (see [`workspace::read_cached`]); the heartbeat reads nothing else.
+    async fn read_login(&self, role: RobotRole) -> Result<Option<Stored>> {
+        let name = crate::vocabulary::workspace_secret_name(&self.name, role);
+        let cached = self
+            .ctx
+            .stores()
+            .await?
+            .workspace_secrets
+            .get(&self.ns, &name);
+        let key = format!("{}/{name}", self.ns);
+        let known = self.ctx.secret_version(&key);
+        let (stored, rv) = workspace::read_cached(
+            &self.secrets,
+            cached,
+            known.as_deref(),
+            &self.name,
+            role,
+            self.old.credentials_generation,
+        )
+        .await?;
+        self.ctx.note_secret_version(key, rv);
+        Ok(stored)
+    }
+
     /// Persist `credentials` as the workspace Secret of `role`.
     async fn persist_login(
         &mut self,
@@ -428,7 +453,7 @@ impl<'a> Pass<'a> {
         // holds no write on Secrets of its own.
         let writer = self.ctx.writer(&self.ns, None)?;
         let secrets = Api::namespaced(writer.client.clone(), &self.ns);
-        workspace::write(
+        let rv = workspace::write(
             &secrets,
             &self.ns,
             &self.name,
@@ -438,6 +463,9 @@ impl<'a> Pass<'a> {
         )
         .await
         .map_err(|e| writer.refused(&self.ns, e))?;
+        let name = crate::vocabulary::workspace_secret_name(&self.name, role);
+        self.ctx
+            .note_secret_version(format!("{}/{name}", self.ns), rv);
         self.ctx.metrics.kube_writes.inc();
         *self.stored(role) = Some(Stored {
             credentials,
