@@ -13,6 +13,7 @@
 
 mod error;
 mod message;
+mod packs;
 mod pulls;
 mod transport;
 mod tree;
@@ -274,6 +275,35 @@ impl SideRepo {
     /// deliver it (push, or push and propose).
     pub fn apply(&mut self, plan: &PassPlan) -> Result<PassOutcome, GitError> {
         validate::plan(plan)?;
+        let outcome = self.apply_mode(plan);
+        self.compact_if_needed();
+        outcome
+    }
+
+    /// How many pack files the working repository may hold before they are
+    /// merged into one: every pass stores its objects as a pack, and each
+    /// object lookup searches every pack, so passes slowed down as packs
+    /// piled up (one per commit, thousands on a busy platform).
+    pub const MAX_PACKS: usize = 32;
+
+    /// The number of pack files in the working repository.
+    pub fn pack_count(&self) -> usize {
+        packs::count(self.repo.path())
+    }
+
+    /// Merge the packs into one when there are more than [`Self::MAX_PACKS`]:
+    /// best effort (a failure is logged and the packs stay; nothing is
+    /// lost, the next pass tries again).
+    fn compact_if_needed(&mut self) {
+        if self.pack_count() <= Self::MAX_PACKS {
+            return;
+        }
+        if let Err(e) = packs::compact(&self.repo) {
+            tracing::warn!(error = %e, "could not merge the side repository's packs; passes may slow down");
+        }
+    }
+
+    fn apply_mode(&mut self, plan: &PassPlan) -> Result<PassOutcome, GitError> {
         match self.cfg.mode.clone() {
             DeliveryMode::Direct => self.apply_direct(plan),
             DeliveryMode::PullRequest {

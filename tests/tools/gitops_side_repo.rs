@@ -617,3 +617,47 @@ fn a_cgi_program_dies_with_the_git_server_that_started_it() {
         || (!alive(child)).then_some(()),
     );
 }
+
+/// Every pass stores a pack; past `SideRepo::MAX_PACKS` they are merged
+/// into one, and nothing reachable is lost (each pass slowed down as
+/// packs piled up: one per commit).
+#[test]
+fn packs_are_merged_once_they_pile_up_and_nothing_is_lost() {
+    let server = GitServer::start(&[], &["side"]);
+    let work = tempfile::tempdir().unwrap();
+    let mut repo =
+        SideRepo::open(config(server.repo_url("side"), work.path(), auth(PASSWORD))).unwrap();
+    let passes = SideRepo::MAX_PACKS + 8;
+    let mut most = 0;
+    for i in 0..passes {
+        let tag = format!("g{i}");
+        let p = plan(
+            vec![folder(&format!("env{i}"), &["api"], &tag)],
+            &[],
+            "pass",
+        );
+        assert!(repo.apply(&p).unwrap().commit.is_some());
+        most = most.max(repo.pack_count());
+    }
+    assert!(
+        most <= SideRepo::MAX_PACKS + 1,
+        "packs were never merged: {most} after {passes} passes"
+    );
+    assert!(repo.pack_count() < passes, "{} packs", repo.pack_count());
+    // Everything is still there, in the working repository and pushed.
+    for i in 0..passes {
+        let path = format!("environments/env{i}/secrets/api-pull.sops.yaml");
+        assert_eq!(
+            repo.read(&path).as_deref(),
+            Some(format!("sealed api g{i}\n").as_str())
+        );
+    }
+    let bare = server.repo_path("side");
+    assert_eq!(files_on_main(&bare).len(), passes * 2);
+    let next = plan(vec![folder("late", &["api"], "g")], &[], "after the merge");
+    assert!(repo.apply(&next).unwrap().commit.is_some());
+    assert!(
+        try_git(work.path(), &["fsck", "--no-dangling"]),
+        "the working repository is whole"
+    );
+}
