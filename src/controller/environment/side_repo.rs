@@ -55,51 +55,27 @@ pub(super) async fn commit(
         .collect();
     let given_up = folder::given_up(env, Some(&target), scope);
     let me = Me::of(env);
-    let input = EnvironmentInput {
-        name: env.name_any(),
-        workspace: env.namespace().unwrap_or_default(),
-        target_namespace: env.spec.target.namespace.clone(),
-        folder: target.clone(),
-        recipients: spec::recipients(ctx.config.identity.to_recipient(), &env.spec.recipients)?,
-        service_account: linked
-            .unwrap_or_else(|| choose_service_account(env.spec.service_account.as_deref(), false)),
-    };
-    let components: Vec<ComponentInput> = items
-        .iter()
-        .map(|d| ComponentInput {
-            name: d.name.clone(),
-            image: d.image.clone(),
-            generation: d.stored.generation,
-            pull: d.stored.credentials.clone(),
-        })
-        .collect();
+    let (input, components) = render_inputs(env, ctx, items, linked, &target)?;
     let identity = ctx.config.identity.clone();
     let flavor = ctx.config.flavor;
     // What this pass would render, without the credentials (their
     // generation stands for them): the same inputs over the same folder
     // render the same files, so the folder need not be opened again.
-    let inputs = unchanged::fingerprint(&input, &components, &given_up, flavor);
-    let uid = env.uid().unwrap_or_default();
-    let memo = ctx.unchanged_folders.clone();
-    let seen_tree = Arc::new(std::sync::Mutex::new(None::<String>));
-    let seen = seen_tree.clone();
-    let key = uid.clone();
     let direct = !matches!(
         ctx.config.side_repo.as_ref().map(|c| &c.mode),
         Some(crate::gitops::DeliveryMode::PullRequest { .. })
     );
+    let check = unchanged::Check::new(
+        ctx.unchanged_folders.clone(),
+        env.uid().unwrap_or_default(),
+        unchanged::fingerprint(&input, &components, &given_up, flavor),
+        direct,
+    );
+    let in_pass = check.clone();
     let outcome = side_repo_pass(ctx, move |side| {
-        // The workspace's folder too: a folder given up that comes back
-        // (a revert) must be seen, whatever else stayed the same.
-        let workspace_folder = format!("{}/{}", side_path::ROOT, input.workspace);
-        let tree = side
-            .tree_id(&input.folder)
-            .zip(side.tree_id(&workspace_folder))
-            .map(|(a, b)| format!("{a}:{b}"));
-        if direct && memo.holds(&key, inputs, tree.as_deref()) {
+        if in_pass.skip(side, &input) {
             return Ok(PassPlan::default());
         }
-        *seen.lock().unwrap_or_else(|p| p.into_inner()) = tree;
         if let Some(held) = folder::nested_owner(side, &input.folder, &me, &live) {
             return Err(SpecError::FolderOverlap(held).into());
         }
@@ -135,19 +111,41 @@ pub(super) async fn commit(
         })
     })
     .await?;
-    // Nothing to change: the folder as it is at the tip is what these
-    // inputs render; the next pass with both unchanged skips the render.
-    if outcome.commit.is_none() && outcome.pull_request.is_none() {
-        let tree = seen_tree.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(tree) = tree {
-            ctx.unchanged_folders.record(&uid, inputs, tree);
-        }
-    }
+    check.settle(outcome.commit.is_some() || outcome.pull_request.is_some());
     Ok(Written {
         commit: outcome.commit,
         folder: target,
         pull_request: outcome.pull_request,
     })
+}
+
+/// What the Environment's folder is rendered from.
+fn render_inputs(
+    env: &Environment,
+    ctx: &Context,
+    items: &[Deliverable],
+    linked: Option<String>,
+    folder: &str,
+) -> Result<(EnvironmentInput, Vec<ComponentInput>)> {
+    let input = EnvironmentInput {
+        name: env.name_any(),
+        workspace: env.namespace().unwrap_or_default(),
+        target_namespace: env.spec.target.namespace.clone(),
+        folder: folder.to_string(),
+        recipients: spec::recipients(ctx.config.identity.to_recipient(), &env.spec.recipients)?,
+        service_account: linked
+            .unwrap_or_else(|| choose_service_account(env.spec.service_account.as_deref(), false)),
+    };
+    let components = items
+        .iter()
+        .map(|d| ComponentInput {
+            name: d.name.clone(),
+            image: d.image.clone(),
+            generation: d.stored.generation,
+            pull: d.stored.credentials.clone(),
+        })
+        .collect();
+    Ok((input, components))
 }
 
 /// A pass that also gives up a folder says so: the summary names the move.

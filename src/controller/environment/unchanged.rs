@@ -6,8 +6,10 @@
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use crate::gitops::SideRepo;
+use crate::plan::side_path;
 use crate::render::{ComponentInput, EnvironmentInput, KustomizeFlavor};
 
 /// Per Environment (uid): the fingerprint of its inputs and the folder's
@@ -32,6 +34,56 @@ impl UnchangedFolders {
     pub fn forget(&self, uid: &str) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         map.remove(uid);
+    }
+}
+
+/// One pass's use of [`UnchangedFolders`]: [`Check::skip`] inside the
+/// side-repository pass, [`Check::settle`] after it (clones share what the
+/// first saw).
+#[derive(Clone)]
+pub struct Check {
+    memo: Arc<UnchangedFolders>,
+    uid: String,
+    inputs: u64,
+    /// Off in pull-request mode: a proposal's state lives on the forge.
+    enabled: bool,
+    seen: Arc<Mutex<Option<String>>>,
+}
+
+impl Check {
+    pub fn new(memo: Arc<UnchangedFolders>, uid: String, inputs: u64, enabled: bool) -> Check {
+        Check {
+            memo,
+            uid,
+            inputs,
+            enabled,
+            seen: Arc::default(),
+        }
+    }
+
+    /// Whether the render can be skipped: the folder and its workspace's
+    /// folder (a given-up folder that comes back, say by a revert, must be
+    /// seen) are as a pass with these inputs left them.
+    pub fn skip(&self, side: &SideRepo, env: &EnvironmentInput) -> bool {
+        let workspace_folder = format!("{}/{}", side_path::ROOT, env.workspace);
+        let tree = side
+            .tree_id(&env.folder)
+            .zip(side.tree_id(&workspace_folder))
+            .map(|(a, b)| format!("{a}:{b}"));
+        if self.enabled && self.memo.holds(&self.uid, self.inputs, tree.as_deref()) {
+            return true;
+        }
+        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = tree;
+        false
+    }
+
+    /// After the pass: when it changed nothing, the folder as it was is
+    /// what these inputs render, and the next pass may skip.
+    pub fn settle(&self, changed: bool) {
+        let tree = self.seen.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let (false, Some(tree)) = (changed, tree) {
+            self.memo.record(&self.uid, self.inputs, tree);
+        }
     }
 }
 
