@@ -393,38 +393,56 @@ fn fingerprint(parts: impl Hash) -> u64 {
     h.finish()
 }
 
+/// What the other kind reads of each object (uid → fingerprint), so an
+/// event wakes the other controller only when that changed.
+#[derive(Default)]
+struct Fingerprints(HashMap<String, u64>);
+
+impl Fingerprints {
+    /// Record `print` for `uid` (or forget it when `gone`); whether the
+    /// other kind must look again.
+    fn changed(&mut self, uid: String, print: u64, gone: bool) -> bool {
+        if gone {
+            self.0.remove(&uid);
+            return true;
+        }
+        self.0.insert(uid, print) != Some(print)
+    }
+}
+
+impl<K> Change<K> {
+    /// `f(object, gone)` for each object of the change.
+    fn each(self, mut f: impl FnMut(&K, bool)) {
+        match self {
+            Change::Applied(o) => f(&o, false),
+            Change::Deleted(o) => f(&o, true),
+            Change::Relisted(all) => all.iter().for_each(|o| f(o, false)),
+        }
+    }
+}
+
 /// A Component → its own pass, and the Environments of its workspace when
 /// what they deliver changed (spec, deletion, the image Quay confirmed) —
 /// not on every status write of the Component.
 fn component_changed(send: Senders) -> impl FnMut(&Stores, Change<Component>) + Send {
-    let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut seen = Fingerprints::default();
     move |stores, change| {
-        let mut one = |c: &Component, gone: bool| {
+        change.each(|c, gone| {
             let ns = c.namespace().unwrap_or_default();
             if !gone {
                 send.component(&ns, &c.name_any());
             }
-            let uid = c.uid().unwrap_or_default();
             let print = fingerprint((
                 c.metadata.generation,
                 c.metadata.deletion_timestamp.is_some(),
                 c.status.as_ref().and_then(|s| s.image.as_deref()),
             ));
-            let before = match gone {
-                true => seen.remove(&uid),
-                false => seen.insert(uid, print),
-            };
-            if gone || before != Some(print) {
+            if seen.changed(c.uid().unwrap_or_default(), print, gone) {
                 for e in stores.environments.in_namespace(&ns) {
                     send.environment(&ns, &e.name_any());
                 }
             }
-        };
-        match change {
-            Change::Applied(c) => one(&c, false),
-            Change::Deleted(c) => one(&c, true),
-            Change::Relisted(all) => all.iter().for_each(|c| one(c, false)),
-        }
+        })
     }
 }
 
@@ -432,14 +450,13 @@ fn component_changed(send: Senders) -> impl FnMut(&Stores, Change<Component>) + 
 /// what their status reports of it changed (spec, deletion, what the
 /// engine serves, the account linked) — not on each of its commits.
 fn environment_changed(send: Senders) -> impl FnMut(&Stores, Change<Environment>) + Send {
-    let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut seen = Fingerprints::default();
     move |stores, change| {
-        let mut one = |e: &Environment, gone: bool| {
+        change.each(|e, gone| {
             let ns = e.namespace().unwrap_or_default();
             if !gone {
                 send.environment(&ns, &e.name_any());
             }
-            let uid = e.uid().unwrap_or_default();
             let status = e.status.as_ref();
             let print = fingerprint((
                 e.metadata.generation,
@@ -447,22 +464,13 @@ fn environment_changed(send: Senders) -> impl FnMut(&Stores, Change<Environment>
                 status.map(|s| serde_json::to_string(&s.live).unwrap_or_default()),
                 status.and_then(|s| s.linked_service_account.as_deref()),
             ));
-            let before = match gone {
-                true => seen.remove(&uid),
-                false => seen.insert(uid, print),
-            };
             stores.follow_target(e, gone);
-            if gone || before != Some(print) {
+            if seen.changed(e.uid().unwrap_or_default(), print, gone) {
                 for c in stores.components.in_namespace(&ns) {
                     send.component(&ns, &c.name_any());
                 }
             }
-        };
-        match change {
-            Change::Applied(e) => one(&e, false),
-            Change::Deleted(e) => one(&e, true),
-            Change::Relisted(all) => all.iter().for_each(|e| one(e, false)),
-        }
+        })
     }
 }
 
@@ -496,7 +504,7 @@ fn target_secret_changed(
     send: Senders,
 ) -> impl FnMut(&Stores, Change<PartialObjectMeta<Secret>>) + Send {
     move |_, change| {
-        let one = |s: &PartialObjectMeta<Secret>| {
+        change.each(|s, _| {
             let l = s.labels();
             let Some(ws) = l.get(LABEL_WORKSPACE) else {
                 return;
@@ -507,12 +515,7 @@ fn target_secret_changed(
             if let Some(c) = named_by(LABEL_COMPONENT, l, s.annotations()) {
                 send.component(ws, &c);
             }
-        };
-        match change {
-            Change::Applied(s) => one(&s),
-            Change::Deleted(s) => one(&s),
-            Change::Relisted(all) => all.iter().for_each(|s| one(s)),
-        }
+        })
     }
 }
 
@@ -538,5 +541,23 @@ async fn accounts(
         for (ws, env) in stores.delivering_to(&sa.namespace().unwrap_or_default()) {
             send.environment(&ws, &env);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Fingerprints;
+
+    #[test]
+    fn the_other_kind_looks_again_only_when_what_it_reads_changed() {
+        let mut seen = Fingerprints::default();
+        assert!(seen.changed("u".into(), 1, false), "first sight");
+        assert!(!seen.changed("u".into(), 1, false), "a status write only");
+        assert!(seen.changed("u".into(), 2, false), "the spec changed");
+        assert!(seen.changed("u".into(), 2, true), "deleted");
+        assert!(
+            seen.changed("u".into(), 2, false),
+            "seen anew after deletion"
+        );
     }
 }
