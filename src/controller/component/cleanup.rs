@@ -48,6 +48,8 @@ pub(super) async fn run(component: &Component, ctx: &Context) -> Result<Action> 
         if deleted {
             ctx.metrics.kube_writes.inc();
         }
+        let key = format!("{ns}/{}", workspace_secret_name(&name, role));
+        ctx.note_secret_version(key, None);
     }
     ctx.metrics.stragglers(&ns, &name, 0);
     ctx.forget(&component.uid().unwrap_or_default());
