@@ -16,7 +16,6 @@ use super::metrics::Metrics;
 use super::remote_watch::RemoteWatches;
 use super::stores::Stores;
 use super::targets::TargetClients;
-use crate::gitops::SideRepo;
 use crate::plan::ObservedSecret;
 use crate::plan::requeue::FailureCounts;
 use crate::plan::status::Problem;
@@ -28,7 +27,7 @@ pub struct Context {
     pub config: Config,
     pub quay: QuayClient,
     /// Opened lazily on the first pass; one pass at a time uses it.
-    pub side_repo: Arc<Mutex<Option<SideRepo>>>,
+    pub side_repo: Arc<super::group_commit::GroupCommit>,
     /// Trusted beside the system's CAs by the side repository and its
     /// forge (`--extra-ca-file`; the Quay client holds its own copy).
     pub extra_ca: Option<ExtraCa>,
@@ -113,7 +112,7 @@ impl Context {
             config,
             delegation,
             quay,
-            side_repo: Arc::new(Mutex::new(None)),
+            side_repo: Arc::default(),
             extra_ca: None,
             targets: TargetClients::default(),
             metrics,

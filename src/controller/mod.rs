@@ -10,6 +10,7 @@ pub mod context;
 pub mod crash;
 pub mod environment;
 pub mod error;
+pub mod group_commit;
 pub mod kubeconfig;
 pub mod metrics;
 pub mod pass;

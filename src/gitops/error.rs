@@ -5,7 +5,7 @@
 ///
 /// Messages never contain a password or token: URLs are shown without their
 /// userinfo, and git's own messages are scrubbed the same way.
-#[derive(thiserror::Error, Debug)]
+#[derive(thiserror::Error, Debug, Clone)]
 pub enum GitError {
     /// The server refused our credentials. Nothing is lost: the commit stays
     /// in the local working repository and is pushed by the next pass.
@@ -50,6 +50,13 @@ pub enum GitError {
         message: String,
     },
 
+    /// Two passes gathered into one commit write folders that overlap; the
+    /// later one is sent back to run again on the commit of the first.
+    #[error(
+        "the folder {folder} overlaps a folder another pass writes in the same commit; will retry"
+    )]
+    Crowded { folder: String },
+
     /// A plan asked for something quayside must not do (a path outside the
     /// repository, overlapping folders, a file outside its folder).
     #[error("invalid side-repo plan: {0}")]
@@ -68,7 +75,9 @@ impl GitError {
     /// True when retrying later may succeed without anyone changing anything.
     pub fn is_transient(&self) -> bool {
         match self {
-            GitError::Unreachable { .. } | GitError::Contended { .. } => true,
+            GitError::Unreachable { .. }
+            | GitError::Contended { .. }
+            | GitError::Crowded { .. } => true,
             GitError::Forge { status, .. } => match status {
                 None => true,
                 Some(s) => *s == 429 || *s >= 500,

@@ -1,4 +1,4 @@
-//! The side-repository writer (git2): one commit per pass, prune, push with retries, pull requests.
+//! The side-repository writer (git2): one commit per pass or group of passes, prune, push with retries, pull requests.
 //!
 //! Blocking by design (git2 and a blocking HTTP client): the controller calls
 //! it from `spawn_blocking`. The working repository is bare: a pass builds its
@@ -29,7 +29,8 @@ pub use error::GitError;
 // The message is the pure core's (plan decides what a commit says); the
 // writer is what uses it, so its callers find it here too.
 pub use crate::plan::commit_message::{
-    CommitMessage, TRAILER_COMPONENT, TRAILER_ENVIRONMENT, TRAILER_GENERATION, parse_trailers,
+    CommitMessage, TRAILER_COMPONENT, TRAILER_ENVIRONMENT, TRAILER_GENERATION, combine,
+    parse_trailers,
 };
 
 use crate::render::RenderedFile;
@@ -105,6 +106,15 @@ pub struct PassOutcome {
     pub pull_request: Option<String>,
 }
 
+/// What one commit of several passes made (group commit).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupOutcome {
+    /// The commit, shared by every plan of the group.
+    pub outcome: PassOutcome,
+    /// For each plan, in order: whether it changed the branch's files.
+    pub changed: Vec<bool>,
+}
+
 /// A working repository for the side repository.
 pub struct SideRepo {
     cfg: SideRepoConfig,
@@ -120,6 +130,12 @@ impl std::fmt::Debug for SideRepo {
             .field("trust", &self.trust)
             .finish()
     }
+}
+
+/// The first folder `next` writes that overlaps one an earlier plan of the
+/// same commit writes: such a plan must wait for the next commit.
+pub fn crowded(earlier: &[PassPlan], next: &PassPlan) -> Option<String> {
+    validate::crowded(earlier, next)
 }
 
 /// The branch pull-request mode proposes from: one per target branch, so
@@ -274,8 +290,21 @@ impl SideRepo {
     /// Write the plan's folders, make one commit if anything changed, and
     /// deliver it (push, or push and propose).
     pub fn apply(&mut self, plan: &PassPlan) -> Result<PassOutcome, GitError> {
-        validate::plan(plan)?;
-        let outcome = self.apply_mode(plan);
+        Ok(self.apply_all(std::slice::from_ref(plan))?.outcome)
+    }
+
+    /// [`SideRepo::apply`] for several passes at once: one commit and one
+    /// push for all of them (passes that queued behind one another). Every
+    /// plan's removals are applied before any plan's writes; plans whose
+    /// written folders overlap are refused ([`crowded`]).
+    pub fn apply_all(&mut self, plans: &[PassPlan]) -> Result<GroupOutcome, GitError> {
+        for (i, plan) in plans.iter().enumerate() {
+            validate::plan(plan)?;
+            if let Some(folder) = validate::crowded(&plans[..i], plan) {
+                return Err(GitError::Crowded { folder });
+            }
+        }
+        let outcome = self.apply_mode(plans);
         self.compact_if_needed();
         outcome
     }
@@ -303,9 +332,9 @@ impl SideRepo {
         }
     }
 
-    fn apply_mode(&mut self, plan: &PassPlan) -> Result<PassOutcome, GitError> {
+    fn apply_mode(&mut self, plans: &[PassPlan]) -> Result<GroupOutcome, GitError> {
         match self.cfg.mode.clone() {
-            DeliveryMode::Direct => self.apply_direct(plan),
+            DeliveryMode::Direct => self.apply_direct(plans),
             DeliveryMode::PullRequest {
                 api_url,
                 owner,
@@ -314,7 +343,7 @@ impl SideRepo {
             } => {
                 let forge =
                     pulls::Forge::new(&api_url, &owner, &repo, &token, self.trust.as_ref())?;
-                self.apply_proposal(plan, &forge)
+                self.apply_proposal(plans, &forge)
             }
         }
     }
@@ -340,37 +369,36 @@ impl SideRepo {
         )
     }
 
-    fn apply_direct(&mut self, plan: &PassPlan) -> Result<PassOutcome, GitError> {
+    fn apply_direct(&mut self, plans: &[PassPlan]) -> Result<GroupOutcome, GitError> {
         let branch = self.cfg.branch.clone();
-        let message = plan.message.render();
         let mut attempts = 0;
         loop {
             attempts += 1;
             let remote = self.ref_oid(&tracking_ref(&branch));
             let local = self.ref_oid(&local_ref(&branch));
-            let (base, new) = self.in_memory(|w| {
+            let (base, (new, changed)) = self.in_memory(|w| {
                 let base = self.rebase(w, local, &[], remote)?;
-                Ok((base, self.commit_plan(w, base, plan, &message)?))
+                Ok((base, self.commit_plans(w, base, plans)?))
             })?;
             let tip = new.or(base);
             // Recorded before pushing: if the push fails, the work is kept.
             self.set_ref(&local_ref(&branch), tip)?;
-            if tip == remote {
-                return Ok(PassOutcome {
-                    commit: None,
+            let outcome = |commit| GroupOutcome {
+                outcome: PassOutcome {
+                    commit,
                     head: hex(tip),
                     pull_request: None,
-                });
+                },
+                changed: changed.clone(),
+            };
+            if tip == remote {
+                return Ok(outcome(None));
             }
             let spec = format!("refs/heads/{branch}:refs/heads/{branch}");
             match self.push(&spec, &branch)? {
                 PushResult::Pushed => {
                     self.set_ref(&tracking_ref(&branch), tip)?;
-                    return Ok(PassOutcome {
-                        commit: Some(hex(tip)),
-                        head: hex(tip),
-                        pull_request: None,
-                    });
+                    return Ok(outcome(Some(hex(tip))));
                 }
                 PushResult::NonFastForward => {
                     tracing::info!(
@@ -394,9 +422,9 @@ impl SideRepo {
 
     fn apply_proposal(
         &mut self,
-        plan: &PassPlan,
+        plans: &[PassPlan],
         forge: &pulls::Forge,
-    ) -> Result<PassOutcome, GitError> {
+    ) -> Result<GroupOutcome, GitError> {
         let target = self.cfg.branch.clone();
         let prop = proposal_branch(&target);
         // The proposal is computed against the target as it is now.
@@ -407,21 +435,21 @@ impl SideRepo {
         // failed push left locally, then this pass.
         let hide: Vec<Oid> = [prop_remote, target_tip].into_iter().flatten().collect();
         let local = self.ref_oid(&local_ref(&prop));
-        let (base, new) = self.in_memory(|w| {
+        let (base, (new, changed)) = self.in_memory(|w| {
             let upstream = self.rebase(w, prop_remote, &[], target_tip)?;
             let base = self.rebase(w, local, &hide, upstream)?;
-            Ok((
-                base,
-                self.commit_plan(w, base, plan, &plan.message.render())?,
-            ))
+            Ok((base, self.commit_plans(w, base, plans)?))
         })?;
         let tip = new.or(base);
         self.set_ref(&local_ref(&prop), tip)?;
         if self.tree_of(tip)? == self.tree_of(target_tip)? {
-            return Ok(PassOutcome {
-                commit: None,
-                head: hex(tip),
-                pull_request: None,
+            return Ok(GroupOutcome {
+                outcome: PassOutcome {
+                    commit: None,
+                    head: hex(tip),
+                    pull_request: None,
+                },
+                changed,
             });
         }
         let mut pushed = false;
@@ -448,35 +476,73 @@ impl SideRepo {
             Some(p) => forge.update(p.number, &title, &body)?,
             None => forge.create(&title, &prop, &target, &body)?,
         };
-        Ok(PassOutcome {
-            commit: pushed.then(|| hex(tip)),
-            head: hex(tip),
-            pull_request: Some(pull.reference()),
+        Ok(GroupOutcome {
+            outcome: PassOutcome {
+                commit: pushed.then(|| hex(tip)),
+                head: hex(tip),
+                pull_request: Some(pull.reference()),
+            },
+            changed,
         })
     }
 
-    /// Apply the plan on top of `base`; `None` when nothing changes.
-    fn commit_plan(
+    /// Apply the plans on top of `base` as one commit; `None` when nothing
+    /// changes. Also says, for each plan, whether it alone changes `base`,
+    /// and only those plans' messages make the commit's.
+    fn commit_plans(
         &self,
         repo: &Repository,
         base: Option<Oid>,
-        plan: &PassPlan,
-        message: &str,
-    ) -> Result<Option<Oid>, GitError> {
+        plans: &[PassPlan],
+    ) -> Result<(Option<Oid>, Vec<bool>), GitError> {
         let l = |e| self.local("write the pass", e);
         let base_tree = self.tree_in(repo, base)?;
-        let mut root = base_tree;
-        for folder in &plan.removed_folders {
-            let comps = validate::components(folder);
-            let t = self.find_tree_in(repo, root)?;
-            root = tree::edit(repo, t.as_ref(), &comps, None).map_err(l)?;
+        let root = self.edit_tree(repo, base_tree, plans)?;
+        let changed = match plans {
+            [_] => vec![root != base_tree],
+            _ => plans
+                .iter()
+                .map(|p| Ok(self.edit_tree(repo, base_tree, std::slice::from_ref(p))? != base_tree))
+                .collect::<Result<Vec<_>, GitError>>()?,
+        };
+        if root == base_tree {
+            return Ok((None, changed));
         }
-        for file in &plan.removed_files {
-            let comps = validate::components(file);
-            let t = self.find_tree_in(repo, root)?;
-            root = tree::edit(repo, t.as_ref(), &comps, None).map_err(l)?;
+        let tree_id = match root {
+            Some(t) => t,
+            None => tree::empty(repo).map_err(l)?,
+        };
+        if base.is_some() && Some(tree_id) == base_tree {
+            return Ok((None, changed));
         }
-        for (folder, files) in &plan.folders {
+        let messages = plans.iter().zip(&changed).filter(|(_, c)| **c);
+        let message = combine(messages.map(|(p, _)| p.message.clone()).collect()).render();
+        let tree = repo.find_tree(tree_id).map_err(l)?;
+        let sig = self.signature()?;
+        let parent = base.map(|b| repo.find_commit(b)).transpose().map_err(l)?;
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+        let commit = repo
+            .commit(None, &sig, &sig, &message, &tree, &parents)
+            .map_err(l)?;
+        Ok((Some(commit), changed))
+    }
+
+    /// The tree `root` with every plan's removals, then every plan's folders.
+    fn edit_tree(
+        &self,
+        repo: &Repository,
+        mut root: Option<Oid>,
+        plans: &[PassPlan],
+    ) -> Result<Option<Oid>, GitError> {
+        let l = |e| self.local("write the pass", e);
+        let removed = plans
+            .iter()
+            .flat_map(|p| p.removed_folders.iter().chain(&p.removed_files));
+        for path in removed {
+            let t = self.find_tree_in(repo, root)?;
+            root = tree::edit(repo, t.as_ref(), &validate::components(path), None).map_err(l)?;
+        }
+        for (folder, files) in plans.iter().flat_map(|p| &p.folders) {
             let prefix = validate::components(folder).len();
             let mut blobs = Vec::with_capacity(files.len());
             for f in files {
@@ -494,23 +560,7 @@ impl SideRepo {
             )
             .map_err(l)?;
         }
-        if root == base_tree {
-            return Ok(None);
-        }
-        let tree_id = match root {
-            Some(t) => t,
-            None => tree::empty(repo).map_err(l)?,
-        };
-        if base.is_some() && Some(tree_id) == base_tree {
-            return Ok(None);
-        }
-        let tree = repo.find_tree(tree_id).map_err(l)?;
-        let sig = self.signature()?;
-        let parent = base.map(|b| repo.find_commit(b)).transpose().map_err(l)?;
-        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-        repo.commit(None, &sig, &sig, message, &tree, &parents)
-            .map(Some)
-            .map_err(l)
+        Ok(root)
     }
 
     /// Replay the commits reachable from `from` (and not from `onto` or

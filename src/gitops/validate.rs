@@ -76,6 +76,22 @@ pub(crate) fn plan(plan: &PassPlan) -> Result<(), GitError> {
     Ok(())
 }
 
+/// The first folder `next` writes that overlaps (equals, holds or sits
+/// inside) a folder an earlier plan of the same commit writes. Removals
+/// never crowd: a commit applies every plan's removals before any plan's
+/// writes, so a folder given up by one pass and taken by another ends up
+/// the taker's.
+pub(crate) fn crowded(earlier: &[PassPlan], next: &PassPlan) -> Option<String> {
+    next.folders.keys().find_map(|folder| {
+        let comps = components(folder);
+        earlier
+            .iter()
+            .flat_map(|p| p.folders.keys())
+            .any(|other| nested(&components(other), &comps))
+            .then(|| folder.clone())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +128,25 @@ mod tests {
                 .collect(),
             removed_folders: removed.iter().map(|s| s.to_string()).collect(),
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_overlapping_writes_crowd_a_commit() {
+        let dev = p(&[("environments/ws/dev", &[])], &[]);
+        let prod = p(&[("environments/ws/prod", &[])], &["environments/ws/dev"]);
+        assert_eq!(crowded(std::slice::from_ref(&dev), &prod), None);
+        for folder in [
+            "environments/ws/dev",
+            "environments/ws/dev/x",
+            "environments/ws",
+        ] {
+            let other = p(&[(folder, &[])], &[]);
+            assert_eq!(
+                crowded(&[prod.clone(), dev.clone()], &other),
+                Some(folder.to_string()),
+                "{folder}"
+            );
         }
     }
 

@@ -63,6 +63,51 @@ impl CommitMessage {
     }
 }
 
+/// One message for a commit that carries several passes (group commit):
+/// one pass keeps its own; several get a summary naming what they share,
+/// each pass's summary and body in turn, and every trailer of every pass,
+/// so `git log --grep` still finds the commit for each Component.
+pub fn combine(messages: Vec<CommitMessage>) -> CommitMessage {
+    if messages.len() <= 1 {
+        return messages.into_iter().next().unwrap_or_default();
+    }
+    let components: BTreeSet<String> = messages
+        .iter()
+        .flat_map(|m| m.components.iter().map(|c| one_line(c)))
+        .collect();
+    let environments: BTreeSet<String> = messages
+        .iter()
+        .flat_map(|m| m.environments.iter().map(|e| one_line(e)))
+        .collect();
+    let first = messages[0].generation;
+    let generation = first.filter(|_| messages.iter().all(|m| m.generation == first));
+    let what = match components.len() {
+        0 => "folders".to_string(),
+        1..=3 => format!(
+            "pull credentials of {}",
+            components.iter().cloned().collect::<Vec<_>>().join(", ")
+        ),
+        n => format!("pull credentials of {n} Components"),
+    };
+    let summary = format!(
+        "quayside: {what} in {} Environments ({} passes in one commit)",
+        environments.len(),
+        messages.len()
+    );
+    let body = messages
+        .iter()
+        .map(|m| format!("* {}\n{}", one_line(&m.summary), m.body.trim()))
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    CommitMessage {
+        summary,
+        body,
+        components: components.into_iter().collect(),
+        environments: environments.into_iter().collect(),
+        generation,
+    }
+}
+
 /// The trailer values found in a commit message: (components, environments).
 pub fn parse_trailers(message: &str) -> (BTreeSet<String>, BTreeSet<String>) {
     let mut comps = BTreeSet::new();
@@ -110,6 +155,60 @@ mod tests {
         assert_eq!(
             CommitMessage::default().render(),
             "quayside: update side repository\n"
+        );
+    }
+
+    fn pass(component: &str, env: &str, generation: i64) -> CommitMessage {
+        CommitMessage {
+            summary: format!("quayside: {env}: rotate pull credentials of {component}"),
+            body: format!("Environment ws/{env}."),
+            components: vec![component.into()],
+            environments: vec![env.into()],
+            generation: Some(generation),
+        }
+    }
+
+    #[test]
+    fn one_pass_keeps_its_message() {
+        let m = pass("api", "dev", 2);
+        assert_eq!(combine(vec![m.clone()]), m);
+        assert_eq!(combine(vec![]), CommitMessage::default());
+    }
+
+    #[test]
+    fn several_passes_share_one_message_with_every_trailer() {
+        let m = combine(vec![pass("api", "dev", 3), pass("api", "prod", 3)]);
+        assert_eq!(
+            m.summary,
+            "quayside: pull credentials of api in 2 Environments (2 passes in one commit)"
+        );
+        let text = m.render();
+        assert!(
+            text.contains("* quayside: dev: rotate pull credentials of api\nEnvironment ws/dev."),
+            "{text}"
+        );
+        assert!(text.contains("* quayside: prod: rotate"), "{text}");
+        let (c, e) = parse_trailers(&text);
+        assert_eq!(c.into_iter().collect::<Vec<_>>(), vec!["api"]);
+        assert_eq!(e.into_iter().collect::<Vec<_>>(), vec!["dev", "prod"]);
+        assert!(text.ends_with("Quayside-Generation: 3\n"), "{text}");
+    }
+
+    #[test]
+    fn different_generations_name_none_and_many_components_are_counted() {
+        let m = combine(
+            ["a", "b", "c", "d"]
+                .iter()
+                .enumerate()
+                .map(|(i, c)| pass(c, "dev", i as i64))
+                .collect(),
+        );
+        assert_eq!(m.generation, None);
+        assert!(
+            m.summary
+                .contains("pull credentials of 4 Components in 1 Environments"),
+            "{}",
+            m.summary
         );
     }
 }

@@ -250,6 +250,98 @@ fn prunes_removed_environments_and_components_but_nothing_it_does_not_own() {
 }
 
 #[test]
+fn queued_passes_go_out_as_one_commit_and_each_knows_if_it_changed_anything() {
+    let server = GitServer::start(&[], &["side"]);
+    let work = tempfile::tempdir().unwrap();
+    let mut repo =
+        SideRepo::open(config(server.repo_url("side"), work.path(), auth(PASSWORD))).unwrap();
+    repo.apply(&plan(
+        vec![folder("dev", &["api"], "g1"), folder("old", &["api"], "g1")],
+        &[],
+        "First",
+    ))
+    .unwrap();
+    let bare = server.repo_path("side");
+    // dev rotates, prod and same are new, and a pass gives "old" up while
+    // another takes it over (the give-up names no Environment).
+    let mut give_up = plan(vec![], &[], "Give old up");
+    give_up.removed_files = vec![
+        "environments/old/kustomization.yaml".into(),
+        "environments/old/secrets/api-pull.sops.yaml".into(),
+    ];
+    let plans = vec![
+        plan(vec![folder("dev", &["api"], "g2")], &[], "Rotate dev"),
+        plan(vec![folder("prod", &["api"], "g2")], &[], "Deliver prod"),
+        plan(vec![folder("same", &[], "g1")], &[], "Deliver same"),
+        plan(vec![folder("old", &["web"], "g1")], &[], "Take old over"),
+        give_up,
+    ];
+    let done = repo.apply_all(&plans).unwrap();
+    assert_eq!(done.changed, vec![true, true, true, true, true]);
+    assert_eq!(git(&bare, &["rev-list", "--count", "main"]).trim(), "2");
+    assert_eq!(
+        done.outcome.commit.as_deref(),
+        Some(git(&bare, &["rev-parse", "main"]).trim())
+    );
+    assert_eq!(
+        files_on_main(&bare),
+        vec![
+            "environments/dev/kustomization.yaml",
+            "environments/dev/secrets/api-pull.sops.yaml",
+            "environments/old/kustomization.yaml",
+            "environments/old/secrets/web-pull.sops.yaml",
+            "environments/prod/kustomization.yaml",
+            "environments/prod/secrets/api-pull.sops.yaml",
+            "environments/same/kustomization.yaml",
+        ],
+        "the removals of the group come before its writes"
+    );
+    let message = git(&bare, &["log", "-1", "--format=%B", "main"]);
+    assert!(
+        message.starts_with(
+            "quayside: pull credentials of api in 4 Environments (5 passes in one commit)\n"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("* Rotate dev\n") && message.contains("* Take old over\n"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Quayside-Environment: prod\n"),
+        "{message}"
+    );
+
+    // Again, with one pass that changes something: only it says so, and
+    // only its message makes the commit's.
+    repo.sync().unwrap();
+    let again = repo
+        .apply_all(&[
+            plan(vec![folder("dev", &["api"], "g2")], &[], "Rotate dev"),
+            plan(vec![folder("prod", &["api"], "g3")], &[], "Rotate prod"),
+        ])
+        .unwrap();
+    assert_eq!(again.changed, vec![false, true]);
+    assert_eq!(git(&bare, &["rev-list", "--count", "main"]).trim(), "3");
+    assert_eq!(
+        git(&bare, &["log", "-1", "--format=%s", "main"]).trim(),
+        "Rotate prod"
+    );
+
+    // Two passes writing overlapping folders are never mixed in one commit.
+    let crowded = repo.apply_all(&[
+        plan(vec![folder("dev", &["api"], "g4")], &[], "Rotate dev"),
+        plan(vec![folder("dev/inner", &["api"], "g4")], &[], "Nested"),
+    ]);
+    assert!(
+        matches!(&crowded, Err(GitError::Crowded { folder }) if folder == "environments/dev/inner"),
+        "{crowded:?}"
+    );
+    assert!(crowded.unwrap_err().is_transient());
+    assert_eq!(git(&bare, &["rev-list", "--count", "main"]).trim(), "3");
+}
+
+#[test]
 fn a_concurrent_push_is_redone_on_top_never_forced() {
     let server = GitServer::start(&[], &["side"]);
     let work = tempfile::tempdir().unwrap();

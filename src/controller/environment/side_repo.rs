@@ -15,7 +15,7 @@ use super::folder::{self, Me};
 use super::unchanged;
 use crate::api::Environment;
 use crate::controller::context::Context;
-use crate::controller::error::{Error, Result};
+use crate::controller::error::Result;
 use crate::gitops::{GitError, PassOutcome, PassPlan, SideRepo};
 use crate::plan::commit::{
     EnvironmentRef, RenderedSecret, component_changes, environment_commit_message,
@@ -180,7 +180,6 @@ async fn side_repo_pass<F>(ctx: &Context, plan: F) -> Result<PassOutcome>
 where
     F: FnOnce(&SideRepo) -> Result<PassPlan> + Send + 'static,
 {
-    let repo = ctx.side_repo.clone();
     let Some(cfg) = ctx.config.side_repo.clone() else {
         return Ok(PassOutcome {
             commit: None,
@@ -188,22 +187,20 @@ where
             pull_request: None,
         });
     };
-    let trust = ctx.extra_ca.clone();
-    let outcome = tokio::task::spawn_blocking(move || -> Result<PassOutcome> {
-        let mut guard = repo.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            *guard = Some(SideRepo::open_trusting(cfg, trust)?);
-        }
-        let side = guard.as_mut().expect("opened above");
+    let checked = move |side: &SideRepo| {
         let pass = plan(side)?;
         outside_root(&pass)?;
-        Ok(side.apply(&pass)?)
-    })
-    .await
-    .map_err(|e| Error::Task(e.to_string()))??;
-    if outcome.commit.is_some() {
-        ctx.metrics.git_commits.inc();
-    }
+        Ok(pass)
+    };
+    let outcome = ctx
+        .side_repo
+        .pass(
+            cfg,
+            ctx.extra_ca.clone(),
+            ctx.metrics.clone(),
+            Box::new(checked),
+        )
+        .await?;
     Ok(outcome)
 }
 
