@@ -369,6 +369,7 @@ impl Bench {
     async fn tenancy(&self, tag: &str, workspaces: usize, envs: usize) -> anyhow::Result<Tenancy> {
         let side_repo = self.dir.join(format!("side-{tag}.git"));
         git2::Repository::init_bare(&side_repo)?;
+        tokio::spawn(keep_packed(side_repo.clone()));
         let t = Tenancy::new(tag, workspaces, envs, side_repo);
         let t0 = Instant::now();
         t.create(&self.client, &self.argo).await?;
@@ -1199,5 +1200,35 @@ mod tests {
         assert_eq!(percentile(&xs, 0.95), 19.0);
         assert_eq!(percentile(&xs, 1.0), 20.0);
         assert!(percentile(&[], 0.5).is_nan());
+    }
+}
+
+/// Packs the bare side repository may gather before the bench merges them.
+const REMOTE_MAX_PACKS: usize = 32;
+
+/// What a forge does for the side repository: merge its packs once they pile
+/// up (every push leaves one, and nothing else collects them), so a long
+/// run's pushes do not slow down on thousands of packs a real remote would
+/// never hold. `git repack` is safe beside pushes: it removes only the packs
+/// it merged. Ends when the repository is gone.
+async fn keep_packed(bare: PathBuf) {
+    let packs = bare.join("objects").join("pack");
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let Ok(entries) = std::fs::read_dir(&packs) else {
+            return;
+        };
+        let count = entries
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+            .count();
+        if count > REMOTE_MAX_PACKS {
+            let _ = tokio::process::Command::new("git")
+                .arg("-C")
+                .arg(&bare)
+                .args(["repack", "-a", "-d", "-q"])
+                .status()
+                .await;
+        }
     }
 }
