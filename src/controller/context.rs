@@ -166,6 +166,23 @@ impl Context {
         seen.insert(uid.to_string(), (versions, observed));
     }
 
+    /// Fold this process's own writes to an Environment's target Secrets
+    /// (name, the version written, what it holds) and deletions into what
+    /// was listed: once the watch shows the versions we wrote, the pass our
+    /// write wakes need not list them again. Nothing is kept for an
+    /// Environment not listed yet (or whose target is remote).
+    pub fn note_targets_written(
+        &self,
+        uid: &str,
+        written: Vec<(String, ObservedSecret)>,
+        deleted: &[String],
+    ) {
+        let mut seen = self.targets_seen.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(listed) = seen.get_mut(uid) {
+            fold_written(listed, written, deleted);
+        }
+    }
+
     /// The workspace Secret's version last written or read here.
     pub fn secret_version(&self, key: &str) -> Option<String> {
         let v = self
@@ -357,4 +374,68 @@ impl Context {
 /// A poisoned lock only means another pass panicked; the map is still usable.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What a listing becomes after our own writes and deletions.
+fn fold_written(
+    listed: &mut TargetsSeen,
+    written: Vec<(String, ObservedSecret)>,
+    deleted: &[String],
+) {
+    let (versions, observed) = listed;
+    for (rv, now) in written {
+        observed.retain(|o| o.name != now.name);
+        versions.insert(now.name.clone(), rv);
+        observed.push(now);
+    }
+    for name in deleted {
+        observed.retain(|o| &o.name != name);
+        versions.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(name: &str, generation: i64) -> ObservedSecret {
+        ObservedSecret {
+            name: name.into(),
+            generation: Some(generation),
+            payload: None,
+            labels_intact: true,
+        }
+    }
+
+    #[test]
+    fn own_writes_replace_what_was_listed_and_deletions_leave_it() {
+        let mut listed: TargetsSeen = (
+            [
+                ("a".to_string(), "1".to_string()),
+                ("b".to_string(), "2".to_string()),
+            ]
+            .into(),
+            vec![held("a", 1), held("b", 1)],
+        );
+        fold_written(
+            &mut listed,
+            vec![("7".into(), held("a", 2)), ("8".into(), held("c", 2))],
+            &["b".to_string()],
+        );
+        assert_eq!(
+            listed.0,
+            [
+                ("a".to_string(), "7".to_string()),
+                ("c".to_string(), "8".to_string())
+            ]
+            .into()
+        );
+        let mut names: Vec<_> = listed
+            .1
+            .iter()
+            .map(|o| (o.name.as_str(), o.generation))
+            .collect();
+        names.sort();
+        assert_eq!(names, vec![("a", Some(2)), ("c", Some(2))]);
+    }
 }

@@ -130,7 +130,7 @@ pub async fn apply_secret(api: &Api<Secret>, name: &str, secret: Secret) -> Resu
 }
 
 /// [`apply_secret`], returning the resourceVersion written.
-async fn apply_secret_versioned(
+pub async fn apply_secret_versioned(
     api: &Api<Secret>,
     name: &str,
     secret: Secret,

@@ -1209,8 +1209,11 @@ const REMOTE_MAX_PACKS: usize = 32;
 /// What a forge does for the side repository: merge its packs once they pile
 /// up (every push leaves one, and nothing else collects them), so a long
 /// run's pushes do not slow down on thousands of packs a real remote would
-/// never hold. `git repack` is safe beside pushes: it removes only the packs
-/// it merged. Ends when the repository is gone.
+/// never hold. `-k` keeps what no ref reaches yet: a push writes its pack
+/// before it moves the branch, and a repack between the two must not drop
+/// the new objects (without it, passes failed with "object not found").
+/// `-n`: no `info/refs`, which nothing here serves. Ends when the
+/// repository is gone.
 async fn keep_packed(bare: PathBuf) {
     let packs = bare.join("objects").join("pack");
     loop {
@@ -1226,7 +1229,7 @@ async fn keep_packed(bare: PathBuf) {
             let _ = tokio::process::Command::new("git")
                 .arg("-C")
                 .arg(&bare)
-                .args(["repack", "-a", "-d", "-q"])
+                .args(["repack", "-a", "-d", "-k", "-q", "-n"])
                 .status()
                 .await;
         }

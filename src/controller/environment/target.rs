@@ -259,7 +259,7 @@ async fn apply_secrets(
 ) -> Result<(bool, Vec<SpecError>)> {
     let plan = plan_target_secrets(desired, observed);
     let mut refused = Vec::new();
-    let mut changed = false;
+    let mut written = Vec::new();
     for d in items
         .iter()
         .filter(|d| plan.apply.contains(&pull_secret_name(&d.name)))
@@ -270,16 +270,29 @@ async fn apply_secrets(
             refused.push(taken);
             continue;
         }
-        workspace::apply_secret(&secrets.write, &name, manifest(env, d)).await?;
+        let rv = workspace::apply_secret_versioned(&secrets.write, &name, manifest(env, d)).await?;
         ctx.metrics.kube_writes.inc();
-        changed = true;
+        let held = ObservedSecret {
+            name,
+            generation: Some(d.stored.generation),
+            payload: Some(d.stored.credentials.docker_config_json()),
+            labels_intact: true,
+        };
+        written.push((rv, held));
     }
+    let mut deleted = Vec::new();
     for name in &plan.delete {
         if workspace::delete_secret(&secrets.write, name).await? {
             ctx.metrics.kube_writes.inc();
-            changed = true;
+            deleted.push(name.clone());
         }
     }
+    let changed = !written.is_empty() || !deleted.is_empty();
+    let written = written
+        .into_iter()
+        .filter_map(|(rv, held)| Some((rv?, held)))
+        .collect();
+    ctx.note_targets_written(&env.uid().unwrap_or_default(), written, &deleted);
     Ok((changed, refused))
 }
 
