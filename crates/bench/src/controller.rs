@@ -1172,37 +1172,6 @@ async fn wait_rotation_finished(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_the_controllers_metrics() {
-        let text = "# HELP x\nquayside_kube_writes_total 7\nquayside_git_commits_total 2\n\
-            quayside_reconciles_total{controller=\"component\",result=\"ok\"} 10\n\
-            quayside_reconciles_total{controller=\"component\",result=\"error\"} 3\n\
-            quayside_reconcile_errors_total{controller=\"component\",reason=\"QuayUnavailable\"} 3\n\
-            quayside_quay_api_requests_total{endpoint=\"create_robot\",outcome=\"throttled\"} 4\n\
-            quayside_quay_api_requests_total{endpoint=\"create_robot\",outcome=\"ok\"} 5\n# EOF\n";
-        let s = Scrape::parse(text);
-        assert_eq!(s.kube_writes, 7.0);
-        assert_eq!(s.git_commits, 2.0);
-        assert_eq!(s.ok("component"), 10.0);
-        assert_eq!(s.errors["component/QuayUnavailable"], 3.0);
-        assert_eq!(s.quay_outcomes["throttled"], 4.0);
-        assert_eq!(s.quay_total(), 9.0);
-    }
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let xs: Vec<f64> = (1..=20).map(f64::from).collect();
-        assert_eq!(percentile(&xs, 0.5), 10.0);
-        assert_eq!(percentile(&xs, 0.95), 19.0);
-        assert_eq!(percentile(&xs, 1.0), 20.0);
-        assert!(percentile(&[], 0.5).is_nan());
-    }
-}
-
 /// Packs the bare side repository may gather before the bench merges them.
 const REMOTE_MAX_PACKS: usize = 32;
 
@@ -1233,5 +1202,36 @@ async fn keep_packed(bare: PathBuf) {
                 .status()
                 .await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_controllers_metrics() {
+        let text = "# HELP x\nquayside_kube_writes_total 7\nquayside_git_commits_total 2\n\
+            quayside_reconciles_total{controller=\"component\",result=\"ok\"} 10\n\
+            quayside_reconciles_total{controller=\"component\",result=\"error\"} 3\n\
+            quayside_reconcile_errors_total{controller=\"component\",reason=\"QuayUnavailable\"} 3\n\
+            quayside_quay_api_requests_total{endpoint=\"create_robot\",outcome=\"throttled\"} 4\n\
+            quayside_quay_api_requests_total{endpoint=\"create_robot\",outcome=\"ok\"} 5\n# EOF\n";
+        let s = Scrape::parse(text);
+        assert_eq!(s.kube_writes, 7.0);
+        assert_eq!(s.git_commits, 2.0);
+        assert_eq!(s.ok("component"), 10.0);
+        assert_eq!(s.errors["component/QuayUnavailable"], 3.0);
+        assert_eq!(s.quay_outcomes["throttled"], 4.0);
+        assert_eq!(s.quay_total(), 9.0);
+    }
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let xs: Vec<f64> = (1..=20).map(f64::from).collect();
+        assert_eq!(percentile(&xs, 0.5), 10.0);
+        assert_eq!(percentile(&xs, 0.95), 19.0);
+        assert_eq!(percentile(&xs, 1.0), 20.0);
+        assert!(percentile(&[], 0.5).is_nan());
     }
 }
