@@ -66,6 +66,9 @@ pub struct Context {
     /// resourceVersions and what was read — so a pass lists again only
     /// when the watch shows a change.
     targets_seen: Mutex<HashMap<String, TargetsSeen>>,
+    /// Per Component uid: good passes in a row that found Environments
+    /// still behind (the propagation backstop backs off with it).
+    propagation_streaks: Mutex<HashMap<String, u32>>,
     /// The resourceVersion of each workspace Secret (`namespace/name`) as
     /// this process last wrote or read it: a cached copy of another
     /// version is not trusted (the watch may be behind our own write).
@@ -125,6 +128,7 @@ impl Context {
             refusals: Mutex::new(HashMap::new()),
             stores: std::sync::OnceLock::new(),
             targets_seen: Mutex::new(HashMap::new()),
+            propagation_streaks: Mutex::new(HashMap::new()),
             unchanged_folders: Arc::default(),
             secret_versions: Mutex::new(HashMap::new()),
             shards: crate::shard::Shards::off(),
@@ -181,6 +185,20 @@ impl Context {
         if let Some(listed) = seen.get_mut(uid) {
             fold_written(listed, written, deleted);
         }
+    }
+
+    /// Count a Component's good pass: while `behind`, how many such passes
+    /// came before this one in a row; 0 (and forgotten) once it is not.
+    pub fn propagation_streak(&self, uid: &str, behind: bool) -> u32 {
+        let mut streaks = lock(&self.propagation_streaks);
+        if !behind {
+            streaks.remove(uid);
+            return 0;
+        }
+        let n = streaks.entry(uid.to_string()).or_default();
+        let before = *n;
+        *n = n.saturating_add(1);
+        before
     }
 
     /// The workspace Secret's version last written or read here.

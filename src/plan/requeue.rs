@@ -51,6 +51,18 @@ pub fn kube_answer(code: u16) -> (&'static str, Retry) {
     }
 }
 
+/// The backstop of a Component whose Environments still have to follow,
+/// after `streak` passes in a row that found them behind: 5 s, doubling,
+/// at most 30 s. The watches of the target Secrets wake it as they change;
+/// the backstop is for what no watch sees (remote targets), and a platform
+/// provisioning thousands of Components must not spend its CPU polling.
+pub fn propagation_backstop(streak: u32) -> Duration {
+    let first = Duration::from_secs(5);
+    first
+        .saturating_mul(1 << streak.min(3))
+        .min(Duration::from_secs(30))
+}
+
 /// After a good pass with nothing pending: the heartbeat, or the next
 /// scheduled rotation when it is due first. `last` is the last rotation
 /// (or creation), `now` the pass's time, both in seconds.
@@ -95,6 +107,13 @@ impl<K: std::hash::Hash + Eq> FailureCounts<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_propagation_backstop_backs_off_to_thirty_seconds() {
+        let secs: Vec<u64> = (0..6).map(|n| propagation_backstop(n).as_secs()).collect();
+        assert_eq!(secs, vec![5, 10, 20, 30, 30, 30]);
+        assert_eq!(propagation_backstop(u32::MAX).as_secs(), 30);
+    }
 
     #[test]
     fn kubernetes_answers_retry_as_their_fix_needs() {

@@ -22,6 +22,7 @@ use crate::vocabulary::{ANNOTATION_KEEP_REPOSITORY, workspace_secret_name};
 pub(super) async fn run(component: &Component, ctx: &Context) -> Result<Action> {
     let ns = component.namespace().unwrap_or_default();
     let name = component.name_any();
+    ctx.propagation_streak(&component.uid().unwrap_or_default(), false);
     wait_for_environments(component, ctx).await?;
     if let Ok(repo) = names::repository_name(&ns, &name, component.spec.image.as_deref()) {
         let keep = component

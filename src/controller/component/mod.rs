@@ -482,9 +482,11 @@ impl<'a> Pass<'a> {
     /// After a good pass: soon while Environments still have to follow,
     /// else at the heartbeat or the next scheduled rotation.
     fn next_action(&self) -> Action {
-        if self.rotating.is_some() || !self.pending().is_empty() {
+        let behind = self.rotating.is_some() || !self.pending().is_empty();
+        let streak = self.ctx.propagation_streak(&self.uid, behind);
+        if behind {
             // Watches on the target Secrets wake us sooner; this is the backstop.
-            return Action::requeue(Duration::from_secs(5));
+            return Action::requeue(requeue::propagation_backstop(streak));
         }
         if !self.stragglers.is_empty() {
             // They may be gone for hours: look less often. Their Environment
