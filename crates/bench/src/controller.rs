@@ -30,6 +30,8 @@ use quayside::seal::Identity;
 use quayside_testkit::cluster::{self, ControlPlane};
 use quayside_testkit::{component, ports, scratch, tools};
 
+mod replicas;
+
 use crate::apiserver::{self, Closed, Own, Window};
 use crate::targets;
 use crate::tenancy::{ReadyWatch, Tenancy};
@@ -92,6 +94,14 @@ pub struct Args {
     /// The controller binary to measure (default: `quayside` next to this program).
     #[arg(long)]
     pub quayside: Option<PathBuf>,
+    /// Also serve the scale run's largest size (of several workspaces) with
+    /// this many `quayside run --shards` replicas at once, and report each
+    /// one's RSS at rest and no-op heartbeat CPU; 1: not.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub replicas: u32,
+    /// `--shards` of the --replicas run.
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub shards: u32,
     /// Give up on any one wait after this long.
     #[arg(long, default_value = "40m", value_parser = quayside::duration::parse)]
     pub timeout: Duration,
@@ -105,6 +115,8 @@ struct Shape {
     workspaces: usize,
     environments: usize,
     steps: Vec<usize>,
+    /// Replicas and shards of the sharded run (replicas 1: none).
+    replicas: (usize, u32),
 }
 
 impl Shape {
@@ -136,6 +148,7 @@ pub async fn run(mut a: Args) -> anyhow::Result<()> {
             workspaces: 3,
             environments: 2,
             steps: vec![],
+            replicas: (a.replicas as usize, a.shards),
         });
     }
     shapes.push(Shape {
@@ -144,6 +157,7 @@ pub async fn run(mut a: Args) -> anyhow::Result<()> {
         workspaces: a.workspaces as usize,
         environments: a.environments,
         steps: a.steps.clone(),
+        replicas: (a.replicas as usize, a.shards),
     });
     let scratch = scratch::dir("quayside-bench-controller-")?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -251,6 +265,8 @@ fn rss_mb(pid: u32) -> anyhow::Result<(f64, f64)> {
 /// The controller's counters, read from its `/metrics`.
 #[derive(Clone, Debug, Default)]
 struct Scrape {
+    /// `quayside_cached_objects` by kind.
+    cached: BTreeMap<String, f64>,
     kube_writes: f64,
     git_commits: f64,
     reconciled_ok: BTreeMap<String, f64>,
@@ -280,6 +296,9 @@ impl Scrape {
             let label = |k: &str| labels.get(k).copied().unwrap_or_default().to_string();
             match name {
                 "quayside_kube_writes_total" => s.kube_writes = value,
+                "quayside_cached_objects" => {
+                    s.cached.insert(label("kind"), value);
+                }
                 "quayside_git_commits_total" => s.git_commits = value,
                 "quayside_reconciles_total" if label("result") == "ok" => {
                     *s.reconciled_ok.entry(label("controller")).or_default() += value;
@@ -635,6 +654,9 @@ impl Bench {
             .idle(if shape.components < 50 { 3 } else { 10 })
             .await?;
         out["heartbeat"] = self.noop_heartbeat(&emu, &t, &last).await?;
+        if shape.replicas.0 > 1 && shape.workspaces > 1 {
+            out["replicas"] = self.sharded(&emu, &t, &last, shape.replicas).await?;
+        }
         Ok(out)
     }
 
