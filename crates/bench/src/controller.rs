@@ -102,6 +102,11 @@ pub struct Args {
     /// `--shards` of the --replicas run.
     #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub shards: u32,
+    /// `--delivery-mode` of every controller measured (default: the
+    /// controller's, `both`): `direct` leaves the side repository out, so
+    /// a multi-tenant shape provisions without a commit per Environment.
+    #[arg(long, value_parser = ["direct", "gitops", "both"])]
+    pub delivery_mode: Option<String>,
     /// Give up on any one wait after this long.
     #[arg(long, default_value = "40m", value_parser = quayside::duration::parse)]
     pub timeout: Duration,
@@ -171,10 +176,16 @@ pub async fn run(mut a: Args) -> anyhow::Result<()> {
         None => tools::try_workspace_bin("quayside")
             .map_err(|e| anyhow::anyhow!("{e}; or give --quayside"))?,
     };
-    let b = Bench::new(&cp, scratch.path(), exe, a.timeout).await?;
+    let mut b = Bench::new(&cp, scratch.path(), exe, a.timeout).await?;
+    if let Some(mode) = &a.delivery_mode {
+        b.common = vec!["--delivery-mode".into(), mode.clone()];
+    }
     cluster::install_crds(&b.client).await?;
 
-    let mut report = json!({"cores": cores, "quick": a.quick, "loadavg_start": load0});
+    let mut report = json!({
+        "cores": cores, "quick": a.quick, "loadavg_start": load0,
+        "delivery_mode": a.delivery_mode,
+    });
     if a.only.iter().any(|o| o == "scale") {
         let last = shapes.len() - 1;
         for (i, shape) in shapes.iter().enumerate() {
@@ -339,6 +350,8 @@ struct Bench {
     argo: String,
     timeout: Duration,
     spawned: Mutex<usize>,
+    /// Flags every controller measured gets (`--delivery-mode`).
+    common: Vec<String>,
 }
 
 /// How a measured controller is started beyond the common flags.
@@ -375,6 +388,7 @@ impl Bench {
             argo: Identity::generate().to_recipient().to_string(),
             timeout,
             spawned: Mutex::new(0),
+            common: Vec::new(),
         })
     }
 
@@ -479,6 +493,7 @@ impl Bench {
                 &l.limit.map_or(0.0, |l| l.0).to_string(),
             ])
             .args(["--quay-burst", &l.limit.map_or(1, |l| l.1).to_string()])
+            .args(&self.common)
             .args(&l.extra);
         if t.single() {
             cmd.args(["--watch-namespace", t.ns()]);
