@@ -253,3 +253,56 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOUND: Duration = Duration::from_secs(20);
+
+    #[tokio::test]
+    async fn a_new_held_set_is_watched_once_it_settles() {
+        let (tx, rx) = watch::channel(BTreeSet::new());
+        tx.send_replace(BTreeSet::from([1, 4]));
+        let got = tokio::time::timeout(
+            BOUND,
+            settled(rx, &BTreeSet::new(), Duration::from_millis(50)),
+        )
+        .await
+        .expect("settled within the bound");
+        assert_eq!(got, BTreeSet::from([1, 4]));
+    }
+
+    #[tokio::test]
+    async fn the_set_watched_already_restarts_nothing() {
+        let held = BTreeSet::from([2]);
+        let (tx, rx) = watch::channel(held.clone());
+        // Written again unchanged: still what is watched.
+        tx.send_replace(held.clone());
+        let waited = tokio::time::timeout(
+            Duration::from_millis(300),
+            settled(rx, &held, Duration::from_millis(20)),
+        )
+        .await;
+        assert!(waited.is_err(), "no restart for the same set: {waited:?}");
+    }
+
+    #[tokio::test]
+    async fn a_set_that_keeps_changing_is_watched_after_a_bounded_wait() {
+        let (tx, rx) = watch::channel(BTreeSet::new());
+        let churn = tokio::spawn(async move {
+            for i in 0u32.. {
+                tx.send_replace(BTreeSet::from([i % 3 + 1]));
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        let got = tokio::time::timeout(
+            BOUND,
+            settled(rx, &BTreeSet::new(), Duration::from_millis(100)),
+        )
+        .await
+        .expect("a churning set is still watched, after at most 5 settling periods");
+        churn.abort();
+        assert_eq!(got.len(), 1, "{got:?}");
+    }
+}

@@ -45,8 +45,9 @@ const QUIET: Duration = Duration::from_secs(2);
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Tiny sizes (5 Components × 3 Environments, and 6 Components in 3
-    /// workspaces × 2 Environments; 3 rotations over 3 Environments, 5
-    /// throttled Components): proves it runs; no targets.
+    /// workspaces × 2 Environments, also served by 2 sharded replicas; 3
+    /// rotations over 3 Environments, 5 throttled Components): proves it
+    /// runs; no targets.
     #[arg(long)]
     pub quick: bool,
     /// Components of the scale run (provisioning, start-up, memory, no-op
@@ -145,6 +146,8 @@ pub async fn run(mut a: Args) -> anyhow::Result<()> {
         a.rotation_environments = 3;
         a.rotations = 3;
         a.throttled_components = 5;
+        // The sharded run too, over the tiny multi-tenant shape.
+        a.replicas = a.replicas.max(2);
         // The multi-tenant shape, tiny. It runs first: its controller
         // watches every namespace, so no other part's objects may exist yet.
         shapes.push(Shape {
