@@ -264,7 +264,11 @@ pub fn start(
     let (e_store, e_writer) = kube::runtime::reflector::store::<Environment>();
     let (w_store, w_writer) = kube::runtime::reflector::store::<Secret>();
     let (t_store, t_writer) = kube::runtime::reflector::store::<PartialObjectMeta<Secret>>();
-    let gauge = |kind: &str| cached.get_or_create(&KindLabels { kind: kind.into() }).clone();
+    let gauge = |kind: &str| {
+        cached
+            .get_or_create(&KindLabels { kind: kind.into() })
+            .clone()
+    };
     let [c_kind, e_kind, w_kind, t_kind] = CACHED_KINDS;
     let stores = Arc::new(Stores {
         components: Indexed::new(c_store, gauge(c_kind)),

@@ -12,8 +12,8 @@ use super::error::Result;
 use crate::credentials::RobotCredentials;
 use crate::names::RobotRole;
 use crate::vocabulary::{
-    ANNOTATION_GENERATION, FIELD_MANAGER, LABEL_SHARD, generation_of, name_annotations, workspace_labels,
-    workspace_secret_name,
+    ANNOTATION_GENERATION, FIELD_MANAGER, LABEL_SHARD, generation_of, name_annotations,
+    workspace_labels, workspace_secret_name,
 };
 
 const DOCKER_CONFIG_KEY: &str = ".dockerconfigjson";

@@ -99,22 +99,28 @@ async fn caches_follow_the_shards(
     replicas: &[Replica],
     workspaces: &BTreeSet<String>,
 ) {
-    wait::until("each replica caches its shards' objects only", T, || async {
-        let holders = holders(client, lease_ns).await;
-        (holders.len() == SHARDS as usize).then_some(())?;
-        for r in replicas {
-            let body = metrics(r).await?;
-            let mine = workspaces
-                .iter()
-                .filter(|w| holders.get(&shard_of(w, SHARDS)).map(String::as_str) == Some(r.name))
-                .count();
-            for (kind, each) in CACHED {
-                let series = format!("quayside_cached_objects{{kind=\"{kind}\"}}");
-                (value(&body, &series)? == (mine * each) as f64).then_some(())?;
+    wait::until(
+        "each replica caches its shards' objects only",
+        T,
+        || async {
+            let holders = holders(client, lease_ns).await;
+            (holders.len() == SHARDS as usize).then_some(())?;
+            for r in replicas {
+                let body = metrics(r).await?;
+                let mine = workspaces
+                    .iter()
+                    .filter(|w| {
+                        holders.get(&shard_of(w, SHARDS)).map(String::as_str) == Some(r.name)
+                    })
+                    .count();
+                for (kind, each) in CACHED {
+                    let series = format!("quayside_cached_objects{{kind=\"{kind}\"}}");
+                    (value(&body, &series)? == (mine * each) as f64).then_some(())?;
+                }
             }
-        }
-        Some(())
-    })
+            Some(())
+        },
+    )
     .await;
     let mut line = Vec::new();
     for r in replicas {
@@ -131,7 +137,10 @@ async fn all_stamped(client: &Client, workspaces: &BTreeSet<String>) {
     wait::until("every shard label right", T, || async {
         let lp = ListParams::default();
         let cs = Api::<Component>::all(client.clone()).list(&lp).await.ok()?;
-        let es = Api::<Environment>::all(client.clone()).list(&lp).await.ok()?;
+        let es = Api::<Environment>::all(client.clone())
+            .list(&lp)
+            .await
+            .ok()?;
         let labels = cs
             .items
             .iter()

@@ -22,8 +22,8 @@ use crate::plan::{
     DesiredSecret, ObservedSecret, SpecError, choose_service_account, plan_target_secrets, spec,
 };
 use crate::vocabulary::{
-    LABEL_ENVIRONMENT, LABEL_SHARD, LABEL_WORKSPACE, SERVICE_ACCOUNT_DEPLOYER, generation_of, label_value,
-    name_annotations, pull_secret_name, target_labels, target_selector,
+    LABEL_ENVIRONMENT, LABEL_SHARD, LABEL_WORKSPACE, SERVICE_ACCOUNT_DEPLOYER, generation_of,
+    label_value, name_annotations, pull_secret_name, target_labels, target_selector,
 };
 
 /// What delivery did.
