@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use quayside::api::{Component, Environment};
@@ -534,4 +535,64 @@ async fn a_replica_of_another_shard_count_stands_aside() {
         (held(&new).await? == 6.0).then_some(())
     })
     .await;
+}
+
+/// A workspace served before `--shards` — its Component, Environment and
+/// Secrets written without the shard label, so no sharded watch selects
+/// them — is taken over by a sharded replica: the Component and the
+/// Environment are stamped, the workspace Secrets and the target Secret
+/// written again with the label, and the replica caches all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn objects_written_before_sharding_get_their_shard_label() {
+    let mut h = Harness::start().await;
+    let target = h.target_namespace("shard-old", false).await;
+    h.start_controller().await;
+    h.create_component("app", &h.git.repo_url("public-app"), "public")
+        .await;
+    h.create_environment("dev", &target, &[]).await;
+    h.wait_component_ready("app", T).await;
+    wait::until("the target Secret delivered", T, || async {
+        h.target_secret(&target, "app").await.map(|_| ())
+    })
+    .await;
+    h.stop_controller().await;
+    let secrets = Api::<Secret>::namespaced(h.client.clone(), &h.workspace);
+    let push = secrets.get("app-image-push").await.unwrap();
+    assert!(!push.labels().contains_key(LABEL_SHARD), "no label before");
+
+    let lease_ns = cluster::new_namespace(&h.client, "shard-old-leases").await;
+    let r = scoped_replica(&h, &lease_ns, "a", Duration::from_secs(2), 4);
+    let want = shard_of(&h.workspace, 4).to_string();
+    wait::until("every object labelled with its shard", T, || async {
+        let labels = [
+            h.components().get("app").await.ok()?.labels().clone(),
+            h.environments().get("dev").await.ok()?.labels().clone(),
+            secrets.get("app-image-push").await.ok()?.labels().clone(),
+            secrets.get("app-image-pull").await.ok()?.labels().clone(),
+            h.target_secret(&target, "app").await?.labels().clone(),
+        ];
+        labels
+            .iter()
+            .all(|l| l.get(LABEL_SHARD) == Some(&want))
+            .then_some(())
+    })
+    .await;
+    wait::until("the replica caches them", T, || async {
+        let body = metrics(&r).await?;
+        let cached = |kind: &str| {
+            value(
+                &body,
+                &format!("quayside_cached_objects{{kind=\"{kind}\"}}"),
+            )
+        };
+        // Scoped to the workspace but for target Secrets (cluster-wide):
+        // only this test's replica writes shard labels on this plane.
+        let exact = cached("component")? == 1.0
+            && cached("environment")? == 1.0
+            && cached("workspace_secret")? == 2.0
+            && cached("target_secret")? >= 1.0;
+        exact.then_some(())
+    })
+    .await;
+    h.wait_component_ready("app", T).await;
 }
