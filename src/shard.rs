@@ -53,6 +53,10 @@ struct Table {
     slots: Vec<Slot>,
     /// Bumped whenever a shard is gained, so every object is queued again.
     gained: tokio::sync::watch::Sender<u64>,
+    /// The shards whose Leases this replica holds and keeps (not being
+    /// given up): what its watches select. Unlike serving, a renewal late
+    /// under load does not change it.
+    holding: tokio::sync::watch::Sender<BTreeSet<u32>>,
     held: Gauge,
     members: Gauge,
     passes: Family<ShardLabels, Counter>,
@@ -87,14 +91,41 @@ impl Shards {
         if count == 0 {
             return Shards::off();
         }
+        let passes = Family::<ShardLabels, Counter>::default();
+        // Every shard's series from the start, at 0: a dashboard sees the
+        // shards that had no pass, and the family is always exposed.
+        for shard in 0..count {
+            let _ = passes.get_or_create(&ShardLabels {
+                shard: shard.to_string(),
+            });
+        }
         Shards(Some(Arc::new(Table {
             base: Instant::now(),
             slots: (0..count).map(|_| Slot::default()).collect(),
             gained: tokio::sync::watch::channel(0).0,
+            holding: tokio::sync::watch::channel(BTreeSet::new()).0,
             held: Gauge::default(),
             members: Gauge::default(),
-            passes: Family::default(),
+            passes,
         })))
+    }
+
+    /// The shard of the workspace `namespace`; `None` without sharding.
+    pub fn shard_of(&self, namespace: &str) -> Option<u32> {
+        (self.count() > 0).then(|| shard_of(namespace, self.count()))
+    }
+
+    /// The shard label value to write on an object of the workspace
+    /// `namespace` whose label is `current`, when it is not right
+    /// (`plan::shard::label_to_write`); never without sharding.
+    pub fn label_to_write(&self, namespace: &str, current: Option<&str>) -> Option<String> {
+        crate::plan::shard::label_to_write(namespace, self.count(), current)
+    }
+
+    /// The shards whose Leases this replica holds and keeps, as they
+    /// change (`None` without sharding): what its watches select.
+    pub fn holding(&self) -> Option<tokio::sync::watch::Receiver<BTreeSet<u32>>> {
+        Some(self.0.as_ref()?.holding.subscribe())
     }
 
     /// The number of shards; 0 without sharding.
@@ -212,6 +243,15 @@ impl Table {
             .filter(|s| self.serving(*s))
             .count();
         self.held.set(n as i64);
+    }
+
+    /// Say which shards are held and kept, if that changed.
+    fn hold(&self, held: BTreeSet<u32>) {
+        self.holding.send_if_modified(|now| {
+            let changed = *now != held;
+            *now = held;
+            changed
+        });
     }
 }
 
@@ -360,6 +400,20 @@ impl Sharder {
             self.delete_gone(lease).await;
         }
         table.count_held();
+        table.hold(self.keeping());
+    }
+
+    /// The shards whose Leases we hold, as last read or written, less
+    /// those being given up; none while shard counts disagree.
+    fn keeping(&self) -> BTreeSet<u32> {
+        if self.disagreed {
+            return BTreeSet::new();
+        }
+        self.known
+            .iter()
+            .filter(|(s, l)| self.holds(l) && !self.draining.contains_key(s))
+            .map(|(s, _)| *s)
+            .collect()
     }
 
     /// Decide this round's writes from a read.
@@ -625,6 +679,7 @@ impl Sharder {
             table.stop_serving(s);
         }
         table.count_held();
+        table.hold(BTreeSet::new());
         let Ok(items) = self.read().await else {
             tracing::warn!("sharding: could not read the Leases to give them up; they expire");
             return;

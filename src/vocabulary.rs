@@ -69,6 +69,28 @@ pub const SHARDING_MEMBER: &str = "member";
 /// Lease: replicas of different counts must never both serve.
 pub const ANNOTATION_SHARDS: &str = "quayside.dev/shards";
 
+/// The shard (`0`..`--shards`) of the workspace an object belongs to, in
+/// decimal: on Components and Environments (stamped by the replica that
+/// holds the shard) and on the Secrets quayside writes with `--shards`,
+/// so each replica's watches select only its shards' objects. Tenants can
+/// write it on their own objects: it is read only as a selector, and
+/// every pass still checks the namespace's shard.
+pub const LABEL_SHARD: &str = "quayside.dev/shard";
+
+/// Selector for the objects of the shards `held` (not empty).
+pub fn shard_selector(held: &std::collections::BTreeSet<u32>) -> String {
+    let list: Vec<String> = held.iter().map(u32::to_string).collect();
+    format!("{LABEL_SHARD} in ({})", list.join(","))
+}
+
+/// Selector for the objects no shard's selector finds: without the label,
+/// or with a value that is no shard of `count` (a set-based `notin`
+/// matches an object without the key too).
+pub fn unsharded_selector(count: u32) -> String {
+    let list: Vec<String> = (0..count).map(|s| s.to_string()).collect();
+    format!("{LABEL_SHARD} notin ({})", list.join(","))
+}
+
 /// The Lease of shard `i`.
 pub fn shard_lease_name(i: u32) -> String {
     format!("quayside-shard-{i}")
@@ -234,6 +256,13 @@ mod tests {
         ] {
             assert_eq!(shard_of_lease(name), None, "{name}");
         }
+    }
+
+    #[test]
+    fn shard_selectors_name_the_held_shards_or_none_of_them() {
+        let held = std::collections::BTreeSet::from([11, 0, 3]);
+        assert_eq!(shard_selector(&held), "quayside.dev/shard in (0,3,11)");
+        assert_eq!(unsharded_selector(3), "quayside.dev/shard notin (0,1,2)");
     }
 
     #[test]

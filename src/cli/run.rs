@@ -375,10 +375,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let ctx = Context::new(client, config, quay, metrics).with_extra_ca(extra_ca);
     let ctx = Arc::new(ctx.with_shards(shards));
-    let run = controller::run(ctx, stopped(stop_rx.clone()));
+    let stop = stopped(stop_rx.clone());
     match sharder {
-        Some(sharder) => serve_shards(sharder, run).await,
-        None => lead(elector.as_ref(), run).await?,
+        Some(sharder) => {
+            // Watches follow the shards held once two rounds saw no change.
+            let lease = args.leader_election_lease_duration;
+            let settle = quayside::plan::lease::Timing::for_lease(lease).retry * 2;
+            let run = controller::sharded::run(ctx, settle, stop);
+            serve_shards(sharder, run).await
+        }
+        None => lead(elector.as_ref(), controller::run(ctx, stop)).await?,
     }
     let _ = server.await;
     Ok(())

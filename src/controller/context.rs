@@ -75,8 +75,9 @@ pub struct Context {
     secret_versions: Mutex<HashMap<String, String>>,
     /// Side-repo folders known to hold what their inputs render.
     pub unchanged_folders: Arc<super::environment::unchanged::UnchangedFolders>,
-    /// The watched objects passes read (set when the controllers start).
-    stores: std::sync::OnceLock<Arc<Stores>>,
+    /// The watched objects passes read (set when the controllers start;
+    /// replaced when they restart over other shards).
+    stores: Mutex<Option<Arc<Stores>>>,
     /// The workspaces this replica serves (`--shards`; all without).
     pub shards: crate::shard::Shards,
 }
@@ -126,7 +127,7 @@ impl Context {
             quay_verified: Mutex::new(HashMap::new()),
             failures: Mutex::new(FailureCounts::default()),
             refusals: Mutex::new(HashMap::new()),
-            stores: std::sync::OnceLock::new(),
+            stores: Mutex::new(None),
             targets_seen: Mutex::new(HashMap::new()),
             propagation_streaks: Mutex::new(HashMap::new()),
             unchanged_folders: Arc::default(),
@@ -136,10 +137,12 @@ impl Context {
     }
 
     /// The watched objects, once every store holds its first listing.
-    pub async fn stores(&self) -> Result<&Stores> {
+    pub async fn stores(&self) -> Result<Arc<Stores>> {
         let stores = self
             .stores
-            .get()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
             .ok_or_else(|| super::error::Error::Task("the watches have not started".into()))?;
         stores.ready().await;
         Ok(stores)
@@ -228,9 +231,18 @@ impl Context {
         seen.remove(uid);
     }
 
-    /// Hand the passes the watched objects (once; `controller::run`).
+    /// Hand the passes the watched objects (`controller::run`, on each
+    /// start of the controllers).
     pub(super) fn set_stores(&self, stores: Arc<Stores>) {
-        let _ = self.stores.set(stores);
+        *self.stores.lock().unwrap_or_else(|p| p.into_inner()) = Some(stores);
+    }
+
+    /// The controllers stopped: their caches go with them.
+    pub(super) fn clear_stores(&self) {
+        let stores = self.stores.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(s) = stores {
+            s.uncount();
+        }
     }
 
     /// Serve only the workspaces of the shards this replica holds.

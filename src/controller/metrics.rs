@@ -44,6 +44,20 @@ pub struct ComponentLabels {
     pub name: String,
 }
 
+/// One kind of object the watches cache.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
+/// The kinds of `quayside_cached_objects`, as `controller::stores` names them.
+pub const CACHED_KINDS: [&str; 4] = [
+    "component",
+    "environment",
+    "workspace_secret",
+    "target_secret",
+];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: String,
@@ -87,6 +101,9 @@ pub struct Metrics {
     pub rotation_stragglers: Family<ComponentLabels, Gauge>,
     /// Rotations finished by their deadline rather than by every Environment.
     pub rotation_deadlines: Counter,
+    /// Objects held by the watches' caches now, by kind ([`CACHED_KINDS`]):
+    /// with `--shards`, those of this replica's shards only.
+    pub cached_objects: Family<KindLabels, Gauge>,
     build_info: Family<BuildLabels, Gauge>,
 }
 
@@ -117,8 +134,18 @@ impl Default for Metrics {
             build_info,
             rotation_stragglers: Family::default(),
             rotation_deadlines: Counter::default(),
+            cached_objects: cached_objects(),
         }
     }
+}
+
+/// Every kind's series from the start, at 0.
+fn cached_objects() -> Family<KindLabels, Gauge> {
+    let family = Family::<KindLabels, Gauge>::default();
+    for kind in CACHED_KINDS {
+        let _ = family.get_or_create(&KindLabels { kind: kind.into() });
+    }
+    family
 }
 
 /// The git commit the binary was built from, when the build said
@@ -130,10 +157,10 @@ pub fn build_commit() -> &'static str {
     }
 }
 
-/// The metric names this module and the Quay client register, as they
-/// appear in `/metrics` (counters carry `_total`, histograms `_bucket`,
-/// `_sum`, `_count`). The dashboard and alert tests check their queries
-/// against this list.
+/// The metric names this module, the Quay client and sharding
+/// (`shard::Shards`) register, as they appear in `/metrics` (counters carry
+/// `_total`, histograms `_bucket`, `_sum`, `_count`). The dashboard and
+/// alert tests check their queries against this list.
 pub const FAMILIES: &[&str] = &[
     "quayside_build_info",
     "quayside_reconciles_total",
@@ -153,6 +180,10 @@ pub const FAMILIES: &[&str] = &[
     "quayside_quay_api_requests_total",
     "quayside_quay_api_retries_total",
     "quayside_quay_api_request_duration_seconds",
+    "quayside_cached_objects",
+    "quayside_shards_held",
+    "quayside_shard_members",
+    "quayside_shard_passes_total",
 ];
 
 impl Metrics {
@@ -232,6 +263,11 @@ impl Metrics {
             "rotation_deadlines_passed",
             "Rotations finished by their deadline with Environments left behind",
             self.rotation_deadlines.clone(),
+        );
+        q.register(
+            "cached_objects",
+            "Objects the watches cache, by kind (with --shards: this replica's shards' only)",
+            self.cached_objects.clone(),
         );
     }
 
@@ -370,6 +406,7 @@ mod tests {
         let mut registry = Registry::default();
         m.register(&mut registry);
         quay.register(&mut registry);
+        crate::shard::Shards::new(2).register(&mut registry);
         // A family without a series is not exposed: give each one.
         m.reconciled("component", "ok");
         m.failed("component", "QuayUnavailable");

@@ -15,6 +15,7 @@ pub mod kubeconfig;
 pub mod metrics;
 pub mod pass;
 pub mod remote_watch;
+pub mod sharded;
 pub mod status;
 pub mod stores;
 pub mod targets;
@@ -53,6 +54,16 @@ impl Readiness {
 /// (for at most [`SHUTDOWN_GRACE`]). Readiness is reported by the caller
 /// ([`report_readiness`]), leader or not.
 pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+    run_selected(ctx, None, shutdown).await
+}
+
+/// [`run`], with every cached kind narrowed by the label selector `shards`
+/// (`controller::sharded`).
+async fn run_selected(
+    ctx: Arc<Context>,
+    shards: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
     let client = ctx.client.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -60,7 +71,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     };
 
     let scope = ctx.config.namespace.clone();
-    let (stores, triggers, watches) = stores::start(&client, scope.as_deref());
+    let cached = &ctx.metrics.cached_objects;
+    let (stores, triggers, watches) =
+        stores::start(&client, scope.as_deref(), shards.as_deref(), cached);
     ctx.set_stores(stores.clone());
     // Bounded work: at most this many passes of each kind at once.
     let bounded_passes =
@@ -112,6 +125,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     );
     watches.iter().for_each(|w| w.abort());
     ctx.remote_watches.stop_all();
+    ctx.clear_stores();
 }
 
 /// Mark `readiness` once the API answers for both kinds (for `/readyz`).

@@ -9,6 +9,11 @@
 //! delivers) whole; the target Secrets it delivered, metadata only (their
 //! generation annotation and labels; never a cluster-wide copy of Secret
 //! data); ServiceAccounts not at all (their watch only wakes passes).
+//!
+//! With `--shards`, every cached kind is selected by the shard label as
+//! well (`quayside.dev/shard in (<held>)`): a replica caches only its
+//! shards' objects (`controller::sharded` restarts the watches when the
+//! shards held change).
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -24,24 +29,31 @@ use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, Resource, ResourceExt};
 
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+
 use super::backoff::WatchBackoff;
+use super::metrics::{CACHED_KINDS, KindLabels};
 use crate::api::{Component, Environment};
 use crate::names::RobotRole;
 use crate::vocabulary::{
     LABEL_COMPONENT, LABEL_ENVIRONMENT, LABEL_WORKSPACE, managed_selector, named_by, role_of,
 };
 
-/// A store and, per namespace, the names it holds.
+/// A store and, per namespace, the names it holds (counted in `cached`).
 pub struct Indexed<K: Resource<DynamicType = ()> + Clone + 'static> {
     store: Store<K>,
     by_namespace: Mutex<HashMap<String, BTreeSet<String>>>,
+    cached: Gauge,
 }
 
 impl<K: Resource<DynamicType = ()> + Clone + 'static> Indexed<K> {
-    fn new(store: Store<K>) -> Indexed<K> {
+    fn new(store: Store<K>, cached: Gauge) -> Indexed<K> {
+        cached.set(0);
         Indexed {
             store,
             by_namespace: Mutex::new(HashMap::new()),
+            cached,
         }
     }
 
@@ -74,14 +86,18 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Indexed<K> {
 
     fn add(&self, o: &K) {
         let ns = o.meta().namespace.clone().unwrap_or_default();
-        self.index().entry(ns).or_default().insert(o.name_any());
+        if self.index().entry(ns).or_default().insert(o.name_any()) {
+            self.cached.inc();
+        }
     }
 
     fn remove(&self, o: &K) {
         let ns = o.meta().namespace.clone().unwrap_or_default();
         let mut index = self.index();
         if let Some(names) = index.get_mut(&ns) {
-            names.remove(&o.name_any());
+            if names.remove(&o.name_any()) {
+                self.cached.dec();
+            }
             if names.is_empty() {
                 index.remove(&ns);
             }
@@ -95,7 +111,9 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Indexed<K> {
             let ns = o.meta().namespace.clone().unwrap_or_default();
             index.entry(ns).or_default().insert(o.name_any());
         }
+        let count: usize = index.values().map(BTreeSet::len).sum();
         *self.index() = index;
+        self.cached.set(count as i64);
     }
 }
 
@@ -146,6 +164,14 @@ impl Stores {
         let mut out = self.environments.in_namespace(workspace);
         out.retain(|e| e.metadata.deletion_timestamp.is_none());
         out
+    }
+
+    /// The watches stopped: nothing is cached any more.
+    pub fn uncount(&self) {
+        self.components.cached.set(0);
+        self.environments.cached.set(0);
+        self.workspace_secrets.cached.set(0);
+        self.target_secrets.cached.set(0);
     }
 
     /// The pull Secrets quayside keeps in `workspace`.
@@ -219,10 +245,14 @@ impl Senders {
 
 /// Start the watches (as tasks that end when `stop` resolves or the
 /// returned stores are dropped); `namespace` scopes Components,
-/// Environments and workspace Secrets (`--namespace`).
+/// Environments and workspace Secrets (`--namespace`); `shards`, a label
+/// selector, narrows every cached kind to the shards held (`--shards`).
+/// `cached` counts what each store holds.
 pub fn start(
     client: &Client,
     namespace: Option<&str>,
+    shards: Option<&str>,
+    cached: &Family<KindLabels, Gauge>,
 ) -> (Arc<Stores>, Triggers, Vec<tokio::task::JoinHandle<()>>) {
     let (c_tx, c_rx) = unbounded();
     let (e_tx, e_rx) = unbounded();
@@ -234,21 +264,34 @@ pub fn start(
     let (e_store, e_writer) = kube::runtime::reflector::store::<Environment>();
     let (w_store, w_writer) = kube::runtime::reflector::store::<Secret>();
     let (t_store, t_writer) = kube::runtime::reflector::store::<PartialObjectMeta<Secret>>();
+    let gauge = |kind: &str| {
+        cached
+            .get_or_create(&KindLabels { kind: kind.into() })
+            .clone()
+    };
+    let [c_kind, e_kind, w_kind, t_kind] = CACHED_KINDS;
     let stores = Arc::new(Stores {
-        components: Indexed::new(c_store),
-        environments: Indexed::new(e_store),
-        workspace_secrets: Indexed::new(w_store),
-        target_secrets: Indexed::new(t_store),
+        components: Indexed::new(c_store, gauge(c_kind)),
+        environments: Indexed::new(e_store, gauge(e_kind)),
+        workspace_secrets: Indexed::new(w_store, gauge(w_kind)),
+        target_secrets: Indexed::new(t_store, gauge(t_kind)),
         by_target: Mutex::new(TargetIndex::default()),
         listed: tokio::sync::watch::Sender::new(0),
     });
-    let workspace_secrets =
-        watcher::Config::default().labels(&format!("{},!{LABEL_WORKSPACE}", managed_selector()));
-    let target_secrets =
-        watcher::Config::default().labels(&format!("{},{LABEL_WORKSPACE}", managed_selector()));
+    let selected = |base: String| {
+        let all = [Some(base.as_str()), shards].into_iter().flatten();
+        let all: Vec<&str> = all.filter(|s| !s.is_empty()).collect();
+        match all.is_empty() {
+            true => watcher::Config::default(),
+            false => watcher::Config::default().labels(&all.join(",")),
+        }
+    };
+    let workspace_secrets = selected(format!("{},!{LABEL_WORKSPACE}", managed_selector()));
+    let target_secrets = selected(format!("{},{LABEL_WORKSPACE}", managed_selector()));
+    let tenants = || selected(String::new());
     let tasks = vec![
         tokio::spawn(pump(
-            watcher::watcher(scoped(client, namespace), watcher::Config::default()),
+            watcher::watcher(scoped(client, namespace), tenants()),
             c_writer,
             Arc::downgrade(&stores),
             |s| &s.components,
@@ -261,7 +304,7 @@ pub fn start(
             component_changed(send.clone()),
         )),
         tokio::spawn(pump(
-            watcher::watcher(scoped(client, namespace), watcher::Config::default()),
+            watcher::watcher(scoped(client, namespace), tenants()),
             e_writer,
             Arc::downgrade(&stores),
             |s| &s.environments,

@@ -4,6 +4,7 @@
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -11,8 +12,8 @@ use super::error::Result;
 use crate::credentials::RobotCredentials;
 use crate::names::RobotRole;
 use crate::vocabulary::{
-    ANNOTATION_GENERATION, FIELD_MANAGER, generation_of, name_annotations, workspace_labels,
-    workspace_secret_name,
+    ANNOTATION_GENERATION, FIELD_MANAGER, LABEL_SHARD, generation_of, name_annotations,
+    workspace_labels, workspace_secret_name,
 };
 
 const DOCKER_CONFIG_KEY: &str = ".dockerconfigjson";
@@ -78,7 +79,9 @@ pub fn manifest(
 /// this process last wrote or read (`known`), it has none (a miss costs
 /// one GET), or it holds a generation older than `at_least` (status
 /// recorded a newer one, perhaps written by a replica before this one).
-/// Returns the resourceVersion it judged by, for the next read.
+/// Returns the resourceVersion it judged by, for the next read, and
+/// whether the Secret read from the API lacks the shard label `shard`
+/// (`--shards`: written before it; the watch cannot see it).
 pub async fn read_cached(
     api: &Api<Secret>,
     cached: Option<std::sync::Arc<Secret>>,
@@ -86,13 +89,14 @@ pub async fn read_cached(
     component: &str,
     role: RobotRole,
     at_least: i64,
-) -> Result<(Option<Stored>, Option<String>)> {
+    shard: Option<&str>,
+) -> Result<(Option<Stored>, Option<String>, bool)> {
     if let Some(s) = cached {
         let rv = s.metadata.resource_version.as_deref();
         let stored = parse(&s);
         let current = known.is_none_or(|k| Some(k) == rv);
         if current && stored.as_ref().is_some_and(|st| st.generation >= at_least) {
-            return Ok((stored, rv.map(str::to_string)));
+            return Ok((stored, rv.map(str::to_string), false));
         }
     }
     let name = workspace_secret_name(component, role);
@@ -100,23 +104,31 @@ pub async fn read_cached(
     let rv = fresh
         .as_ref()
         .and_then(|s| s.metadata.resource_version.clone());
-    Ok((fresh.as_ref().and_then(parse), rv))
+    let unstamped = fresh.as_ref().is_some_and(|s| {
+        shard.is_some_and(|want| s.labels().get(LABEL_SHARD).map(String::as_str) != Some(want))
+    });
+    Ok((fresh.as_ref().and_then(parse), rv, unstamped))
 }
 
-/// Persist credentials in the workspace (server-side apply, forced: we own it).
+/// Persist credentials in the workspace (server-side apply, forced: we own
+/// it), labelled with the workspace's `shard` (`--shards`).
 pub async fn write(
     api: &Api<Secret>,
     namespace: &str,
-    component: &str,
-    role: RobotRole,
+    (component, role): (&str, RobotRole),
     credentials: &RobotCredentials,
     generation: i64,
+    shard: Option<u32>,
 ) -> Result<Option<String>> {
     let name = workspace_secret_name(component, role);
+    let mut labels = workspace_labels(component, role);
+    if let Some(s) = shard {
+        labels.insert(LABEL_SHARD.to_string(), s.to_string());
+    }
     let secret = manifest(
         &name,
         namespace,
-        workspace_labels(component, role),
+        labels,
         name_annotations(None, component),
         credentials,
         generation,

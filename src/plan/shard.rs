@@ -28,6 +28,20 @@ pub fn shard_of(namespace: &str, shards: u32) -> u32 {
     (fnv1a(namespace.as_bytes()) % u64::from(shards)) as u32
 }
 
+/// The shard label value (`quayside.dev/shard`) an object of the workspace
+/// `namespace` must carry under `count` shards, when its `current` value
+/// is not exactly that (`None`: nothing to write; never without shards).
+/// `current` is whatever a tenant wrote: only compared, as text, with the
+/// canonical decimal (so `03` or ` 3` are rewritten too), never used as a
+/// number or an index.
+pub fn label_to_write(namespace: &str, count: u32, current: Option<&str>) -> Option<String> {
+    if count == 0 {
+        return None;
+    }
+    let want = shard_of(namespace, count).to_string();
+    (current != Some(want.as_str())).then_some(want)
+}
+
 /// At most how many shards one replica holds: ceil(shards / live members),
 /// so the live members together can always hold every shard.
 pub fn fair_share(shards: u32, members: usize) -> u32 {
@@ -145,6 +159,38 @@ mod tests {
         for (shard, n) in counts.iter().enumerate() {
             assert!((50..=200).contains(n), "shard {shard}: {n} of 1200");
         }
+    }
+
+    #[test]
+    fn the_shard_label_is_rewritten_unless_it_is_exactly_the_namespaces_shard() {
+        let ns = "team-a";
+        let right = shard_of(ns, 12).to_string();
+        let wrong = ((shard_of(ns, 12) + 1) % 12).to_string();
+        let padded = format!("0{right}");
+        let spaced = format!(" {right}");
+        // (current value, written value)
+        let table: &[(Option<&str>, Option<&str>)] = &[
+            (Some(right.as_str()), None),
+            (None, Some(right.as_str())),
+            (Some(wrong.as_str()), Some(right.as_str())),
+            (Some(padded.as_str()), Some(right.as_str())),
+            (Some(spaced.as_str()), Some(right.as_str())),
+            (Some("99"), Some(right.as_str())),
+            (Some("-1"), Some(right.as_str())),
+            (Some("18446744073709551617"), Some(right.as_str())),
+            (Some(""), Some(right.as_str())),
+            (Some("abc"), Some(right.as_str())),
+        ];
+        for (current, want) in table {
+            assert_eq!(
+                label_to_write(ns, 12, *current).as_deref(),
+                *want,
+                "{current:?}"
+            );
+        }
+        // Without shards nothing is ever stamped.
+        assert_eq!(label_to_write(ns, 0, None), None);
+        assert_eq!(label_to_write(ns, 0, Some("abc")), None);
     }
 
     #[test]

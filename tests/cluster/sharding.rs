@@ -2,18 +2,22 @@
 //! workspaces (a Component and an Environment each) over 12 shard Leases.
 //! All become Ready, each shard is served by one replica only, and a
 //! replica killed with SIGKILL loses its shards to the others within the
-//! lease (and a round of slack), which then serve its workspaces. A
-//! control plane of the test's own: the replicas watch every namespace.
+//! lease (and a round of slack), which then serve its workspaces. Each
+//! replica caches only its shards' objects (`quayside_cached_objects`),
+//! and tenants' objects are stamped with their shard label, a wrong one a
+//! tenant wrote included. A control plane of the test's own: the replicas
+//! watch every namespace.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use quayside::api::{Component, Environment};
 use quayside::plan::shard::shard_of;
-use quayside::vocabulary::{LABEL_SHARDING, member_lease_name, shard_lease_name};
+use quayside::vocabulary::{LABEL_SHARD, LABEL_SHARDING, member_lease_name, shard_lease_name};
 use quayside_testkit::component;
 use quayside_testkit::harness::Harness;
 use quayside_testkit::process::KillOnDrop;
@@ -66,7 +70,8 @@ fn value(body: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
 }
 
-/// Passes by shard, from `quayside_shard_passes_total{shard="…"}`.
+/// Passes by shard, from `quayside_shard_passes_total{shard="…"}` (every
+/// shard has a series; those without a pass are left out).
 fn passes(body: &str) -> BTreeMap<u32, f64> {
     body.lines()
         .filter_map(|l| {
@@ -74,7 +79,87 @@ fn passes(body: &str) -> BTreeMap<u32, f64> {
             let (shard, count) = rest.split_once("\"} ")?;
             Some((shard.parse().ok()?, count.trim().parse().ok()?))
         })
+        .filter(|(_, count): &(u32, f64)| *count > 0.0)
         .collect()
+}
+
+/// The cached kinds and how many objects each workspace has of them: a
+/// Component, an Environment, the push and pull Secrets, a target Secret.
+const CACHED: [(&str, usize); 4] = [
+    ("component", 1),
+    ("environment", 1),
+    ("workspace_secret", 2),
+    ("target_secret", 1),
+];
+
+/// Each replica caches exactly the objects of the workspaces of the shards
+/// whose Leases it holds (and so, together, every object once).
+async fn caches_follow_the_shards(
+    client: &Client,
+    lease_ns: &str,
+    replicas: &[Replica],
+    workspaces: &BTreeSet<String>,
+) {
+    wait::until(
+        "each replica caches its shards' objects only",
+        T,
+        || async {
+            let holders = holders(client, lease_ns).await;
+            (holders.len() == SHARDS as usize).then_some(())?;
+            for r in replicas {
+                let body = metrics(r).await?;
+                let mine = workspaces
+                    .iter()
+                    .filter(|w| {
+                        holders.get(&shard_of(w, SHARDS)).map(String::as_str) == Some(r.name)
+                    })
+                    .count();
+                for (kind, each) in CACHED {
+                    let series = format!("quayside_cached_objects{{kind=\"{kind}\"}}");
+                    (value(&body, &series)? == (mine * each) as f64).then_some(())?;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    let mut line = Vec::new();
+    for r in replicas {
+        let body = metrics(r).await.expect("metrics");
+        let c = value(&body, "quayside_cached_objects{kind=\"component\"}");
+        line.push(format!("{}: {} Components", r.name, c.unwrap_or(-1.0)));
+    }
+    eprintln!("sharding: caches {}", line.join(", "));
+}
+
+/// The shard label of every Component and Environment of `workspaces` is
+/// its namespace's shard.
+async fn all_stamped(client: &Client, workspaces: &BTreeSet<String>) {
+    wait::until("every shard label right", T, || async {
+        let lp = ListParams::default();
+        let cs = Api::<Component>::all(client.clone()).list(&lp).await.ok()?;
+        let es = Api::<Environment>::all(client.clone())
+            .list(&lp)
+            .await
+            .ok()?;
+        let labels = cs
+            .items
+            .iter()
+            .map(|c| (c.namespace(), c.labels().get(LABEL_SHARD).cloned()))
+            .chain(
+                es.items
+                    .iter()
+                    .map(|e| (e.namespace(), e.labels().get(LABEL_SHARD).cloned())),
+            );
+        let mut right = 0;
+        for (ns, label) in labels {
+            let ns = ns?;
+            (label == Some(shard_of(&ns, SHARDS).to_string())).then_some(())?;
+            right += usize::from(workspaces.contains(&ns));
+        }
+        (right == 2 * workspaces.len()).then_some(())
+    })
+    .await;
 }
 
 /// Each shard Lease's holder (empty: none) and its count of holder changes.
@@ -126,18 +211,27 @@ fn servers<'a>(passes: &'a BTreeMap<&'static str, BTreeMap<u32, f64>>, shard: u3
 }
 
 /// A workspace: its namespace, a Component `app` and an Environment `dev`
-/// delivering into the workspace itself.
+/// delivering into the workspace itself. The first three workspaces'
+/// tenants write shard labels of their own: another shard's, no shard's
+/// and a number that is no shard.
 async fn workspace(h: &Harness, i: usize) -> String {
     let ns = cluster::new_namespace(&h.client, &format!("shard{i}")).await;
+    let wrong = (shard_of(&ns, SHARDS) + 1) % SHARDS;
+    let labels = match i {
+        0 => serde_json::json!({LABEL_SHARD: wrong.to_string()}),
+        1 => serde_json::json!({LABEL_SHARD: "junk"}),
+        2 => serde_json::json!({LABEL_SHARD: "999"}),
+        _ => serde_json::json!({}),
+    };
     let c: Component = serde_json::from_value(serde_json::json!({
         "apiVersion": "quayside.dev/v1alpha1", "kind": "Component",
-        "metadata": {"name": "app"},
+        "metadata": {"name": "app", "labels": labels},
         "spec": {"source": {"git": {"url": h.git.repo_url("public-app")}}, "visibility": "public"}
     }))
     .unwrap();
     let e: Environment = serde_json::from_value(serde_json::json!({
         "apiVersion": "quayside.dev/v1alpha1", "kind": "Environment",
-        "metadata": {"name": "dev"},
+        "metadata": {"name": "dev", "labels": labels},
         "spec": {"target": {"namespace": ns}}
     }))
     .unwrap();
@@ -217,6 +311,8 @@ async fn three_replicas_split_the_workspaces_and_take_over_a_killed_ones_shards(
             .collect();
     all_ready(&h.client, &workspaces, Duration::from_secs(80)).await;
     let ready_after = started.elapsed();
+    all_stamped(&h.client, &workspaces).await;
+    caches_follow_the_shards(&h.client, &lease_ns, &replicas, &workspaces).await;
 
     // Every shard's passes came from one replica, its Lease's holder; a
     // shard whose holder changed meanwhile (renewals slower than the renew
@@ -283,6 +379,8 @@ async fn three_replicas_split_the_workspaces_and_take_over_a_killed_ones_shards(
         .await
         .unwrap();
     component::wait_rotated(&components, "app", generation + 1, T).await;
+    // The survivors' watches now select a's shards too.
+    caches_follow_the_shards(&h.client, &lease_ns, &replicas, &workspaces).await;
 
     // No shard had two servers: b's and c's shards only their holder's
     // passes, each of a's shards one survivor's after the kill.
@@ -437,4 +535,64 @@ async fn a_replica_of_another_shard_count_stands_aside() {
         (held(&new).await? == 6.0).then_some(())
     })
     .await;
+}
+
+/// A workspace served before `--shards` — its Component, Environment and
+/// Secrets written without the shard label, so no sharded watch selects
+/// them — is taken over by a sharded replica: the Component and the
+/// Environment are stamped, the workspace Secrets and the target Secret
+/// written again with the label, and the replica caches all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn objects_written_before_sharding_get_their_shard_label() {
+    let mut h = Harness::start().await;
+    let target = h.target_namespace("shard-old", false).await;
+    h.start_controller().await;
+    h.create_component("app", &h.git.repo_url("public-app"), "public")
+        .await;
+    h.create_environment("dev", &target, &[]).await;
+    h.wait_component_ready("app", T).await;
+    wait::until("the target Secret delivered", T, || async {
+        h.target_secret(&target, "app").await.map(|_| ())
+    })
+    .await;
+    h.stop_controller().await;
+    let secrets = Api::<Secret>::namespaced(h.client.clone(), &h.workspace);
+    let push = secrets.get("app-image-push").await.unwrap();
+    assert!(!push.labels().contains_key(LABEL_SHARD), "no label before");
+
+    let lease_ns = cluster::new_namespace(&h.client, "shard-old-leases").await;
+    let r = scoped_replica(&h, &lease_ns, "a", Duration::from_secs(2), 4);
+    let want = shard_of(&h.workspace, 4).to_string();
+    wait::until("every object labelled with its shard", T, || async {
+        let labels = [
+            h.components().get("app").await.ok()?.labels().clone(),
+            h.environments().get("dev").await.ok()?.labels().clone(),
+            secrets.get("app-image-push").await.ok()?.labels().clone(),
+            secrets.get("app-image-pull").await.ok()?.labels().clone(),
+            h.target_secret(&target, "app").await?.labels().clone(),
+        ];
+        labels
+            .iter()
+            .all(|l| l.get(LABEL_SHARD) == Some(&want))
+            .then_some(())
+    })
+    .await;
+    wait::until("the replica caches them", T, || async {
+        let body = metrics(&r).await?;
+        let cached = |kind: &str| {
+            value(
+                &body,
+                &format!("quayside_cached_objects{{kind=\"{kind}\"}}"),
+            )
+        };
+        // Scoped to the workspace but for target Secrets (cluster-wide):
+        // only this test's replica writes shard labels on this plane.
+        let exact = cached("component")? == 1.0
+            && cached("environment")? == 1.0
+            && cached("workspace_secret")? == 2.0
+            && cached("target_secret")? >= 1.0;
+        exact.then_some(())
+    })
+    .await;
+    h.wait_component_ready("app", T).await;
 }

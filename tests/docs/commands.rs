@@ -433,6 +433,12 @@ const LEDGER: &[(&str, How)] = &[
         ),
     ),
     (
+        "target/release/quayside-bench controller --only scale --components 300 --workspaces 300 --environments 3 --steps 300 --replicas 3 --shards 12 --delivery-mode direct --json replicas.json",
+        ArgsOnly(
+            "300 workspaces served by one replica, then by three sharded ones: tens of minutes",
+        ),
+    ),
+    (
         "perf record -e cpu-clock",
         NotHere(
             "how a profile was taken, not a project command: perf is not installed by scripts/setup (so not in CI), and bare `perf record` samples the whole machine until interrupted",

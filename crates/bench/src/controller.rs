@@ -30,6 +30,8 @@ use quayside::seal::Identity;
 use quayside_testkit::cluster::{self, ControlPlane};
 use quayside_testkit::{component, ports, scratch, tools};
 
+mod replicas;
+
 use crate::apiserver::{self, Closed, Own, Window};
 use crate::targets;
 use crate::tenancy::{ReadyWatch, Tenancy};
@@ -43,8 +45,9 @@ const QUIET: Duration = Duration::from_secs(2);
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Tiny sizes (5 Components × 3 Environments, and 6 Components in 3
-    /// workspaces × 2 Environments; 3 rotations over 3 Environments, 5
-    /// throttled Components): proves it runs; no targets.
+    /// workspaces × 2 Environments, also served by 2 sharded replicas; 3
+    /// rotations over 3 Environments, 5 throttled Components): proves it
+    /// runs; no targets.
     #[arg(long)]
     pub quick: bool,
     /// Components of the scale run (provisioning, start-up, memory, no-op
@@ -92,6 +95,19 @@ pub struct Args {
     /// The controller binary to measure (default: `quayside` next to this program).
     #[arg(long)]
     pub quayside: Option<PathBuf>,
+    /// Also serve the scale run's largest size (of several workspaces) with
+    /// this many `quayside run --shards` replicas at once, and report each
+    /// one's RSS at rest and no-op heartbeat CPU; 1: not.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub replicas: u32,
+    /// `--shards` of the --replicas run.
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub shards: u32,
+    /// `--delivery-mode` of every controller measured (default: the
+    /// controller's, `both`): `direct` leaves the side repository out, so
+    /// a multi-tenant shape provisions without a commit per Environment.
+    #[arg(long, value_parser = ["direct", "gitops", "both"])]
+    pub delivery_mode: Option<String>,
     /// Give up on any one wait after this long.
     #[arg(long, default_value = "40m", value_parser = quayside::duration::parse)]
     pub timeout: Duration,
@@ -105,6 +121,8 @@ struct Shape {
     workspaces: usize,
     environments: usize,
     steps: Vec<usize>,
+    /// Replicas and shards of the sharded run (replicas 1: none).
+    replicas: (usize, u32),
 }
 
 impl Shape {
@@ -128,6 +146,8 @@ pub async fn run(mut a: Args) -> anyhow::Result<()> {
         a.rotation_environments = 3;
         a.rotations = 3;
         a.throttled_components = 5;
+        // The sharded run too, over the tiny multi-tenant shape.
+        a.replicas = a.replicas.max(2);
         // The multi-tenant shape, tiny. It runs first: its controller
         // watches every namespace, so no other part's objects may exist yet.
         shapes.push(Shape {
@@ -136,6 +156,7 @@ pub async fn run(mut a: Args) -> anyhow::Result<()> {
             workspaces: 3,
             environments: 2,
             steps: vec![],
+            replicas: (a.replicas as usize, a.shards),
         });
     }
     shapes.push(Shape {
@@ -144,6 +165,7 @@ pub async fn run(mut a: Args) -> anyhow::Result<()> {
         workspaces: a.workspaces as usize,
         environments: a.environments,
         steps: a.steps.clone(),
+        replicas: (a.replicas as usize, a.shards),
     });
     let scratch = scratch::dir("quayside-bench-controller-")?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -157,10 +179,16 @@ pub async fn run(mut a: Args) -> anyhow::Result<()> {
         None => tools::try_workspace_bin("quayside")
             .map_err(|e| anyhow::anyhow!("{e}; or give --quayside"))?,
     };
-    let b = Bench::new(&cp, scratch.path(), exe, a.timeout).await?;
+    let mut b = Bench::new(&cp, scratch.path(), exe, a.timeout).await?;
+    if let Some(mode) = &a.delivery_mode {
+        b.common = vec!["--delivery-mode".into(), mode.clone()];
+    }
     cluster::install_crds(&b.client).await?;
 
-    let mut report = json!({"cores": cores, "quick": a.quick, "loadavg_start": load0});
+    let mut report = json!({
+        "cores": cores, "quick": a.quick, "loadavg_start": load0,
+        "delivery_mode": a.delivery_mode,
+    });
     if a.only.iter().any(|o| o == "scale") {
         let last = shapes.len() - 1;
         for (i, shape) in shapes.iter().enumerate() {
@@ -251,6 +279,8 @@ fn rss_mb(pid: u32) -> anyhow::Result<(f64, f64)> {
 /// The controller's counters, read from its `/metrics`.
 #[derive(Clone, Debug, Default)]
 struct Scrape {
+    /// `quayside_cached_objects` by kind.
+    cached: BTreeMap<String, f64>,
     kube_writes: f64,
     git_commits: f64,
     reconciled_ok: BTreeMap<String, f64>,
@@ -280,6 +310,9 @@ impl Scrape {
             let label = |k: &str| labels.get(k).copied().unwrap_or_default().to_string();
             match name {
                 "quayside_kube_writes_total" => s.kube_writes = value,
+                "quayside_cached_objects" => {
+                    s.cached.insert(label("kind"), value);
+                }
                 "quayside_git_commits_total" => s.git_commits = value,
                 "quayside_reconciles_total" if label("result") == "ok" => {
                     *s.reconciled_ok.entry(label("controller")).or_default() += value;
@@ -320,6 +353,8 @@ struct Bench {
     argo: String,
     timeout: Duration,
     spawned: Mutex<usize>,
+    /// Flags every controller measured gets (`--delivery-mode`).
+    common: Vec<String>,
 }
 
 /// How a measured controller is started beyond the common flags.
@@ -356,6 +391,7 @@ impl Bench {
             argo: Identity::generate().to_recipient().to_string(),
             timeout,
             spawned: Mutex::new(0),
+            common: Vec::new(),
         })
     }
 
@@ -461,6 +497,7 @@ impl Bench {
                 &l.limit.map_or(0.0, |l| l.0).to_string(),
             ])
             .args(["--quay-burst", &l.limit.map_or(1, |l| l.1).to_string()])
+            .args(&self.common)
             .args(&l.extra);
         if t.single() {
             cmd.args(["--watch-namespace", t.ns()]);
@@ -636,6 +673,9 @@ impl Bench {
             .idle(if shape.components < 50 { 3 } else { 10 })
             .await?;
         out["heartbeat"] = self.noop_heartbeat(&emu, &t, &last).await?;
+        if shape.replicas.0 > 1 && shape.workspaces > 1 {
+            out["replicas"] = self.sharded(&emu, &t, &last, shape.replicas).await?;
+        }
         Ok(out)
     }
 

@@ -40,6 +40,8 @@ use crate::vocabulary::{FINALIZER, workspace_secret_name};
 
 /// Entry point for kube-runtime.
 pub async fn reconcile(component: Arc<Component>, ctx: Arc<Context>) -> Result<Action> {
+    // A shard label a tenant changed is put back first, admitted or not.
+    crate::controller::sharded::correct_label(&ctx, component.as_ref()).await;
     let Some(_pass) = ctx.shards.admit(&component.namespace().unwrap_or_default()) else {
         return Ok(Action::await_change()); // another replica's shard
     };
@@ -226,8 +228,7 @@ impl<'a> Pass<'a> {
         let spec_generation = self.component.metadata.generation.unwrap_or_default();
         self.confirmed = self.old.image.as_deref() == Some(&self.ctx.image_of(&repo))
             || self.ctx.is_verified(&self.uid, spec_generation, &repo);
-        self.push = self.read_login(RobotRole::Push).await?;
-        self.pull = self.read_login(RobotRole::Pull).await?;
+        self.read_logins().await?;
         self.logins_read = true;
         self.slot = self.active_slot(&repo);
         if let Some(p) = self.ctx.recent_refusal(&self.uid, spec_generation) {
@@ -417,9 +418,24 @@ impl<'a> Pass<'a> {
         self.persist_login(role, credentials, generation).await
     }
 
+    /// Read both logins. One written before `--shards` lacks the shard
+    /// label, so the watch never sees it: written again with it, once.
+    async fn read_logins(&mut self) -> Result<()> {
+        for role in [RobotRole::Push, RobotRole::Pull] {
+            let (stored, unstamped) = self.read_login(role).await?;
+            self.stored(role).clone_from(&stored);
+            if let (true, Some(s)) = (unstamped, stored) {
+                self.persist_login(role, s.credentials, s.generation)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// The workspace Secret of `role`, from the watch when it is current
     /// (see [`workspace::read_cached`]); the heartbeat reads nothing else.
-    async fn read_login(&self, role: RobotRole) -> Result<Option<Stored>> {
+    /// Also whether it must be written again with its shard label.
+    async fn read_login(&self, role: RobotRole) -> Result<(Option<Stored>, bool)> {
         let name = crate::vocabulary::workspace_secret_name(&self.name, role);
         let cached = self
             .ctx
@@ -429,17 +445,19 @@ impl<'a> Pass<'a> {
             .get(&self.ns, &name);
         let key = format!("{}/{name}", self.ns);
         let known = self.ctx.secret_version(&key);
-        let (stored, rv) = workspace::read_cached(
+        let shard = self.ctx.shards.shard_of(&self.ns).map(|s| s.to_string());
+        let (stored, rv, unstamped) = workspace::read_cached(
             &self.secrets,
             cached,
             known.as_deref(),
             &self.name,
             role,
             self.old.credentials_generation,
+            shard.as_deref(),
         )
         .await?;
         self.ctx.note_secret_version(key, rv);
-        Ok(stored)
+        Ok((stored, unstamped))
     }
 
     /// Persist `credentials` as the workspace Secret of `role`.
@@ -456,10 +474,10 @@ impl<'a> Pass<'a> {
         let rv = workspace::write(
             &secrets,
             &self.ns,
-            &self.name,
-            role,
+            (&self.name, role),
             &credentials,
             generation,
+            self.ctx.shards.shard_of(&self.ns),
         )
         .await
         .map_err(|e| writer.refused(&self.ns, e))?;

@@ -57,7 +57,7 @@ pub(super) async fn serve(
         };
         let mut generation = found.as_ref().and_then(|l| l.generation);
         if gitops_target(&wanted, found.as_ref(), policy) == GitOpsTarget::ApplyNow {
-            workspace::apply_secret(&secrets, &name, target::manifest(env, d))
+            workspace::apply_secret(&secrets, &name, target::manifest(env, ctx, d))
                 .await
                 .map_err(|e| writer.refused(target_ns, e))?;
             ctx.metrics.kube_writes.inc();

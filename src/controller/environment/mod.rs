@@ -44,6 +44,8 @@ use crate::vocabulary::FINALIZER;
 const AWAITING_POLL: Duration = Duration::from_secs(30);
 
 pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Action> {
+    // A shard label a tenant changed is put back first, admitted or not.
+    crate::controller::sharded::correct_label(&ctx, env.as_ref()).await;
     let Some(_pass) = ctx.shards.admit(&env.namespace().unwrap_or_default()) else {
         return Ok(Action::await_change()); // another replica's shard
     };

@@ -22,8 +22,8 @@ use crate::plan::{
     DesiredSecret, ObservedSecret, SpecError, choose_service_account, plan_target_secrets, spec,
 };
 use crate::vocabulary::{
-    LABEL_ENVIRONMENT, LABEL_WORKSPACE, SERVICE_ACCOUNT_DEPLOYER, generation_of, label_value,
-    name_annotations, pull_secret_name, target_labels, target_selector,
+    LABEL_ENVIRONMENT, LABEL_SHARD, LABEL_WORKSPACE, SERVICE_ACCOUNT_DEPLOYER, generation_of,
+    label_value, name_annotations, pull_secret_name, target_labels, target_selector,
 };
 
 /// What delivery did.
@@ -118,13 +118,19 @@ async fn keyed_target_clients(
 
 /// The pull Secret of `d` for this Environment's target, as the
 /// controller applies it (the sealed one in git renders the same object).
-pub(super) fn manifest(env: &Environment, d: &Deliverable) -> Secret {
+/// With `--shards` it also carries the workspace's shard label (the
+/// sealed one does not: git's content must not depend on the shard count).
+pub(super) fn manifest(env: &Environment, ctx: &Context, d: &Deliverable) -> Secret {
     let workspace = env.namespace().unwrap_or_default();
     let name = pull_secret_name(&d.name);
+    let mut labels = target_labels(&workspace, &env.name_any(), &d.name);
+    if let Some(s) = ctx.shards.shard_of(&workspace) {
+        labels.insert(LABEL_SHARD.to_string(), s.to_string());
+    }
     workspace::manifest(
         &name,
         env.spec.target.namespace.trim(),
-        target_labels(&workspace, &env.name_any(), &d.name),
+        labels,
         name_annotations(Some(&env.name_any()), &d.name),
         &d.stored.credentials,
         d.stored.generation,
@@ -196,12 +202,13 @@ async fn observe_secrets(
         None => Some(watched_versions(env, ctx).await?),
     };
     let uid = env.uid().unwrap_or_default();
+    let workspace = env.namespace().unwrap_or_default();
     if let Some(v) = &versions
         && let Some(observed) = ctx.targets_seen(&uid, v)
     {
         return Ok(observed);
     }
-    let selector = target_selector(&env.namespace().unwrap_or_default(), &env.name_any());
+    let selector = target_selector(&workspace, &env.name_any());
     let list = secrets
         .list(&ListParams::default().labels(&selector))
         .await?;
@@ -212,7 +219,12 @@ async fn observe_secrets(
             name: s.name_any(),
             generation: generation_of(s.metadata.annotations.as_ref()),
             payload: workspace::payload_of(s),
-            labels_intact: true,
+            // One applied before `--shards` is applied again with its
+            // shard label, so the watch sees it from then on.
+            labels_intact: ctx
+                .shards
+                .label_to_write(&workspace, s.labels().get(LABEL_SHARD).map(String::as_str))
+                .is_none(),
         })
         .collect();
     if versions.is_some() {
@@ -270,7 +282,8 @@ async fn apply_secrets(
             refused.push(taken);
             continue;
         }
-        let rv = workspace::apply_secret_versioned(&secrets.write, &name, manifest(env, d)).await?;
+        let rv =
+            workspace::apply_secret_versioned(&secrets.write, &name, manifest(env, ctx, d)).await?;
         ctx.metrics.kube_writes.inc();
         let held = ObservedSecret {
             name,
