@@ -1,15 +1,16 @@
 //! The controller process's memory: how the allocator and libgit2's
-//! object cache are set up at start-up, and freed memory handed back to the system once a burst
-//! of passes is over, so that RSS at rest is what the caches hold rather
-//! than the high-water mark of the last burst (docs/benchmarks.md, "Memory
-//! and start-up (issue 17)").
+//! object cache are set up at start-up, and freed memory handed back to
+//! the system once a burst of passes is over, so that RSS at rest is what
+//! the caches hold rather than the high-water mark of the last burst
+//! (docs/benchmarks.md, "Memory and start-up (issue 17)").
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 
-/// glibc malloc arenas when `MALLOC_ARENA_MAX` does not say otherwise.
+/// glibc malloc arenas when neither `MALLOC_ARENA_MAX` nor
+/// `GLIBC_TUNABLES=glibc.malloc.arena_max=…` says otherwise.
 /// glibc's own default is 8 per core: each thread that allocates under
 /// contention gets an arena of its own, and a burst spread over the
 /// blocking pool leaves its freed memory in many arenas, none of it
@@ -55,7 +56,8 @@ fn cache_folder_trees() {
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn limit_arenas() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+    let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() || tunables.contains("arena_max") {
         // glibc read it at start; the operator's word stands.
         return;
     }
