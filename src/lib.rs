@@ -19,6 +19,7 @@ pub mod credentials;
 pub mod duration;
 pub mod gitops;
 pub mod leader;
+pub mod memory;
 pub mod names;
 pub mod plan;
 pub mod quay;

@@ -73,6 +73,10 @@ fn main() -> anyhow::Result<()> {
         command = command.bin_name("kubectl quayside");
     }
     let cli = Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit());
+    if matches!(cli.command, Command::Run(_)) {
+        // Before the runtime's threads take their malloc arenas.
+        quayside::memory::configure();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

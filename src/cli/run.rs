@@ -373,6 +373,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         tracing::info!("leading");
     }
+    // What a burst of passes freed goes back to the system once it is over.
+    tokio::spawn(quayside::memory::trim_when_quiet(quayside::memory::QUIET));
     let ctx = Context::new(client, config, quay, metrics).with_extra_ca(extra_ca);
     let ctx = Arc::new(ctx.with_shards(shards));
     let stop = stopped(stop_rx.clone());

@@ -61,6 +61,7 @@ pub async fn finish(
     warn: Option<&ObjectReference>,
 ) -> Result<Action> {
     ctx.metrics.timed(kind.as_str(), started.elapsed());
+    crate::memory::pass_finished();
     tracing::trace!(
         controller = kind.as_str(),
         object = key,
