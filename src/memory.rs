@@ -41,12 +41,19 @@ pub const TREE_CACHE_LIMIT: usize = 1 << 20;
 /// large side repository stay in memory for good.
 pub const GIT_CACHE_MAX: isize = 32 << 20;
 
+/// The most of the side repository's pack files libgit2 keeps mapped at
+/// once (its default is 8 GiB on 64-bit): windows past it are unmapped,
+/// least recently used first, so a side repository of gigabytes does not
+/// show up whole in RSS.
+pub const GIT_MAPPED_MAX: usize = 256 << 20;
+
 fn cache_folder_trees() {
     // SAFETY: libgit2's global options are set before any other thread
     // exists (`configure` runs first thing in main) and never again.
     let set = unsafe {
         git2::opts::set_cache_object_limit(git2::ObjectType::Tree, TREE_CACHE_LIMIT)
             .and_then(|()| git2::opts::set_cache_max_size(GIT_CACHE_MAX))
+            .and_then(|()| git2::opts::set_mwindow_mapped_limit(GIT_MAPPED_MAX))
     };
     if let Err(e) = set {
         // Only slower: every read parses its folder again.

@@ -329,6 +329,16 @@ impl SideRepo {
         }
         if let Err(e) = packs::compact(&self.repo) {
             tracing::warn!(error = %e, "could not merge the side repository's packs; passes may slow down");
+            return;
+        }
+        // libgit2 keeps a pack mapped as long as a handle that opened it
+        // lives, removed or not: a fresh handle lets the merged ones go.
+        match Repository::open_bare(&self.cfg.workdir) {
+            Ok(fresh) => self.repo = fresh,
+            Err(e) => tracing::warn!(
+                error = %e.message(),
+                "could not reopen the side repository after merging its packs; their memory stays mapped"
+            ),
         }
     }
 
