@@ -132,16 +132,28 @@ async fn caches_follow_the_shards(
     eprintln!("sharding: caches {}", line.join(", "));
 }
 
+/// Every Component and every Environment of the cluster (`None` when a
+/// listing fails: the caller's wait tries again).
+async fn components_and_environments(
+    client: &Client,
+) -> Option<(
+    kube::core::ObjectList<Component>,
+    kube::core::ObjectList<Environment>,
+)> {
+    let lp = ListParams::default();
+    let cs = Api::<Component>::all(client.clone()).list(&lp).await.ok()?;
+    let es = Api::<Environment>::all(client.clone())
+        .list(&lp)
+        .await
+        .ok()?;
+    Some((cs, es))
+}
+
 /// The shard label of every Component and Environment of `workspaces` is
 /// its namespace's shard.
 async fn all_stamped(client: &Client, workspaces: &BTreeSet<String>) {
     wait::until("every shard label right", T, || async {
-        let lp = ListParams::default();
-        let cs = Api::<Component>::all(client.clone()).list(&lp).await.ok()?;
-        let es = Api::<Environment>::all(client.clone())
-            .list(&lp)
-            .await
-            .ok()?;
+        let (cs, es) = components_and_environments(client).await?;
         let labels = cs
             .items
             .iter()
@@ -256,12 +268,7 @@ fn ready(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition
 /// Wait until every Component and Environment of `workspaces` is Ready.
 async fn all_ready(client: &Client, workspaces: &BTreeSet<String>, timeout: Duration) {
     wait::until("every workspace Ready", timeout, || async {
-        let lp = ListParams::default();
-        let cs = Api::<Component>::all(client.clone()).list(&lp).await.ok()?;
-        let es = Api::<Environment>::all(client.clone())
-            .list(&lp)
-            .await
-            .ok()?;
+        let (cs, es) = components_and_environments(client).await?;
         let ready_in = |ns: Option<String>, ok: bool| ok.then_some(ns).flatten();
         let c: BTreeSet<String> = cs
             .items
