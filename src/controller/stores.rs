@@ -134,6 +134,31 @@ pub struct Stores {
     /// several concurrent waiters (one oneshot receiver behind a mutex),
     /// so passes waiting on it together hung.
     listed: tokio::sync::watch::Sender<u8>,
+    /// Target Secrets this process wrote, `(namespace, name)` → the
+    /// resourceVersion the write returned: the watch event of that version
+    /// is the writer's own and wakes only the Component, not the
+    /// Environment that wrote it (its pass already knows what it wrote).
+    own_target_writes: OwnWrites,
+}
+
+/// `(namespace, name)` → the resourceVersion this process wrote.
+#[derive(Default)]
+struct OwnWrites(Mutex<HashMap<(String, String), String>>);
+
+impl OwnWrites {
+    fn note(&self, namespace: &str, name: &str, version: String) {
+        let mut own = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        own.insert((namespace.to_string(), name.to_string()), version);
+    }
+
+    /// Whether `version` is the one noted; any event of the Secret ends
+    /// what was noted of it, so the map holds only writes not seen yet.
+    fn seen(&self, namespace: &str, name: &str, version: Option<&str>) -> bool {
+        let mut own = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (namespace.to_string(), name.to_string());
+        own.remove(&key)
+            .is_some_and(|v| Some(v.as_str()) == version)
+    }
 }
 
 /// Every watch's bit in [`Stores::listed`].
@@ -147,6 +172,12 @@ struct TargetIndex {
 }
 
 impl Stores {
+    /// A target Secret this process wrote, at the version the write
+    /// returned (see [`Stores::own_target_writes`]).
+    pub fn note_own_target_write(&self, namespace: &str, name: &str, version: String) {
+        self.own_target_writes.note(namespace, name, version);
+    }
+
     /// Wait until every store holds its first full listing: a pass that
     /// read an empty store before that would prune what exists.
     pub async fn ready(&self) {
@@ -277,6 +308,7 @@ pub fn start(
         target_secrets: Indexed::new(t_store, gauge(t_kind)),
         by_target: Mutex::new(TargetIndex::default()),
         listed: tokio::sync::watch::Sender::new(0),
+        own_target_writes: OwnWrites::default(),
     });
     let selected = |base: String| {
         let all = [Some(base.as_str()), shards].into_iter().flatten();
@@ -542,17 +574,27 @@ fn workspace_secret_changed(send: Senders) -> impl FnMut(&Stores, Change<Secret>
 }
 
 /// A target Secret (deleted, tampered with, written) → its Environment and
-/// its Component.
+/// its Component; the version an Environment's own pass wrote wakes only
+/// the Component (which reports what each Environment holds).
 fn target_secret_changed(
     send: Senders,
 ) -> impl FnMut(&Stores, Change<PartialObjectMeta<Secret>>) + Send {
-    move |_, change| {
-        change.each(|s, _| {
+    move |stores, change| {
+        let applied = matches!(change, Change::Applied(_));
+        change.each(|s, gone| {
             let l = s.labels();
             let Some(ws) = l.get(LABEL_WORKSPACE) else {
                 return;
             };
-            if let Some(env) = named_by(LABEL_ENVIRONMENT, l, s.annotations()) {
+            let ns = s.namespace().unwrap_or_default();
+            let own = !gone
+                && applied
+                && stores.own_target_writes.seen(
+                    &ns,
+                    &s.name_any(),
+                    s.resource_version().as_deref(),
+                );
+            if let Some(env) = named_by(LABEL_ENVIRONMENT, l, s.annotations()).filter(|_| !own) {
                 send.environment(ws, &env);
             }
             if let Some(c) = named_by(LABEL_COMPONENT, l, s.annotations()) {
@@ -589,7 +631,25 @@ async fn accounts(
 
 #[cfg(test)]
 mod tests {
-    use super::Fingerprints;
+    use super::{Fingerprints, OwnWrites};
+
+    #[test]
+    fn only_the_version_written_is_taken_for_our_own_and_only_once() {
+        let own = OwnWrites::default();
+        own.note("t", "s", "7".into());
+        assert!(!own.seen("t", "other", Some("7")), "another Secret");
+        assert!(own.seen("t", "s", Some("7")), "the write's own event");
+        assert!(
+            !own.seen("t", "s", Some("7")),
+            "seen once: a later event wakes"
+        );
+        own.note("t", "s", "8".into());
+        assert!(!own.seen("t", "s", Some("9")), "someone wrote after us");
+        assert!(
+            !own.seen("t", "s", Some("8")),
+            "forgotten at the first event"
+        );
+    }
 
     #[test]
     fn the_other_kind_looks_again_only_when_what_it_reads_changed() {

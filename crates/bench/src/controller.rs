@@ -28,6 +28,7 @@ use quay_emulator::{Emulator, EmulatorConfig, Faults};
 use quayside::api::{Component, Environment};
 use quayside::seal::Identity;
 use quayside_testkit::cluster::{self, ControlPlane};
+use quayside_testkit::git_server::{self, GitServer};
 use quayside_testkit::{component, ports, scratch, tools};
 
 mod replicas;
@@ -363,6 +364,12 @@ struct Bench {
     spawned: Mutex<usize>,
     /// Flags every controller measured gets (`--delivery-mode`).
     common: Vec<String>,
+    /// Serves the side repositories over HTTP, as a forge would: a local
+    /// path would make libgit2 build each clone's pack on the
+    /// controller's side (a third of a start-up's CPU, measured).
+    git: GitServer,
+    /// The git server's password, for `--side-repo-password-file`.
+    git_password_file: PathBuf,
 }
 
 /// How a measured controller is started beyond the common flags.
@@ -387,6 +394,8 @@ impl Bench {
         std::fs::write(&identity_file, identity.to_secret_string().expose_secret())?;
         let token_file = dir.join("quay-token");
         std::fs::write(&token_file, QUAY_TOKEN)?;
+        let git_password_file = dir.join("git-password");
+        std::fs::write(&git_password_file, git_server::PASSWORD)?;
         Ok(Bench {
             client,
             own,
@@ -400,6 +409,8 @@ impl Bench {
             timeout,
             spawned: Mutex::new(0),
             common: Vec::new(),
+            git: GitServer::start(&[], &[]),
+            git_password_file,
         })
     }
 
@@ -411,10 +422,10 @@ impl Bench {
 
     /// `workspaces` workspaces with `envs` Environments each, and a fresh side repo.
     async fn tenancy(&self, tag: &str, workspaces: usize, envs: usize) -> anyhow::Result<Tenancy> {
-        let side_repo = self.dir.join(format!("side-{tag}.git"));
-        git2::Repository::init_bare(&side_repo)?;
-        tokio::spawn(keep_packed(side_repo.clone()));
-        let t = Tenancy::new(tag, workspaces, envs, side_repo);
+        let name = format!("side-{tag}");
+        self.git.add_repo(&name);
+        tokio::spawn(keep_packed(self.git.repo_path(&name)));
+        let t = Tenancy::new(tag, workspaces, envs, self.git.repo_url(&name));
         let t0 = Instant::now();
         t.create(&self.client, &self.argo).await?;
         if !t.single() {
@@ -485,8 +496,10 @@ impl Bench {
             .args(["--registry-host", &emu.registry_host()])
             // The bench's git server is on loopback.
             .args(["--source-allow-internal", "true"])
-            .arg("--side-repo-url")
-            .arg(&t.side_repo)
+            .args(["--side-repo-url", &t.side_repo])
+            .args(["--side-repo-username", git_server::USER])
+            .arg("--side-repo-password-file")
+            .arg(&self.git_password_file)
             // A fresh clone each start, as a new pod would have.
             .arg("--side-repo-workdir")
             .arg(self.dir.join(format!("workdir-{n}")))

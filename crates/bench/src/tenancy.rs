@@ -6,7 +6,6 @@
 //! Everything is created concurrently, [`IN_FLIGHT`] requests at a time.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
@@ -30,14 +29,15 @@ pub struct Tenancy {
     pub workspaces: Vec<String>,
     /// Environments per workspace.
     pub envs: usize,
-    pub side_repo: PathBuf,
+    /// The side repository's URL on the bench's git server.
+    pub side_repo: String,
     names: HashSet<String>,
 }
 
 impl Tenancy {
     /// Names only; [`Tenancy::create`] makes the objects. One workspace is
     /// `bench-<tag>` with targets `bench-<tag>-env-NN`, as before W existed.
-    pub fn new(tag: &str, workspaces: usize, envs: usize, side_repo: PathBuf) -> Tenancy {
+    pub fn new(tag: &str, workspaces: usize, envs: usize, side_repo: String) -> Tenancy {
         let workspaces: Vec<String> = if workspaces <= 1 {
             vec![format!("bench-{tag}")]
         } else {
@@ -251,10 +251,10 @@ mod tests {
 
     #[test]
     fn components_spread_round_robin_and_one_workspace_keeps_its_old_names() {
-        let t = Tenancy::new("scale", 1, 3, PathBuf::new());
+        let t = Tenancy::new("scale", 1, 3, String::new());
         assert_eq!(t.workspaces, ["bench-scale"]);
         assert_eq!(Tenancy::target(t.ns(), 2), "bench-scale-env-02");
-        let t = Tenancy::new("tenants", 3, 2, PathBuf::new());
+        let t = Tenancy::new("tenants", 3, 2, String::new());
         assert_eq!(t.environments(), 6);
         assert_eq!(
             t.component(4),

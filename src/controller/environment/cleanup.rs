@@ -123,7 +123,7 @@ async fn unlink_and_delete(
             .and_then(|s| s.linked_service_account.clone()),
     );
     for sa in accounts {
-        set_entries(&sas, &sa, &BTreeSet::new(), &ours, ctx, Missing::Fine).await?;
+        set_entries(&sas, &sa, &BTreeSet::new(), &ours, ctx, Missing::Fine, None).await?;
     }
     for name in ours {
         if workspace::delete_secret(&secrets, &name).await? {

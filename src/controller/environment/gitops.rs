@@ -12,7 +12,8 @@ use kube::{Resource, ResourceExt};
 use secrecy::ExposeSecret;
 
 use super::deliverables::Deliverable;
-use super::{link, target};
+use super::link::{self, DeployerRead};
+use super::target;
 use crate::api::{Environment, LiveGeneration};
 use crate::controller::acting::Writer;
 use crate::controller::context::Context;
@@ -35,6 +36,7 @@ pub(super) async fn serve(
     env: &Environment,
     ctx: &Context,
     items: &[Deliverable],
+    deployer: &mut DeployerRead,
 ) -> Result<Served> {
     let target_ns = spec::target_namespace(&env.spec.target.namespace)?;
     let (_, writer) = target::open_target(env, ctx, target_ns).await?;
@@ -79,7 +81,7 @@ pub(super) async fn serve(
             desired: d.stored.generation,
         });
     }
-    let (linked, relinked) = link_present(env, ctx, &writer, target_ns, &present).await?;
+    let (linked, relinked) = link_present(env, ctx, &writer, target_ns, &present, deployer).await?;
     Ok(Served {
         linked,
         live,
@@ -129,6 +131,7 @@ async fn link_present(
     writer: &Writer,
     target_ns: &str,
     present: &[String],
+    deployer: &mut DeployerRead,
 ) -> Result<(String, bool)> {
     let desired: Vec<DesiredSecret> = present
         .iter()
@@ -156,7 +159,8 @@ async fn link_present(
             labels_intact: true,
         })
         .collect();
-    link::link_service_account(env, ctx, &writer.client, target_ns, &desired, &observed)
+    let client = &writer.client;
+    link::link_service_account(env, ctx, client, target_ns, &desired, &observed, deployer)
         .await
         .map_err(|e| writer.refused(target_ns, e))
 }

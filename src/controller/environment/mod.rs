@@ -87,10 +87,11 @@ async fn apply(env: &Environment, ctx: &Context) -> Result<Action> {
     let steps = delivery::steps(mode);
     let items = deliverables::list(ctx, &env.namespace().unwrap_or_default()).await?;
     let mut first_error = None;
+    let mut deployer = link::DeployerRead::default();
     // Commit first: the engine's source holds a change before anything
     // reaches the target (Both), or instead of it (GitOps).
     let written = match steps.commit {
-        true => Some(commit(env, ctx, &items, now, &mut first_error).await),
+        true => Some(commit(env, ctx, &items, now, &mut first_error, &mut deployer).await),
         false => None,
     };
     let mut report = EnvironmentReport::new(
@@ -102,7 +103,7 @@ async fn apply(env: &Environment, ctx: &Context) -> Result<Action> {
     report.pull_request = written.as_ref().and_then(|w| w.pull_request.clone());
     report.changed = written.as_ref().is_some_and(|w| w.changed);
     if steps.apply {
-        report.applied = match target::deliver(env, ctx, &items).await {
+        report.applied = match target::deliver(env, ctx, &items, &mut deployer).await {
             Ok(d) => {
                 report.changed |= d.changed;
                 Ok(d.linked)
@@ -110,7 +111,7 @@ async fn apply(env: &Environment, ctx: &Context) -> Result<Action> {
             Err(e) => Err(failed(env, ctx, "Deliver", e, &mut first_error).await),
         };
     } else {
-        report.applied = match gitops::serve(env, ctx, &items).await {
+        report.applied = match gitops::serve(env, ctx, &items, &mut deployer).await {
             Ok(s) => {
                 report.changed |= s.changed;
                 report.live = Some(s.live);
@@ -164,8 +165,9 @@ async fn commit(
     items: &[deliverables::Deliverable],
     now: Timestamp,
     first_error: &mut Option<Error>,
+    deployer: &mut link::DeployerRead,
 ) -> Written {
-    let hint = match target::account_hint(env, ctx).await {
+    let hint = match target::account_hint(env, ctx, deployer).await {
         Some(sa) => Some(sa),
         None => env
             .status

@@ -8,7 +8,7 @@ use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 
 use super::deliverables::Deliverable;
-use super::link;
+use super::link::{self, DeployerRead};
 use crate::api::Environment;
 use crate::controller::acting::Writer;
 use crate::controller::context::Context;
@@ -18,12 +18,10 @@ use crate::controller::targets::{self, TargetClusterError};
 use crate::controller::workspace;
 use crate::plan::remote_watch::ClusterKey;
 use crate::plan::target::{self, Holder};
-use crate::plan::{
-    DesiredSecret, ObservedSecret, SpecError, choose_service_account, plan_target_secrets, spec,
-};
+use crate::plan::{DesiredSecret, ObservedSecret, SpecError, plan_target_secrets, spec};
 use crate::vocabulary::{
-    LABEL_ENVIRONMENT, LABEL_SHARD, LABEL_WORKSPACE, SERVICE_ACCOUNT_DEPLOYER, generation_of,
-    label_value, name_annotations, pull_secret_name, target_labels, target_selector,
+    LABEL_ENVIRONMENT, LABEL_SHARD, LABEL_WORKSPACE, generation_of, label_value, name_annotations,
+    pull_secret_name, target_labels, target_selector,
 };
 
 /// What delivery did.
@@ -36,22 +34,39 @@ pub(super) async fn deliver(
     env: &Environment,
     ctx: &Context,
     items: &[Deliverable],
+    deployer: &mut DeployerRead,
 ) -> Result<Delivered> {
     let target_ns = spec::target_namespace(&env.spec.target.namespace)
         .inspect_err(|_| remote_watch::forget(ctx, env))?;
     let (client, writer) = open_target(env, ctx, target_ns).await?;
-    write_as(&writer, target_ns, env, ctx, items, client).await
+    let target = Target {
+        ns: target_ns,
+        client,
+        writer: &writer,
+    };
+    write_as(target, env, ctx, items, deployer).await
+}
+
+/// The target namespace and the clients to read and write it with.
+struct Target<'a> {
+    ns: &'a str,
+    client: Client,
+    writer: &'a Writer,
 }
 
 /// Deliver, writing as `writer`; its refusal names the grant to ask for.
 async fn write_as(
-    writer: &Writer,
-    target_ns: &str,
+    target: Target<'_>,
     env: &Environment,
     ctx: &Context,
     items: &[Deliverable],
-    client: Client,
+    deployer: &mut DeployerRead,
 ) -> Result<Delivered> {
+    let Target {
+        ns: target_ns,
+        client,
+        writer,
+    } = target;
     let secrets = TargetSecrets {
         read: Api::namespaced(client, target_ns),
         write: Api::namespaced(writer.client.clone(), target_ns),
@@ -74,10 +89,17 @@ async fn write_as(
         .into_iter()
         .filter(|d| !refused.iter().any(|r| r.name() == Some(d.name.as_str())))
         .collect();
-    let (linked, relinked) =
-        link::link_service_account(env, ctx, &writer.client, target_ns, &desired, &observed)
-            .await
-            .map_err(|e| writer.refused(target_ns, e))?;
+    let (linked, relinked) = link::link_service_account(
+        env,
+        ctx,
+        &writer.client,
+        target_ns,
+        &desired,
+        &observed,
+        deployer,
+    )
+    .await
+    .map_err(|e| writer.refused(target_ns, e))?;
     changed |= relinked;
     if let Some(first) = refused.into_iter().next() {
         return Err(first.into());
@@ -141,18 +163,17 @@ pub(super) fn manifest(env: &Environment, ctx: &Context, d: &Deliverable) -> Sec
 /// the side repository records the same one; `None` when the target
 /// cannot be read now (the commit then uses the last one linked). Read as
 /// the delivery identity, like the link itself: what a namespace that did
-/// not grant this workspace holds never reaches its folder.
-pub(super) async fn account_hint(env: &Environment, ctx: &Context) -> Option<String> {
+/// not grant this workspace holds never reaches its folder. The read is
+/// kept in `deployer` for the link of the same pass.
+pub(super) async fn account_hint(
+    env: &Environment,
+    ctx: &Context,
+    deployer: &mut DeployerRead,
+) -> Option<String> {
     let ns = spec::target_namespace(&env.spec.target.namespace).ok()?;
     let (_, writer) = target_clients(env, ctx).await.ok()?;
-    let deployer = Api::<ServiceAccount>::namespaced(writer.client, ns)
-        .get_opt(SERVICE_ACCOUNT_DEPLOYER)
-        .await
-        .ok()?;
-    Some(choose_service_account(
-        env.spec.service_account.as_deref(),
-        deployer.is_some(),
-    ))
+    let sas = Api::<ServiceAccount>::namespaced(writer.client, ns);
+    deployer.choose(env, &sas).await.ok()
 }
 
 /// The clients for the target cluster, once it is known the target
@@ -285,6 +306,13 @@ async fn apply_secrets(
         let rv =
             workspace::apply_secret_versioned(&secrets.write, &name, manifest(env, ctx, d)).await?;
         ctx.metrics.kube_writes.inc();
+        if let (Some(v), None) = (&rv, &env.spec.target.cluster_credentials_secret) {
+            ctx.stores().await?.note_own_target_write(
+                env.spec.target.namespace.trim(),
+                &name,
+                v.clone(),
+            );
+        }
         let held = ObservedSecret {
             name,
             generation: Some(d.stored.generation),
