@@ -725,8 +725,8 @@ impl SideRepo {
     }
 
     /// Run `f` with a handle whose new objects are kept in memory, then
-    /// store them all as one pack: a pass writes thousands of small objects,
-    /// and one file beats thousands of loose ones by far.
+    /// store them (and only them) as one pack: a pass writes thousands of
+    /// small objects, and one file beats thousands of loose ones by far.
     fn in_memory<T>(
         &self,
         f: impl FnOnce(&Repository) -> Result<T, GitError>,
@@ -738,7 +738,7 @@ impl SideRepo {
         let mempack = odb.add_new_mempack_backend(1000).map_err(l)?;
         let out = f(&w)?;
         let mut pack = git2::Buf::new();
-        mempack.dump(&w, &mut pack).map_err(l)?;
+        packs::new_objects(&w, &mempack, &mut pack).map_err(l)?;
         // An empty pack is a 12-byte header and a 20-byte checksum.
         if pack.len() > 32 {
             let mut writer = odb.packwriter().map_err(l)?;

@@ -710,6 +710,58 @@ fn a_cgi_program_dies_with_the_git_server_that_started_it() {
     );
 }
 
+/// A pass stores what it wrote and nothing else: libgit2's mempack dump
+/// packed each new commit with its whole tree, so every commit stored a
+/// copy of the whole side repository (72 % of the controller's CPU over
+/// 6,000 Environment folders).
+#[test]
+fn a_pass_stores_only_the_objects_it_wrote() {
+    let server = GitServer::start(&[], &["side"]);
+    let work = tempfile::tempdir().unwrap();
+    let mut repo =
+        SideRepo::open(config(server.repo_url("side"), work.path(), auth(PASSWORD))).unwrap();
+    let many: Vec<_> = (0..40)
+        .map(|i| folder(&format!("env{i}"), &["api", "web"], "g1"))
+        .collect();
+    assert!(
+        repo.apply(&plan(many, &[], "many"))
+            .unwrap()
+            .commit
+            .is_some()
+    );
+    let before = pack_objects(work.path());
+    let one = plan(vec![folder("env7", &["api", "web"], "g2")], &[], "one");
+    assert!(repo.apply(&one).unwrap().commit.is_some());
+    let stored = pack_objects(work.path()) - before;
+    // The commit, the root, `environments`, env7 and its `secrets` trees,
+    // and the two changed files: 7. With the whole tree it was 89.
+    assert!(stored <= 7, "the pass stored {stored} objects");
+    assert_eq!(
+        repo.read("environments/env3/secrets/web-pull.sops.yaml")
+            .as_deref(),
+        Some("sealed web g1\n")
+    );
+}
+
+/// Objects in the working repository's packs, by their indexes.
+fn pack_objects(workdir: &Path) -> usize {
+    let dir = workdir.join("objects").join("pack");
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "idx"))
+        .map(|idx| {
+            let out = Command::new("git")
+                .arg("show-index")
+                .stdin(std::fs::File::open(&idx).unwrap())
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).lines().count()
+        })
+        .sum()
+}
+
 /// Every pass stores a pack; past `SideRepo::MAX_PACKS` they are merged
 /// into one, and nothing reachable is lost (each pass slowed down as
 /// packs piled up: one per commit).

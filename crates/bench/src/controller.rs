@@ -179,7 +179,7 @@ pub async fn run(mut a: Args) -> anyhow::Result<()> {
     let scratch = scratch::dir("quayside-bench-controller-")?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "quayside-bench controller: {cores} CPU(s); kube-apiserver+etcd, Quay emulator, local side repo; controller = `quayside run` process"
+        "quayside-bench controller: {cores} CPU(s); kube-apiserver+etcd, Quay emulator, side repo served over HTTP by git http-backend; controller = `quayside run` process"
     );
     let load0 = apiserver::loadavg();
     let cp = ControlPlane::launch(&a.testcluster, &scratch.path().join("cluster"), true)?;
