@@ -53,14 +53,16 @@ pub fn kube_answer(code: u16) -> (&'static str, Retry) {
 
 /// The backstop of a Component whose Environments still have to follow,
 /// after `streak` passes in a row that found them behind: 5 s, doubling,
-/// at most 30 s. The watches of the target Secrets wake it as they change;
-/// the backstop is for what no watch sees (remote targets), and a platform
-/// provisioning thousands of Components must not spend its CPU polling.
+/// at most 5 minutes. The watches of the target Secrets wake it as they
+/// change; the backstop is for what no watch sees (remote targets past
+/// `--remote-watch-limit`). Its cost is the Components waiting ÷ the cap:
+/// with 8,000 waiting at once and a 30 s cap, 270 passes a second took the
+/// CPU the Environment passes they waited for needed.
 pub fn propagation_backstop(streak: u32) -> Duration {
     let first = Duration::from_secs(5);
     first
-        .saturating_mul(1 << streak.min(3))
-        .min(Duration::from_secs(30))
+        .saturating_mul(1 << streak.min(6))
+        .min(Duration::from_secs(300))
 }
 
 /// After a good pass with nothing pending: the heartbeat, or the next
@@ -109,10 +111,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_propagation_backstop_backs_off_to_thirty_seconds() {
-        let secs: Vec<u64> = (0..6).map(|n| propagation_backstop(n).as_secs()).collect();
-        assert_eq!(secs, vec![5, 10, 20, 30, 30, 30]);
-        assert_eq!(propagation_backstop(u32::MAX).as_secs(), 30);
+    fn the_propagation_backstop_backs_off_to_five_minutes() {
+        let secs: Vec<u64> = (0..9).map(|n| propagation_backstop(n).as_secs()).collect();
+        assert_eq!(secs, vec![5, 10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(propagation_backstop(u32::MAX).as_secs(), 300);
     }
 
     #[test]
