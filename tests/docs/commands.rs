@@ -417,7 +417,7 @@ const LEDGER: &[(&str, How)] = &[
         ArgsOnly("1,000 Components × 10 Environments: tens of minutes"),
     ),
     (
-        "target/release/quayside-bench controller --only scale --components 10000 --workspaces 2000 --environments 3 --steps 1000,3000 --json tenants.json",
+        "target/release/quayside-bench controller --only scale --components 10000 --workspaces 2000 --environments 3 --steps 2000 --restarts 2 --timeout 60m --json tenants.json",
         ArgsOnly("10,000 Components in 2,000 workspaces × 3 Environments: hours"),
     ),
     (
