@@ -136,6 +136,18 @@ impl Context {
         }
     }
 
+    /// Whether a live Environment of `workspace` delivers to another
+    /// cluster (whose target Secrets no watch here sees); answered from
+    /// the stores, `true` before they exist (the cautious answer).
+    pub fn has_remote_target(&self, workspace: &str) -> bool {
+        let stores = lock(&self.stores).clone();
+        stores.is_none_or(|s| {
+            s.live_environments(workspace)
+                .iter()
+                .any(|e| e.spec.target.cluster_credentials_secret.is_some())
+        })
+    }
+
     /// The watched objects, once every store holds its first listing.
     pub async fn stores(&self) -> Result<Arc<Stores>> {
         let stores = self

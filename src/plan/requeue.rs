@@ -52,17 +52,21 @@ pub fn kube_answer(code: u16) -> (&'static str, Retry) {
 }
 
 /// The backstop of a Component whose Environments still have to follow,
-/// after `streak` passes in a row that found them behind: 5 s, doubling,
-/// at most 5 minutes. The watches of the target Secrets wake it as they
-/// change; the backstop is for what no watch sees (remote targets past
-/// `--remote-watch-limit`). Its cost is the Components waiting ÷ the cap:
-/// with 8,000 waiting at once and a 30 s cap, 270 passes a second took the
-/// CPU the Environment passes they waited for needed.
-pub fn propagation_backstop(streak: u32) -> Duration {
-    let first = Duration::from_secs(5);
-    first
+/// after `streak` passes in a row that found them behind: 5 s, doubling.
+/// In this cluster the watches of the target Secrets wake it as they
+/// change, so it backs off to 5 minutes: its cost is the Components
+/// waiting ÷ the cap, and with 8,000 waiting at once a 30 s cap made 270
+/// passes a second, the CPU the Environment passes they waited for
+/// needed. A workspace with a remote target (`watched` false) backs off to
+/// 30 s only: nothing wakes a Component when a remote target is written.
+pub fn propagation_backstop(streak: u32, watched: bool) -> Duration {
+    let cap = match watched {
+        true => Duration::from_secs(300),
+        false => Duration::from_secs(30),
+    };
+    Duration::from_secs(5)
         .saturating_mul(1 << streak.min(6))
-        .min(Duration::from_secs(300))
+        .min(cap)
 }
 
 /// After a good pass with nothing pending: the heartbeat, or the next
@@ -112,9 +116,14 @@ mod tests {
 
     #[test]
     fn the_propagation_backstop_backs_off_to_five_minutes() {
-        let secs: Vec<u64> = (0..9).map(|n| propagation_backstop(n).as_secs()).collect();
-        assert_eq!(secs, vec![5, 10, 20, 40, 80, 160, 300, 300, 300]);
-        assert_eq!(propagation_backstop(u32::MAX).as_secs(), 300);
+        let secs = |watched| -> Vec<u64> {
+            (0..9)
+                .map(|n| propagation_backstop(n, watched).as_secs())
+                .collect()
+        };
+        assert_eq!(secs(true), vec![5, 10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(secs(false), vec![5, 10, 20, 30, 30, 30, 30, 30, 30]);
+        assert_eq!(propagation_backstop(u32::MAX, true).as_secs(), 300);
     }
 
     #[test]

@@ -504,7 +504,9 @@ impl<'a> Pass<'a> {
         let streak = self.ctx.propagation_streak(&self.uid, behind);
         if behind {
             // Watches on the target Secrets wake us sooner; this is the backstop.
-            return Action::requeue(requeue::propagation_backstop(streak));
+            let workspace = self.component.namespace().unwrap_or_default();
+            let watched = !self.ctx.has_remote_target(&workspace);
+            return Action::requeue(requeue::propagation_backstop(streak, watched));
         }
         if !self.stragglers.is_empty() {
             // They may be gone for hours: look less often. Their Environment
