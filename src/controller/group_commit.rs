@@ -207,15 +207,27 @@ mod tests {
             inner(side)
         }));
         running.recv_timeout(Duration::from_secs(60)).unwrap();
+        // Queued one after the other: the order decides which of `b` and
+        // `b/nested` is the crowded one (spawned at once, either could
+        // queue first).
+        let queued = |n: usize| {
+            let group = group.clone();
+            async move {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while lock(&group.queue).len() < n {
+                    assert!(Instant::now() < deadline, "pass {n} never queued");
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        };
         let b = pass(writes("b"));
+        queued(1).await;
         let c = pass(writes("c"));
+        queued(2).await;
         let failing = pass(Box::new(|_| Err(Error::Task("plan failed".into()))));
+        queued(3).await;
         let nested = pass(writes("b/nested"));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while lock(&group.queue).len() < 4 {
-            assert!(Instant::now() < deadline, "the passes never queued");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        queued(4).await;
         release.send(()).unwrap();
 
         let first = first.await.unwrap().unwrap().commit.expect("a commit");
