@@ -11,6 +11,7 @@ pub mod crash;
 pub mod environment;
 pub mod error;
 pub mod group_commit;
+pub mod kept;
 pub mod kubeconfig;
 pub mod metrics;
 pub mod pass;

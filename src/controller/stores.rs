@@ -5,10 +5,10 @@
 //! once for both controllers.
 //!
 //! What is cached is only what passes read: Components and Environments
-//! whole; quayside's workspace Secrets (the credentials an Environment
-//! delivers) whole; the target Secrets it delivered, metadata only (their
-//! generation annotation and labels; never a cluster-wide copy of Secret
-//! data); ServiceAccounts not at all (their watch only wakes passes).
+//! whole; of quayside's workspace Secrets the login each holds, and of the
+//! target Secrets it delivered (watched as metadata: never a cluster-wide
+//! copy of Secret data) whose they are and their generation (`kept`);
+//! ServiceAccounts not at all (their watch only wakes passes).
 //!
 //! With `--shards`, every cached kind is selected by the shard label as
 //! well (`quayside.dev/shard in (<held>)`): a replica caches only its
@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
@@ -33,12 +33,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
 use super::backoff::WatchBackoff;
+use super::kept::{TargetSecret, WorkspaceSecret};
 use super::metrics::{CACHED_KINDS, KindLabels};
 use crate::api::{Component, Environment};
 use crate::names::RobotRole;
-use crate::vocabulary::{
-    LABEL_COMPONENT, LABEL_ENVIRONMENT, LABEL_WORKSPACE, managed_selector, named_by, role_of,
-};
+use crate::vocabulary::{LABEL_WORKSPACE, managed_selector};
 
 /// A store and, per namespace, the names it holds (counted in `cached`).
 pub struct Indexed<K: Resource<DynamicType = ()> + Clone + 'static> {
@@ -73,6 +72,12 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Indexed<K> {
             .iter()
             .filter_map(|n| self.get(namespace, n))
             .collect()
+    }
+
+    /// Whether the store holds any object of `namespace`: that namespace
+    /// existed when the watch last saw it.
+    pub fn holds_any(&self, namespace: &str) -> bool {
+        self.index().get(namespace).is_some_and(|n| !n.is_empty())
     }
 
     /// The store, for a controller to look its objects up in.
@@ -121,11 +126,11 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Indexed<K> {
 pub struct Stores {
     pub components: Indexed<Component>,
     pub environments: Indexed<Environment>,
-    /// quayside's Secrets in workspaces (push and pull credentials).
-    pub workspace_secrets: Indexed<Secret>,
+    /// quayside's Secrets in workspaces (push and pull credentials), as kept.
+    pub workspace_secrets: Indexed<WorkspaceSecret>,
     /// The pull Secrets delivered into this cluster's target namespaces,
     /// metadata only.
-    pub target_secrets: Indexed<PartialObjectMeta<Secret>>,
+    pub target_secrets: Indexed<TargetSecret>,
     /// This cluster's target namespaces → the Environments (workspace,
     /// name) delivering there.
     by_target: Mutex<TargetIndex>,
@@ -206,9 +211,9 @@ impl Stores {
     }
 
     /// The pull Secrets quayside keeps in `workspace`.
-    pub fn pull_secrets(&self, workspace: &str) -> Vec<Arc<Secret>> {
+    pub fn pull_secrets(&self, workspace: &str) -> Vec<Arc<WorkspaceSecret>> {
         let mut out = self.workspace_secrets.in_namespace(workspace);
-        out.retain(|s| role_of(s.labels()) == Some(RobotRole::Pull));
+        out.retain(|s| s.role == Some(RobotRole::Pull));
         out
     }
 }
@@ -293,8 +298,8 @@ pub fn start(
     };
     let (c_store, c_writer) = kube::runtime::reflector::store::<Component>();
     let (e_store, e_writer) = kube::runtime::reflector::store::<Environment>();
-    let (w_store, w_writer) = kube::runtime::reflector::store::<Secret>();
-    let (t_store, t_writer) = kube::runtime::reflector::store::<PartialObjectMeta<Secret>>();
+    let (w_store, w_writer) = kube::runtime::reflector::store::<WorkspaceSecret>();
+    let (t_store, t_writer) = kube::runtime::reflector::store::<TargetSecret>();
     let gauge = |kind: &str| {
         cached
             .get_or_create(&KindLabels { kind: kind.into() })
@@ -354,10 +359,7 @@ pub fn start(
             workspace_secret_changed(send.clone()),
         )),
         tokio::spawn(pump(
-            watcher::watcher(
-                Api::<PartialObjectMeta<Secret>>::all(client.clone()),
-                target_secrets,
-            ),
+            watcher::watcher(Api::<TargetSecret>::all(client.clone()), target_secrets),
             t_writer,
             Arc::downgrade(&stores),
             |s| &s.target_secrets,
@@ -551,14 +553,14 @@ fn environment_changed(send: Senders) -> impl FnMut(&Stores, Change<Environment>
 
 /// A workspace Secret → its Component; a pull one also → every
 /// Environment of the workspace (a push Secret gives them nothing to do).
-fn workspace_secret_changed(send: Senders) -> impl FnMut(&Stores, Change<Secret>) + Send {
+fn workspace_secret_changed(send: Senders) -> impl FnMut(&Stores, Change<WorkspaceSecret>) + Send {
     move |stores, change| {
-        let one = |s: &Secret| {
+        let one = |s: &WorkspaceSecret| {
             let ns = s.namespace().unwrap_or_default();
-            if let Some(c) = named_by(LABEL_COMPONENT, s.labels(), s.annotations()) {
-                send.component(&ns, &c);
+            if let Some(c) = &s.component {
+                send.component(&ns, c);
             }
-            if role_of(s.labels()) != Some(RobotRole::Push) {
+            if s.role != Some(RobotRole::Push) {
                 for e in stores.environments.in_namespace(&ns) {
                     send.environment(&ns, &e.name_any());
                 }
@@ -576,14 +578,11 @@ fn workspace_secret_changed(send: Senders) -> impl FnMut(&Stores, Change<Secret>
 /// A target Secret (deleted, tampered with, written) → its Environment and
 /// its Component; the version an Environment's own pass wrote wakes only
 /// the Component (which reports what each Environment holds).
-fn target_secret_changed(
-    send: Senders,
-) -> impl FnMut(&Stores, Change<PartialObjectMeta<Secret>>) + Send {
+fn target_secret_changed(send: Senders) -> impl FnMut(&Stores, Change<TargetSecret>) + Send {
     move |stores, change| {
         let applied = matches!(change, Change::Applied(_));
         change.each(|s, gone| {
-            let l = s.labels();
-            let Some(ws) = l.get(LABEL_WORKSPACE) else {
+            let Some(ws) = &s.workspace else {
                 return;
             };
             let ns = s.namespace().unwrap_or_default();
@@ -594,11 +593,11 @@ fn target_secret_changed(
                     &s.name_any(),
                     s.resource_version().as_deref(),
                 );
-            if let Some(env) = named_by(LABEL_ENVIRONMENT, l, s.annotations()).filter(|_| !own) {
-                send.environment(ws, &env);
+            if let Some(env) = s.environment.as_deref().filter(|_| !own) {
+                send.environment(ws, env);
             }
-            if let Some(c) = named_by(LABEL_COMPONENT, l, s.annotations()) {
-                send.component(ws, &c);
+            if let Some(c) = &s.component {
+                send.component(ws, c);
             }
         })
     }

@@ -4,8 +4,8 @@
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::error::Result;
@@ -84,7 +84,7 @@ pub fn manifest(
 /// (`--shards`: written before it; the watch cannot see it).
 pub async fn read_cached(
     api: &Api<Secret>,
-    cached: Option<std::sync::Arc<Secret>>,
+    cached: Option<std::sync::Arc<crate::controller::kept::WorkspaceSecret>>,
     known: Option<&str>,
     component: &str,
     role: RobotRole,
@@ -92,8 +92,8 @@ pub async fn read_cached(
     shard: Option<&str>,
 ) -> Result<(Option<Stored>, Option<String>, bool)> {
     if let Some(s) = cached {
-        let rv = s.metadata.resource_version.as_deref();
-        let stored = parse(&s);
+        let rv = s.meta().resource_version.as_deref();
+        let stored = s.stored.clone();
         let current = known.is_none_or(|k| Some(k) == rv);
         if current && stored.as_ref().is_some_and(|st| st.generation >= at_least) {
             return Ok((stored, rv.map(str::to_string), false));

@@ -94,6 +94,13 @@ pub struct PassPlan {
     pub message: CommitMessage,
 }
 
+impl PassPlan {
+    /// Writes nothing and removes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.folders.is_empty() && self.removed_folders.is_empty() && self.removed_files.is_empty()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PassOutcome {
     /// The commit this pass put on the remote: its own, or commits an earlier
@@ -304,9 +311,31 @@ impl SideRepo {
                 return Err(GitError::Crowded { folder });
             }
         }
+        if let Some(settled) = self.nothing_to_do(plans) {
+            return Ok(settled);
+        }
         let outcome = self.apply_mode(plans);
         self.compact_if_needed();
         outcome
+    }
+
+    /// The outcome of plans that change nothing, in direct mode, when every
+    /// earlier commit is pushed: what the full path would answer, without
+    /// opening a handle, writing a reference or counting packs. That is a
+    /// no-op heartbeat's group: every folder known unchanged.
+    fn nothing_to_do(&self, plans: &[PassPlan]) -> Option<GroupOutcome> {
+        if !matches!(self.cfg.mode, DeliveryMode::Direct) || !plans.iter().all(PassPlan::is_empty) {
+            return None;
+        }
+        let local = self.ref_oid(&local_ref(&self.cfg.branch));
+        (local == self.ref_oid(&tracking_ref(&self.cfg.branch))).then(|| GroupOutcome {
+            outcome: PassOutcome {
+                commit: None,
+                head: hex(local),
+                pull_request: None,
+            },
+            changed: vec![false; plans.len()],
+        })
     }
 
     /// How many pack files the working repository may hold before they are
@@ -392,7 +421,9 @@ impl SideRepo {
             })?;
             let tip = new.or(base);
             // Recorded before pushing: if the push fails, the work is kept.
-            self.set_ref(&local_ref(&branch), tip)?;
+            if tip != local {
+                self.set_ref(&local_ref(&branch), tip)?;
+            }
             let outcome = |commit| GroupOutcome {
                 outcome: PassOutcome {
                     commit,

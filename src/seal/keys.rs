@@ -57,6 +57,9 @@ impl fmt::Debug for Recipient {
 #[derive(Clone)]
 pub struct Identity {
     inner: age::x25519::Identity,
+    /// The public half, derived once: deriving it is a scalar
+    /// multiplication, and every Environment pass asks for it.
+    public: Recipient,
 }
 
 impl fmt::Debug for Identity {
@@ -68,9 +71,14 @@ impl fmt::Debug for Identity {
 impl Identity {
     /// A fresh random identity.
     pub fn generate() -> Identity {
-        Identity {
-            inner: age::x25519::Identity::generate(),
-        }
+        Identity::of(age::x25519::Identity::generate())
+    }
+
+    fn of(inner: age::x25519::Identity) -> Identity {
+        let public = Recipient {
+            text: inner.to_public().to_string(),
+        };
+        Identity { inner, public }
     }
 
     /// Parse an `AGE-SECRET-KEY-1…` line, or an age-keygen file (comment and
@@ -92,7 +100,7 @@ impl Identity {
         }
         // The age parser's error text may quote its input; ours does not.
         match line.parse::<age::x25519::Identity>() {
-            Ok(inner) => Ok(Identity { inner }),
+            Ok(inner) => Ok(Identity::of(inner)),
             Err(_) => Err(SealError::InvalidIdentity {
                 reason: if line.starts_with("AGE-SECRET-KEY-1") {
                     "the key line is damaged (bad length or checksum)".into()
@@ -105,9 +113,7 @@ impl Identity {
 
     /// The public recipient for this identity.
     pub fn to_recipient(&self) -> Recipient {
-        Recipient {
-            text: self.inner.to_public().to_string(),
-        }
+        self.public.clone()
     }
 
     /// The `AGE-SECRET-KEY-1…` text, for writing a key file.

@@ -547,3 +547,41 @@ async fn a_new_component_costs_five_quay_calls_and_a_restart_none() {
     assert_eq!(metrics.git_commits.get(), 0, "no commit");
     assert_eq!(h.side_repo_log().len(), commits);
 }
+
+/// A target namespace that does not exist yet is a spec problem the
+/// Environment names; once it is created (and granted), delivery follows.
+/// (Passes skip the namespace read where the watch shows our Secrets
+/// there: this covers the read where it does not.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_target_namespace_created_late_is_named_then_served() {
+    let mut h = Harness::start().await;
+    let ns = format!("late-{}", h.workspace);
+    h.create_environment("e", &ns, &[]).await;
+    h.start_controller().await;
+    h.create_component("app", &h.git.repo_url("public-app"), "public")
+        .await;
+    wait::until("the missing namespace named", T, || async {
+        let e = h.environments().get("e").await.ok()?;
+        let ready = e
+            .status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready")?;
+        (ready.status == "False" && ready.message.contains(&format!("{ns} does not exist")))
+            .then_some(())
+    })
+    .await;
+    assert!(h.target_secret(&ns, "app").await.is_none());
+
+    cluster::ensure_namespace(&h.client, &ns).await.unwrap();
+    cluster::grant_delivery(&h.client, &h.workspace, &ns).await;
+    wait::until("delivered once the namespace exists", T, || async {
+        h.target_secret(&ns, "app").await
+    })
+    .await;
+    wait::until("linked to default", T, || async {
+        (h.image_pull_secrets(&ns, "default").await == vec!["app-pull"]).then_some(())
+    })
+    .await;
+    h.stop_controller().await;
+}

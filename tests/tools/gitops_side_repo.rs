@@ -816,3 +816,34 @@ fn packs_are_merged_once_they_pile_up_and_nothing_is_lost() {
         .collect();
     assert!(stale.is_empty(), "removed packs still mapped: {stale:#?}");
 }
+
+/// A group that changes nothing, with every commit pushed (a no-op
+/// heartbeat), answers from the references alone: it opened a second
+/// handle on the repository, read the tip's commit and tree, rewrote the
+/// branch reference and counted the packs, every group.
+#[test]
+fn a_group_that_changes_nothing_reads_only_the_references() {
+    let server = GitServer::start(&[], &["side"]);
+    let work = tempfile::tempdir().unwrap();
+    let mut repo =
+        SideRepo::open(config(server.repo_url("side"), work.path(), auth(PASSWORD))).unwrap();
+    let first = plan(vec![folder("env1", &["api"], "g1")], &[], "first");
+    let pushed = repo.apply(&first).unwrap();
+    assert!(pushed.commit.is_some());
+    // Without its objects the repository can only answer from references.
+    let packs = work.path().join("objects/pack");
+    let aside = tempfile::tempdir().unwrap();
+    let moved = aside.path().join("pack");
+    std::fs::rename(&packs, &moved).unwrap();
+    std::fs::create_dir(&packs).unwrap();
+
+    let done = repo.apply_all(&[PassPlan::default(), PassPlan::default()]);
+    std::fs::remove_dir(&packs).unwrap();
+    std::fs::rename(&moved, &packs).unwrap();
+    let done = done.unwrap();
+    assert_eq!(done.outcome.commit, None);
+    assert_eq!(done.outcome.head, pushed.head);
+    assert_eq!(done.changed, vec![false, false]);
+    // With its objects back, the same plan again changes nothing.
+    assert_eq!(repo.apply(&first).unwrap().commit, None);
+}

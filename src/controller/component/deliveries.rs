@@ -48,7 +48,7 @@ pub(super) async fn observe(
             None if env.spec.target.cluster_credentials_secret.is_none() => stores
                 .target_secrets
                 .get(env.spec.target.namespace.trim(), &secret_name)
-                .and_then(|s| generation_of(s.metadata.annotations.as_ref())),
+                .and_then(|s| s.generation),
             None => match ctx.targets.for_environment(&ctx.client, &env).await {
                 Ok(client) => Api::<Secret>::namespaced(client, &env.spec.target.namespace)
                     .get_opt(&secret_name)

@@ -7,9 +7,8 @@ use kube::ResourceExt;
 
 use crate::controller::context::Context;
 use crate::controller::error::Result;
-use crate::controller::workspace::{self, Stored};
+use crate::controller::workspace::Stored;
 use crate::names;
-use crate::vocabulary::{LABEL_COMPONENT, named_by};
 
 /// A Component of the workspace with its persisted pull credentials.
 pub(super) struct Deliverable {
@@ -26,12 +25,7 @@ pub(super) async fn list(ctx: &Context, workspace_ns: &str) -> Result<Vec<Delive
     let secrets = stores.pull_secrets(workspace_ns);
     let mut by_component: BTreeMap<String, Stored> = secrets
         .iter()
-        .filter_map(|s| {
-            Some((
-                named_by(LABEL_COMPONENT, s.labels(), s.annotations())?,
-                workspace::parse(s)?,
-            ))
-        })
+        .filter_map(|s| Some((s.component.clone()?, s.stored.clone()?)))
         .collect();
     let mut out = Vec::new();
     for c in components {

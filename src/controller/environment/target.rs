@@ -20,8 +20,8 @@ use crate::plan::remote_watch::ClusterKey;
 use crate::plan::target::{self, Holder};
 use crate::plan::{DesiredSecret, ObservedSecret, SpecError, plan_target_secrets, spec};
 use crate::vocabulary::{
-    LABEL_ENVIRONMENT, LABEL_SHARD, LABEL_WORKSPACE, generation_of, label_value, name_annotations,
-    pull_secret_name, target_labels, target_selector,
+    LABEL_SHARD, generation_of, label_value, name_annotations, pull_secret_name, target_labels,
+    target_selector,
 };
 
 /// What delivery did.
@@ -188,6 +188,13 @@ pub(super) async fn open_target(
         .inspect_err(|e| remote_watch::lost(ctx, env, e))?;
     // Watched from the start, reachable or not: the watch backs off on its own.
     remote_watch::follow(ctx, env, target_ns, &client, cluster).await;
+    // A namespace in this cluster that holds our Secrets exists: the watch
+    // would have seen them go with it. So a heartbeat asks nothing here.
+    if env.spec.target.cluster_credentials_secret.is_none()
+        && ctx.stores().await?.target_secrets.holds_any(target_ns)
+    {
+        return Ok((client, writer));
+    }
     match Api::<Namespace>::all(client.clone())
         .get_opt(target_ns)
         .await
@@ -271,8 +278,7 @@ async fn watched_versions(env: &Environment, ctx: &Context) -> Result<BTreeMap<S
         .in_namespace(env.spec.target.namespace.trim())
         .iter()
         .filter(|s| {
-            let l = s.labels();
-            l.get(LABEL_WORKSPACE) == Some(&workspace) && l.get(LABEL_ENVIRONMENT) == Some(&name)
+            s.workspace.as_ref() == Some(&workspace) && s.environment_label.as_ref() == Some(&name)
         })
         .map(|s| (s.name_any(), s.resource_version().unwrap_or_default()))
         .collect())
