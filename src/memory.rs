@@ -85,6 +85,32 @@ fn limit_arenas() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn limit_arenas() {}
 
+/// What lets go of memory it holds only to be faster, at the end of a
+/// burst of passes (before the trim); `false` once its owner is gone, and
+/// it is dropped.
+type AtRest = Box<dyn Fn() -> bool + Send>;
+
+fn at_rest() -> &'static std::sync::Mutex<Vec<AtRest>> {
+    static AT_REST: OnceLock<std::sync::Mutex<Vec<AtRest>>> = OnceLock::new();
+    AT_REST.get_or_init(Default::default)
+}
+
+/// Call `release` at the end of each burst of passes, before the trim,
+/// for as long as it returns `true`.
+pub fn release_at_rest(release: impl Fn() -> bool + Send + 'static) {
+    let mut hooks = at_rest().lock().unwrap_or_else(|p| p.into_inner());
+    hooks.push(Box::new(release));
+}
+
+/// Run every [`release_at_rest`] hook, then [`trim`].
+pub fn rest() {
+    {
+        let mut hooks = at_rest().lock().unwrap_or_else(|p| p.into_inner());
+        hooks.retain(|release| release());
+    }
+    trim();
+}
+
 /// Return the free pages of every arena to the system.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn trim() {
@@ -114,7 +140,7 @@ pub fn pass_finished() {
 pub async fn trim_when_quiet(quiet: Duration) {
     after_bursts(activity().clone(), quiet, || async {
         let started = std::time::Instant::now();
-        tokio::task::spawn_blocking(trim).await.ok();
+        tokio::task::spawn_blocking(rest).await.ok();
         tracing::debug!(took = ?started.elapsed(), "returned freed memory after a burst of passes");
     })
     .await
@@ -150,6 +176,28 @@ mod tests {
 
     /// Generous: a loaded machine may stall the test for seconds.
     const WAIT: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn at_rest_each_live_hook_lets_go_and_a_gone_one_is_dropped() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let live = Arc::new(AtomicUsize::new(0));
+        let gone = Arc::new(AtomicUsize::new(0));
+        let (l, g) = (live.clone(), gone.clone());
+        super::release_at_rest(move || l.fetch_add(1, Ordering::SeqCst) < usize::MAX);
+        super::release_at_rest(move || {
+            g.fetch_add(1, Ordering::SeqCst);
+            false
+        });
+        super::rest();
+        super::rest();
+        // At least: another test's rest may call it too.
+        assert!(live.load(Ordering::SeqCst) >= 2, "called at each rest");
+        assert_eq!(
+            gone.load(Ordering::SeqCst),
+            1,
+            "dropped once its owner is gone"
+        );
+    }
 
     #[tokio::test]
     async fn one_trim_per_burst_of_passes() {

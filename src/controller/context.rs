@@ -110,13 +110,18 @@ impl Context {
             .as_ref()
             .map(|d| Delegation::new(d.base.clone()));
         let remote_watches = RemoteWatches::new(config.remote_watch_limit, metrics.clone());
+        let side_repo = Arc::<super::group_commit::GroupCommit>::default();
+        let held = Arc::downgrade(&side_repo);
+        crate::memory::release_at_rest(move || {
+            held.upgrade().map(|side| side.release_memory()).is_some()
+        });
         Context {
             client,
             remote_watches,
             config,
             delegation,
             quay,
-            side_repo: Arc::default(),
+            side_repo,
             extra_ca: None,
             targets: TargetClients::default(),
             metrics,

@@ -58,6 +58,18 @@ impl GroupCommit {
         })?
     }
 
+    /// Between bursts of passes: the repository lets go of its caches and
+    /// mapped packs ([`SideRepo::release_memory`]). Skipped while a turn
+    /// holds it: that turn's burst is not over.
+    pub fn release_memory(&self) {
+        let Ok(mut repo) = self.repo.try_lock() else {
+            return;
+        };
+        if let Some(side) = repo.as_mut() {
+            side.release_memory();
+        }
+    }
+
     /// Take the repository and write everything queued (up to [`MAX_GROUP`]).
     fn turn(&self, cfg: SideRepoConfig, trust: Option<ExtraCa>, metrics: &Metrics) {
         let mut repo = lock(&self.repo);

@@ -223,6 +223,18 @@ impl SideRepo {
         Ok(s)
     }
 
+    /// Let go of what libgit2 holds only to be faster: a fresh handle on
+    /// the same repository, so the old one's object cache is freed and
+    /// its pack windows unmapped (libgit2 maps a pack's pages for as long
+    /// as a handle that read them lives; at 6,000 Environment folders
+    /// that was 48 MB of RSS at rest). The next read maps what it needs.
+    pub fn release_memory(&mut self) {
+        match Repository::open_bare(&self.cfg.workdir) {
+            Ok(fresh) => self.repo = fresh,
+            Err(e) => tracing::debug!(error = %e.message(), "side repository kept open as it was"),
+        }
+    }
+
     /// Replace the credentials, e.g. after the Secret holding them changed.
     pub fn set_auth(&mut self, auth: GitAuth) {
         self.cfg.auth = auth;

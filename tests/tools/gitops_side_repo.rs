@@ -847,3 +847,45 @@ fn a_group_that_changes_nothing_reads_only_the_references() {
     // With its objects back, the same plan again changes nothing.
     assert_eq!(repo.apply(&first).unwrap().commit, None);
 }
+
+/// Between bursts the working repository lets go of its mapped packs:
+/// libgit2 keeps a pack's pages mapped while the handle that read them
+/// lives, and they counted in the controller's RSS at rest.
+#[test]
+fn released_memory_leaves_no_pack_mapped() {
+    let server = GitServer::start(&[], &["side"]);
+    let work = tempfile::tempdir().unwrap();
+    let mut repo =
+        SideRepo::open(config(server.repo_url("side"), work.path(), auth(PASSWORD))).unwrap();
+    let many: Vec<_> = (0..20)
+        .map(|i| folder(&format!("env{i}"), &["api", "web"], "g1"))
+        .collect();
+    assert!(
+        repo.apply(&plan(many, &[], "many"))
+            .unwrap()
+            .commit
+            .is_some()
+    );
+    let packs = work.path().join("objects").join("pack");
+    let mapped = || {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let dir = packs.canonicalize().unwrap();
+        maps.lines()
+            .filter(|l| l.contains(&*dir.to_string_lossy()) && l.ends_with(".pack"))
+            .count()
+    };
+    assert_eq!(
+        repo.read("environments/env3/secrets/web-pull.sops.yaml")
+            .as_deref(),
+        Some("sealed web g1\n")
+    );
+    assert!(mapped() > 0, "reading maps the pack");
+    repo.release_memory();
+    assert_eq!(mapped(), 0, "a pack still mapped after the release");
+    // And the repository reads as before.
+    assert_eq!(
+        repo.read("environments/env3/secrets/web-pull.sops.yaml")
+            .as_deref(),
+        Some("sealed web g1\n")
+    );
+}
