@@ -122,8 +122,11 @@ pub struct Args {
     pub side_repo_any_path: bool,
 
     /// Passes of each kind (Component, Environment) that run at once; more
-    /// wait their turn. Bounds memory, Quay and API server load.
-    #[arg(long, env = "QUAYSIDE_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    /// wait their turn. Bounds memory, Quay and API server load. A
+    /// rotation's Environments share side-repository commits only as far
+    /// as they run at once: past this many, each later one waits for a
+    /// push of its own.
+    #[arg(long, env = "QUAYSIDE_CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
     /// Watch pairs (our Secrets, the ServiceAccounts) on remote clusters at
     /// most: one per identity and target namespace that Environments use.

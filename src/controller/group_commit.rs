@@ -88,11 +88,15 @@ impl GroupCommit {
             }
         }
         let side = repo.as_mut().expect("opened above");
+        let started = std::time::Instant::now();
         let (plans, answers) = plan_group(side, group);
         if plans.is_empty() {
             return;
         }
-        match side.apply_all(&plans) {
+        let planned = started.elapsed();
+        let applied = side.apply_all(&plans);
+        tracing::debug!(plans = plans.len(), ?planned, took = ?started.elapsed(), "side repository group written");
+        match applied {
             Ok(done) => {
                 if done.outcome.commit.is_some() {
                     metrics.git_commits.inc();

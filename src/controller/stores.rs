@@ -528,10 +528,11 @@ fn component_changed(send: Senders) -> impl FnMut(&Stores, Change<Component>) + 
 /// engine serves, the account linked) — not on each of its commits.
 fn environment_changed(send: Senders) -> impl FnMut(&Stores, Change<Environment>) + Send {
     let mut seen = Fingerprints::default();
+    let mut own = Fingerprints::default();
     move |stores, change| {
         change.each(|e, gone| {
             let ns = e.namespace().unwrap_or_default();
-            if !gone {
+            if wakes_itself(&mut own, e, gone) {
                 send.environment(&ns, &e.name_any());
             }
             let status = e.status.as_ref();
@@ -549,6 +550,22 @@ fn environment_changed(send: Senders) -> impl FnMut(&Stores, Change<Environment>
             }
         })
     }
+}
+
+/// Whether a change of `e` asks for its own pass: not when only its
+/// status changed. Each pass writes the status, and waking on that doubled
+/// every rotation's passes (a second, no-op pass per Environment, holding
+/// a concurrency slot and a place in the group commit while the real ones
+/// queued behind it).
+fn wakes_itself(own: &mut Fingerprints, e: &Environment, gone: bool) -> bool {
+    let asks = fingerprint((
+        e.metadata.generation,
+        e.metadata.deletion_timestamp.is_some(),
+        &e.metadata.finalizers,
+        &e.metadata.labels,
+        &e.metadata.annotations,
+    ));
+    own.changed(e.uid().unwrap_or_default(), asks, gone) && !gone
 }
 
 /// A workspace Secret → its Component; a pull one also → every
@@ -630,7 +647,40 @@ async fn accounts(
 
 #[cfg(test)]
 mod tests {
-    use super::{Fingerprints, OwnWrites};
+    use super::{Fingerprints, OwnWrites, wakes_itself};
+    use crate::api::Environment;
+
+    #[test]
+    fn an_environment_is_not_woken_by_its_own_status() {
+        let mut own = Fingerprints::default();
+        let mut e: Environment = serde_json::from_value(serde_json::json!({
+            "apiVersion": "quayside.dev/v1alpha1", "kind": "Environment",
+            "metadata": {"name": "dev", "namespace": "ws", "uid": "u1", "generation": 1},
+            "spec": {"target": {"namespace": "t"}},
+        }))
+        .unwrap();
+        assert!(wakes_itself(&mut own, &e, false), "first sight");
+        e.status = Some(Default::default());
+        e.status.as_mut().unwrap().linked_service_account = Some("default".into());
+        assert!(!wakes_itself(&mut own, &e, false), "its own status write");
+        e.metadata.generation = Some(2);
+        assert!(wakes_itself(&mut own, &e, false), "the spec changed");
+        e.metadata.labels = Some([("quayside.dev/shard".to_string(), "3".to_string())].into());
+        assert!(
+            wakes_itself(&mut own, &e, false),
+            "a label (the shard) changed"
+        );
+        e.metadata.finalizers = Some(vec!["quayside.dev/cleanup".into()]);
+        assert!(wakes_itself(&mut own, &e, false), "a finalizer");
+        assert!(
+            !wakes_itself(&mut own, &e, true),
+            "deleted: nothing to pass"
+        );
+        assert!(
+            wakes_itself(&mut own, &e, false),
+            "seen anew after deletion"
+        );
+    }
 
     #[test]
     fn only_the_version_written_is_taken_for_our_own_and_only_once() {

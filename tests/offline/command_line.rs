@@ -46,7 +46,7 @@ fn run_bounds_its_concurrent_passes() {
         .unwrap();
     let help = String::from_utf8_lossy(&help.stdout).to_string();
     assert!(
-        help.contains("--concurrency") && help.contains("[default: 32]"),
+        help.contains("--concurrency") && help.contains("[default: 64]"),
         "{help}"
     );
     let zero = Command::new(env!("CARGO_BIN_EXE_quayside"))
