@@ -413,7 +413,7 @@ const LEDGER: &[(&str, How)] = &[
     ),
     ("scripts/bench --quick", Run(Bench)),
     (
-        "target/release/quayside-bench controller --only scale --components 1000 --environments 10 --steps 100,300 --json scale.json",
+        "target/release/quayside-bench controller --only scale --components 1000 --environments 10 --steps 1000 --restarts 2 --json scale.json",
         ArgsOnly("1,000 Components × 10 Environments: tens of minutes"),
     ),
     (
