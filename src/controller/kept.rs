@@ -5,6 +5,7 @@
 //! five Secrets each that was most of the controller's memory.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 
 use k8s_openapi::NamespaceResourceScope;
@@ -32,6 +33,15 @@ fn identity(meta: &ObjectMeta) -> ObjectMeta {
     }
 }
 
+/// The labels and annotations, empty where there are none.
+fn maps(meta: &ObjectMeta) -> (&BTreeMap<String, String>, &BTreeMap<String, String>) {
+    static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+    (
+        meta.labels.as_ref().unwrap_or(&EMPTY),
+        meta.annotations.as_ref().unwrap_or(&EMPTY),
+    )
+}
+
 /// A quayside Secret in a workspace (a robot's login), as kept.
 #[derive(Clone)]
 pub struct WorkspaceSecret {
@@ -46,12 +56,11 @@ pub struct WorkspaceSecret {
 
 impl WorkspaceSecret {
     pub fn keep(s: &Secret) -> WorkspaceSecret {
-        let labels = s.metadata.labels.clone().unwrap_or_default();
-        let annotations = s.metadata.annotations.clone().unwrap_or_default();
+        let (labels, annotations) = maps(&s.metadata);
         WorkspaceSecret {
             metadata: identity(&s.metadata),
-            component: named_by(LABEL_COMPONENT, &labels, &annotations),
-            role: role_of(&labels),
+            component: named_by(LABEL_COMPONENT, labels, annotations),
+            role: role_of(labels),
             stored: workspace::parse(s),
         }
     }
@@ -75,14 +84,13 @@ pub struct TargetSecret {
 
 impl TargetSecret {
     pub fn keep(s: &PartialObjectMeta<Secret>) -> TargetSecret {
-        let labels = s.metadata.labels.clone().unwrap_or_default();
-        let annotations = s.metadata.annotations.clone().unwrap_or_default();
+        let (labels, annotations) = maps(&s.metadata);
         TargetSecret {
             metadata: identity(&s.metadata),
             workspace: labels.get(LABEL_WORKSPACE).cloned(),
             environment_label: labels.get(LABEL_ENVIRONMENT).cloned(),
-            environment: named_by(LABEL_ENVIRONMENT, &labels, &annotations),
-            component: named_by(LABEL_COMPONENT, &labels, &annotations),
+            environment: named_by(LABEL_ENVIRONMENT, labels, annotations),
+            component: named_by(LABEL_COMPONENT, labels, annotations),
             generation: generation_of(s.metadata.annotations.as_ref()),
         }
     }

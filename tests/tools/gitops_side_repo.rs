@@ -716,19 +716,7 @@ fn a_cgi_program_dies_with_the_git_server_that_started_it() {
 /// 6,000 Environment folders).
 #[test]
 fn a_pass_stores_only_the_objects_it_wrote() {
-    let server = GitServer::start(&[], &["side"]);
-    let work = tempfile::tempdir().unwrap();
-    let mut repo =
-        SideRepo::open(config(server.repo_url("side"), work.path(), auth(PASSWORD))).unwrap();
-    let many: Vec<_> = (0..40)
-        .map(|i| folder(&format!("env{i}"), &["api", "web"], "g1"))
-        .collect();
-    assert!(
-        repo.apply(&plan(many, &[], "many"))
-            .unwrap()
-            .commit
-            .is_some()
-    );
+    let (_server, work, mut repo) = with_folders(40);
     let before = pack_objects(work.path());
     let one = plan(vec![folder("env7", &["api", "web"], "g2")], &[], "one");
     assert!(repo.apply(&one).unwrap().commit.is_some());
@@ -741,6 +729,21 @@ fn a_pass_stores_only_the_objects_it_wrote() {
             .as_deref(),
         Some("sealed web g1\n")
     );
+}
+
+/// A working repository whose first pass wrote `n` Environment folders
+/// (`env0`…, each with `api` and `web` at generation `g1`) and pushed them.
+fn with_folders(n: usize) -> (GitServer, tempfile::TempDir, SideRepo) {
+    let server = GitServer::start(&[], &["side"]);
+    let work = tempfile::tempdir().unwrap();
+    let mut repo =
+        SideRepo::open(config(server.repo_url("side"), work.path(), auth(PASSWORD))).unwrap();
+    let many: Vec<_> = (0..n)
+        .map(|i| folder(&format!("env{i}"), &["api", "web"], "g1"))
+        .collect();
+    let first = repo.apply(&plan(many, &[], "many")).unwrap();
+    assert!(first.commit.is_some());
+    (server, work, repo)
 }
 
 /// Objects in the working repository's packs, by their indexes.
@@ -853,19 +856,7 @@ fn a_group_that_changes_nothing_reads_only_the_references() {
 /// lives, and they counted in the controller's RSS at rest.
 #[test]
 fn released_memory_leaves_no_pack_mapped() {
-    let server = GitServer::start(&[], &["side"]);
-    let work = tempfile::tempdir().unwrap();
-    let mut repo =
-        SideRepo::open(config(server.repo_url("side"), work.path(), auth(PASSWORD))).unwrap();
-    let many: Vec<_> = (0..20)
-        .map(|i| folder(&format!("env{i}"), &["api", "web"], "g1"))
-        .collect();
-    assert!(
-        repo.apply(&plan(many, &[], "many"))
-            .unwrap()
-            .commit
-            .is_some()
-    );
+    let (_server, work, mut repo) = with_folders(20);
     let packs = work.path().join("objects").join("pack");
     let mapped = || {
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap();

@@ -830,26 +830,7 @@ impl Bench {
             "poll_s": every.as_secs_f64(), "scrape_cpu_ms": scrape_ms,
             "window": window.to_json(),
         });
-        println!(
-            "  no-op heartbeat ({} Component + {} Environment passes{}): kube writes {}, Quay calls {}, git commits {}, CPU {:.2} s over a {:.1} s window (heartbeat {:.0} s, --quay-verify-interval {}; /metrics read every {:.2} s, {:.1} ms CPU each)\n    {}",
-            hb["component_passes"],
-            hb["environment_passes"],
-            if quiet {
-                ""
-            } else {
-                "; never went quiet: cut at twice the heartbeat"
-            },
-            hb["kube_writes"],
-            hb["quay_calls"],
-            hb["git_commits"],
-            hb["cpu_s"].as_f64().unwrap_or_default(),
-            hb["window_s"].as_f64().unwrap_or_default(),
-            beat_at,
-            verify.unwrap_or("not offered"),
-            every.as_secs_f64(),
-            scrape_ms,
-            window.line()
-        );
+        print_heartbeat(&hb, verify, &window.line());
         p.stop();
         Ok(hb)
     }
@@ -1333,6 +1314,29 @@ async fn keep_packed(bare: PathBuf) {
                 .await;
         }
     }
+}
+
+/// The no-op heartbeat's summary line, from its JSON figures.
+fn print_heartbeat(hb: &Value, verify: Option<&str>, window: &str) {
+    let f = |k: &str| hb[k].as_f64().unwrap_or_default();
+    let quiet = match hb["went_quiet"].as_bool().unwrap_or(true) {
+        true => "",
+        false => "; never went quiet: cut at twice the heartbeat",
+    };
+    println!(
+        "  no-op heartbeat ({} Component + {} Environment passes{quiet}): kube writes {}, Quay calls {}, git commits {}, CPU {:.2} s over a {:.1} s window (heartbeat {:.0} s, --quay-verify-interval {}; /metrics read every {:.2} s, {:.1} ms CPU each)\n    {window}",
+        hb["component_passes"],
+        hb["environment_passes"],
+        hb["kube_writes"],
+        hb["quay_calls"],
+        hb["git_commits"],
+        f("cpu_s"),
+        f("window_s"),
+        f("heartbeat_s"),
+        verify.unwrap_or("not offered"),
+        f("poll_s"),
+        f("scrape_cpu_ms"),
+    );
 }
 
 #[cfg(test)]
