@@ -535,13 +535,7 @@ fn environment_changed(send: Senders) -> impl FnMut(&Stores, Change<Environment>
             if wakes_itself(&mut own, e, gone) {
                 send.environment(&ns, &e.name_any());
             }
-            let status = e.status.as_ref();
-            let print = fingerprint((
-                e.metadata.generation,
-                e.metadata.deletion_timestamp.is_some(),
-                status.map(|s| serde_json::to_string(&s.live).unwrap_or_default()),
-                status.and_then(|s| s.linked_service_account.as_deref()),
-            ));
+            let print = what_components_read(e);
             stores.follow_target(e, gone);
             if seen.changed(e.uid().unwrap_or_default(), print, gone) {
                 for c in stores.components.in_namespace(&ns) {
@@ -550,6 +544,27 @@ fn environment_changed(send: Senders) -> impl FnMut(&Stores, Change<Environment>
             }
         })
     }
+}
+
+/// What a Component pass reads of an Environment: its spec, deletion,
+/// what its engine serves, its linked account, and whether it applies (a
+/// rotation past its deadline may leave a failing Environment behind, and
+/// must hear that it fails, not wait for its backstop).
+fn what_components_read(e: &Environment) -> u64 {
+    let status = e.status.as_ref();
+    let applied = status.and_then(|s| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == "Applied")
+            .map(|c| c.status.as_str())
+    });
+    fingerprint((
+        e.metadata.generation,
+        e.metadata.deletion_timestamp.is_some(),
+        status.map(|s| serde_json::to_string(&s.live).unwrap_or_default()),
+        status.and_then(|s| s.linked_service_account.as_deref()),
+        applied,
+    ))
 }
 
 /// Whether a change of `e` asks for its own pass: not when only its
@@ -647,8 +662,36 @@ async fn accounts(
 
 #[cfg(test)]
 mod tests {
-    use super::{Fingerprints, OwnWrites, wakes_itself};
+    use super::{Fingerprints, OwnWrites, wakes_itself, what_components_read};
     use crate::api::Environment;
+
+    #[test]
+    fn components_hear_when_an_environment_stops_applying() {
+        let condition = |type_: &str, status: &str| {
+            serde_json::json!({"type": type_, "status": status, "reason": "R", "message": "",
+                "lastTransitionTime": "2026-12-07T00:00:00Z"})
+        };
+        let env = |conditions: Vec<serde_json::Value>| -> Environment {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "quayside.dev/v1alpha1", "kind": "Environment",
+                "metadata": {"name": "far", "namespace": "ws", "uid": "u1", "generation": 1},
+                "spec": {"target": {"namespace": "t"}},
+                "status": {"conditions": conditions},
+            }))
+            .unwrap()
+        };
+        let applying = what_components_read(&env(vec![condition("Applied", "True")]));
+        let failing = what_components_read(&env(vec![condition("Applied", "False")]));
+        assert_ne!(
+            applying, failing,
+            "a failing Environment wakes its Components"
+        );
+        let ready_only = what_components_read(&env(vec![
+            condition("Applied", "True"),
+            condition("Ready", "False"),
+        ]));
+        assert_eq!(applying, ready_only, "another condition does not");
+    }
 
     #[test]
     fn an_environment_is_not_woken_by_its_own_status() {
